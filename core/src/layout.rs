@@ -1,0 +1,268 @@
+//! The shared-memory layout: a `#[repr(C)]` header followed by the data area.
+//!
+//! ```text
+//! offset  size  what
+//!      0   128  identity line (written once by the creator, then read-only)
+//!                 0  magic          u64  b"SHMLANE\0" in memory order
+//!                 8  version        u32  LAYOUT_VERSION
+//!                12  header_size    u32  HEADER_SIZE
+//!                16  capacity       u64  data bytes, a power of two
+//!                24  max_message    u64  longest payload accepted
+//!                32  producer_state u32  IDLE / ACTIVE / CLOSED
+//!                36  consumer_state u32  IDLE / ACTIVE / CLOSED
+//!                40  init           u32  INIT_READY, stored last (Release)
+//!    128   128  producer line: write position u64 @0, wait word u32 @8
+//!    256   128  consumer line: read position u64 @0, wait word u32 @8
+//!    384     …  data area, `capacity` bytes of 8-byte aligned records
+//! ```
+//!
+//! (Line size 128 on x86_64 and aarch64, from crossbeam's `CachePadded`; the
+//! header records its own size so that a build with other padding refuses
+//! to attach instead of misreading.)
+//!
+//! A record is an 8-byte header, `len | kind << 32` stored as one `u64`,
+//! followed by `len` payload bytes and padding up to a multiple of 8. A
+//! record never straddles the end of the data area: when one would, the
+//! producer first writes a padding record (kind [`KIND_PADDING`], `len` =
+//! the bytes to the end) that the consumer skips.
+//!
+//! The role states live in the identity line, not next to the positions:
+//! they are written only when a side claims or closes, so each side can check
+//! the other's state on every operation without pulling the peer's hot line
+//! into its cache.
+
+use core::mem::{align_of, size_of};
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{AtomicU32, AtomicU64};
+
+/// `b"SHMLANE\0"` as the `u64` whose in-memory bytes spell it.
+pub const MAGIC: u64 = u64::from_ne_bytes(*b"SHMLANE\0");
+/// Version of this layout; bumped on any incompatible change.
+pub const LAYOUT_VERSION: u32 = 1;
+/// Value of the init word once the creator has finished initialising.
+pub const INIT_READY: u32 = 0x5244_5952; // "RYDR"
+/// Record kind of a message.
+pub const KIND_MESSAGE: u32 = 0x4d53_4c01;
+/// Record kind of a padding record that fills the tail of the data area.
+pub const KIND_PADDING: u32 = 0x4d53_4c02;
+/// Bytes of a record header.
+pub const RECORD_HEADER: u64 = 8;
+
+/// Role state: nobody has claimed the role yet.
+pub const STATE_IDLE: u32 = 0;
+/// Role state: a live handle holds the role.
+pub const STATE_ACTIVE: u32 = 1;
+/// Role state: the role's holder closed it; it cannot be claimed again.
+pub const STATE_CLOSED: u32 = 2;
+
+/// Low bit of a wait word: a peer announced that it is (about to be) asleep.
+pub(crate) const SLEEPING: u32 = 1;
+
+/// Fields written once by the creator.
+#[repr(C)]
+pub(crate) struct Identity {
+    pub magic: AtomicU64,
+    pub version: AtomicU32,
+    pub header_size: AtomicU32,
+    pub capacity: AtomicU64,
+    pub max_message: AtomicU64,
+    pub producer_state: AtomicU32,
+    pub consumer_state: AtomicU32,
+    pub init: AtomicU32,
+    pub reserved: AtomicU32,
+}
+
+/// One side's hot line: its position and the word its peer sleeps on.
+#[repr(C)]
+pub(crate) struct Line {
+    /// Producer line: bytes written and published. Consumer line: bytes
+    /// consumed and released. Monotonic, wrapping at 2^64.
+    pub position: AtomicU64,
+    /// Eventcount the *peer* sleeps on: bumped by this line's owner after
+    /// it publishes while the peer's [`SLEEPING`] bit is set.
+    pub wait: AtomicU32,
+    pub reserved: AtomicU32,
+}
+
+/// The shared header at the start of every ring region.
+#[repr(C)]
+pub(crate) struct Header {
+    pub identity: CachePadded<Identity>,
+    pub producer: CachePadded<Line>,
+    pub consumer: CachePadded<Line>,
+    /// loom cannot see races on raw memory, so under loom every 8-byte word
+    /// of the data area gets a tracked cell that the ring "touches" whenever
+    /// it reads or writes that word: a missing happens-before edge between
+    /// producer and consumer is then reported as a causality violation.
+    #[cfg(loom)]
+    pub cells: [loom::cell::UnsafeCell<()>; LOOM_CELLS],
+}
+
+/// Number of tracked 8-byte words under loom (so capacity ≤ 8 × this).
+#[cfg(loom)]
+pub(crate) const LOOM_CELLS: usize = 64;
+
+impl Header {
+    /// A fresh, not yet initialised header.
+    pub(crate) fn new(capacity: u64, max_message: u64) -> Self {
+        Header {
+            identity: CachePadded::new(Identity {
+                magic: AtomicU64::new(MAGIC),
+                version: AtomicU32::new(LAYOUT_VERSION),
+                header_size: AtomicU32::new(HEADER_SIZE as u32),
+                capacity: AtomicU64::new(capacity),
+                max_message: AtomicU64::new(max_message),
+                producer_state: AtomicU32::new(STATE_IDLE),
+                consumer_state: AtomicU32::new(STATE_IDLE),
+                init: AtomicU32::new(0),
+                reserved: AtomicU32::new(0),
+            }),
+            producer: CachePadded::new(Line {
+                position: AtomicU64::new(0),
+                wait: AtomicU32::new(0),
+                reserved: AtomicU32::new(0),
+            }),
+            consumer: CachePadded::new(Line {
+                position: AtomicU64::new(0),
+                wait: AtomicU32::new(0),
+                reserved: AtomicU32::new(0),
+            }),
+            #[cfg(loom)]
+            cells: core::array::from_fn(|_| loom::cell::UnsafeCell::new(())),
+        }
+    }
+
+    /// Tells loom that `len` bytes of the data area at `offset` are read
+    /// (`write == false`) or written now. Nothing outside loom.
+    #[inline(always)]
+    pub(crate) fn track(&self, offset: u64, len: u64, write: bool) {
+        #[cfg(loom)]
+        {
+            let first = (offset / 8) as usize;
+            let end = offset.saturating_add(len).div_ceil(8) as usize;
+            for cell in &self.cells[first.min(LOOM_CELLS)..end.min(LOOM_CELLS)] {
+                if write {
+                    cell.with_mut(|_| ());
+                } else {
+                    cell.with(|_| ());
+                }
+            }
+        }
+        #[cfg(not(loom))]
+        let _ = (self, offset, len, write);
+    }
+}
+
+/// Size in bytes of the shared header; the data area starts here.
+pub const HEADER_SIZE: usize = size_of::<Header>();
+/// Alignment the region's start must have.
+pub const REGION_ALIGN: usize = align_of::<Header>();
+/// Smallest supported data capacity in bytes.
+pub const MIN_CAPACITY: usize = 64;
+/// Largest supported data capacity in bytes (1 TiB).
+pub const MAX_CAPACITY: usize = if usize::BITS >= 64 { 1 << 40 } else { 1 << 30 };
+
+/// Bytes a region needs for a ring of `capacity` data bytes.
+pub const fn region_size(capacity: usize) -> usize {
+    HEADER_SIZE + capacity
+}
+
+/// The largest payload a ring of `capacity` bytes can carry: a record of
+/// half the capacity always fits into an empty ring, wherever the write
+/// position stands (tail padding + record ≤ capacity).
+pub const fn max_message_limit(capacity: usize) -> usize {
+    capacity / 2 - RECORD_HEADER as usize
+}
+
+/// Bytes a record with a `len`-byte payload occupies.
+#[inline(always)]
+pub(crate) const fn record_size(len: u64) -> u64 {
+    RECORD_HEADER + ((len + 7) & !7)
+}
+
+/// A suitably aligned, zeroed memory region of `N` bytes for a ring,
+/// for `static`s on bare metal, stack or `Box` buffers in tests.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_core::{region_size, Config, Region, Ring};
+///
+/// let mut region = Region::<{ region_size(1024) }>::new();
+/// let ring = Ring::create_in(region.as_mut_slice(), Config::new(1024)).unwrap();
+/// assert_eq!(ring.capacity(), 1024);
+/// ```
+#[derive(Debug)]
+#[repr(C, align(128))]
+pub struct Region<const N: usize>([u8; N]);
+
+impl<const N: usize> Region<N> {
+    /// A zeroed region.
+    pub const fn new() -> Self {
+        Region([0; N])
+    }
+
+    /// The region's bytes, to hand to [`Ring::create_in`](crate::Ring::create_in)
+    /// or [`Ring::attach_in`](crate::Ring::attach_in).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
+impl<const N: usize> Default for Region<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// The layout is an ABI: pin it. (loom's atomics are larger, so not under loom.)
+#[cfg(not(loom))]
+mod pinned {
+    use super::*;
+    use core::mem::offset_of;
+    use static_assertions::{const_assert, const_assert_eq};
+
+    const_assert_eq!(size_of::<Identity>(), 48);
+    const_assert_eq!(offset_of!(Identity, magic), 0);
+    const_assert_eq!(offset_of!(Identity, version), 8);
+    const_assert_eq!(offset_of!(Identity, header_size), 12);
+    const_assert_eq!(offset_of!(Identity, capacity), 16);
+    const_assert_eq!(offset_of!(Identity, max_message), 24);
+    const_assert_eq!(offset_of!(Identity, producer_state), 32);
+    const_assert_eq!(offset_of!(Identity, consumer_state), 36);
+    const_assert_eq!(offset_of!(Identity, init), 40);
+    const_assert_eq!(offset_of!(Identity, reserved), 44);
+
+    const_assert_eq!(size_of::<Line>(), 16);
+    const_assert_eq!(offset_of!(Line, position), 0);
+    const_assert_eq!(offset_of!(Line, wait), 8);
+
+    // Same-size atomics have the same layout as the plain integers, so the
+    // header is readable from any language as u64/u32 fields.
+    const_assert_eq!(size_of::<AtomicU64>(), 8);
+    const_assert_eq!(align_of::<AtomicU64>(), 8);
+    const_assert_eq!(size_of::<AtomicU32>(), 4);
+
+    // Three lines, each alone on its (prefetch-pair of) cache line(s).
+    const LINE: usize = align_of::<CachePadded<u8>>();
+    const_assert!(LINE >= 64);
+    const_assert_eq!(offset_of!(Header, identity), 0);
+    const_assert_eq!(offset_of!(Header, producer), LINE);
+    const_assert_eq!(offset_of!(Header, consumer), 2 * LINE);
+    const_assert_eq!(size_of::<Header>(), 3 * LINE);
+    const_assert_eq!(align_of::<Header>(), LINE);
+
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    mod line_128 {
+        use super::*;
+        const_assert_eq!(HEADER_SIZE, 384);
+        const_assert_eq!(REGION_ALIGN, 128);
+    }
+
+    // Records stay 8-byte aligned inside an aligned data area.
+    const_assert_eq!(HEADER_SIZE % 8, 0);
+    const_assert!(REGION_ALIGN >= 8);
+    const_assert!(align_of::<Region<1>>() >= REGION_ALIGN);
+}

@@ -1,0 +1,72 @@
+//! # shmlane-core
+//!
+//! A lock-free single-producer/single-consumer ring of variable-length
+//! messages, laid out in a memory region the caller provides (a shared
+//! mapping between two processes, a `static` on bare metal, a buffer in a
+//! test). Messages are written and read in place through grants (zero
+//! copy), or copied with `try_send` / `try_recv`; batches publish or free
+//! many messages with one atomic store. A blocking gate lets an idle side
+//! sleep without costing the busy side a system call.
+//!
+//! `#![no_std]`, no allocation, no system calls: the OS-facing parts (shared
+//! memory segments, the futex gate, dead-peer detection) live in
+//! `shmlane-posix`.
+//!
+//! The peer is not trusted: every value read from the region is read once
+//! and checked, and a bad one is [`Error::Corrupt`], never a panic, an
+//! out-of-bounds access or an endless loop.
+//!
+//! ```
+//! use shmlane_core::{region_size, Config, Region, Ring, Spin};
+//!
+//! let mut region = Region::<{ region_size(4096) }>::new();
+//! let ring = Ring::create_in(region.as_mut_slice(), Config::new(4096))?;
+//! let mut tx = ring.producer(Spin::new())?;
+//! let mut rx = ring.consumer(Spin::new())?;
+//!
+//! std::thread::scope(|s| {
+//!     s.spawn(move || {
+//!         for i in 0..1000u32 {
+//!             // Zero-copy: write the message where the consumer will read it.
+//!             let mut grant = tx.reserve_blocking(4, None).unwrap();
+//!             grant.copy_from_slice(&i.to_le_bytes());
+//!             grant.commit(4);
+//!         }
+//!         // Dropping `tx` closes the ring for writing.
+//!     });
+//!     let mut expected = 0u32;
+//!     while let Ok(msg) = rx.recv_blocking(None) {
+//!         assert_eq!(u32::from_le_bytes(msg[..].try_into().unwrap()), expected);
+//!         expected += 1;
+//!     }
+//!     assert_eq!(expected, 1000); // then `Disconnected`
+//! });
+//! # Ok::<(), shmlane_core::Error>(())
+//! ```
+//!
+//! The shared layout is documented, and pinned with `static_assertions`, in
+//! the [`layout`] module.
+
+#![no_std]
+#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
+
+#[cfg(any(test, loom))]
+extern crate std;
+
+mod error;
+pub mod layout;
+mod ring;
+mod sync;
+mod wait;
+
+pub use error::{Corruption, Error, Role};
+pub use layout::{
+    HEADER_SIZE, MAX_CAPACITY, MIN_CAPACITY, REGION_ALIGN, Region, max_message_limit, region_size,
+};
+pub use ring::{Config, Consumer, Producer, ReadGrant, RecvBatch, Ring, SendBatch, WriteGrant};
+pub use sync::AtomicU32;
+pub use wait::{Spin, Wait};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1288 @@
+//! The ring: a single-producer/single-consumer queue of variable-length
+//! messages in a caller-provided region.
+//!
+//! Invariants, with `write`/`read` the producer's/consumer's positions
+//! (monotonic byte counts, wrapping at 2^64):
+//!
+//! - `read ≤ write ≤ read + capacity`, both multiples of 8;
+//! - bytes `[read, write)` hold whole records, each inside the data area
+//!   (a padding record fills a tail that a record would straddle);
+//! - the producer writes only `[write, read + capacity)`, the consumer reads
+//!   only `[read, write)`; each side learns the other's position through an
+//!   Acquire load of a Release store, which orders the data accesses.
+//!
+//! Each side keeps its own position in a local and publishes it; it never
+//! reads its own position back from shared memory, and every value it does
+//! read (the peer's position, record headers, role states) is loaded once
+//! and checked before use. A peer that scribbles over the region can make
+//! this side see [`Error::Corrupt`] or garbled payloads, but never makes it
+//! touch memory outside the region, panic, or loop forever.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+
+use crate::error::{Corruption, Error, Role};
+use crate::layout::*;
+use crate::sync::{AtomicU32, Ordering::*, fence};
+use crate::wait::{Spin, Wait};
+
+/// How to lay out a new ring.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_core::Config;
+///
+/// // 64 KiB of data, messages of at most 1 KiB.
+/// let config = Config::new(64 * 1024).max_message(1024);
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    capacity: usize,
+    max_message: Option<usize>,
+}
+
+impl Config {
+    /// A ring with `capacity` data bytes (a power of two from
+    /// [`MIN_CAPACITY`] to [`MAX_CAPACITY`]) whose messages may be as long
+    /// as [`max_message_limit`]`(capacity)`, that is half the capacity less
+    /// a record header.
+    pub const fn new(capacity: usize) -> Self {
+        Config {
+            capacity,
+            max_message: None,
+        }
+    }
+
+    /// Caps the message length below the default.
+    pub const fn max_message(mut self, max_message: usize) -> Self {
+        self.max_message = Some(max_message);
+        self
+    }
+
+    /// The data capacity this config asks for.
+    pub const fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Checks the config: `(capacity, max_message)`.
+    fn validate(&self) -> Result<(usize, usize), Error> {
+        let capacity = self.capacity;
+        let loom_limit = if cfg!(loom) {
+            capacity <= 8 * loom_cells()
+        } else {
+            true
+        };
+        if !capacity.is_power_of_two()
+            || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity)
+            || !loom_limit
+        {
+            return Err(Error::InvalidCapacity { capacity });
+        }
+        let limit = max_message_limit(capacity);
+        let max_message = self.max_message.unwrap_or(limit);
+        if max_message > limit {
+            return Err(Error::InvalidMaxMessage { max_message, limit });
+        }
+        Ok((capacity, max_message))
+    }
+}
+
+#[cfg(loom)]
+const fn loom_cells() -> usize {
+    LOOM_CELLS
+}
+#[cfg(not(loom))]
+const fn loom_cells() -> usize {
+    usize::MAX / 8
+}
+
+/// Used bytes between a write and a read position, if they form a valid
+/// window (`read ≤ write ≤ read + capacity`, both record-aligned).
+#[inline(always)]
+fn window(write: u64, read: u64, capacity: u64) -> Option<u64> {
+    let used = write.wrapping_sub(read);
+    (used <= capacity && (write | read) & 7 == 0).then_some(used)
+}
+
+/// A handle to a ring in a memory region: cheap to copy, shared by both
+/// sides. Claim a side with [`Ring::producer`] or [`Ring::consumer`].
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_core::{region_size, Config, Region, Ring, Spin};
+///
+/// let mut region = Region::<{ region_size(4096) }>::new();
+/// let ring = Ring::create_in(region.as_mut_slice(), Config::new(4096))?;
+/// let mut tx = ring.producer(Spin::new())?;
+/// let mut rx = ring.consumer(Spin::new())?;
+///
+/// tx.try_send(b"hello")?;
+/// let msg = rx.read()?;
+/// assert_eq!(&*msg, b"hello");
+/// # Ok::<(), shmlane_core::Error>(())
+/// ```
+#[derive(Clone, Copy)]
+pub struct Ring<'a> {
+    header: NonNull<Header>,
+    data: NonNull<u8>,
+    capacity: u64,
+    max_message: u64,
+    _region: PhantomData<&'a [core::cell::UnsafeCell<u8>]>,
+}
+
+// SAFETY: a `Ring` is a pair of pointers into a region that outlives 'a.
+// Every access to the header goes through atomics; the data area is written
+// only by the one `Producer` and read only by the one `Consumer` (each role
+// is claimed once, by an atomic compare-exchange), in ranges that the
+// Release/Acquire position protocol keeps disjoint.
+unsafe impl Send for Ring<'_> {}
+// SAFETY: as above; `&Ring` offers nothing beyond what a copy offers.
+unsafe impl Sync for Ring<'_> {}
+
+impl fmt::Debug for Ring<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("region", &self.header)
+            .field("capacity", &self.capacity)
+            .field("max_message", &self.max_message)
+            .finish()
+    }
+}
+
+/// Checks that `[region, region + len)` can hold a header.
+fn check_region(region: NonNull<u8>, len: usize) -> Result<(), Error> {
+    if region.as_ptr() as usize % REGION_ALIGN != 0 {
+        return Err(Error::Misaligned {
+            required: REGION_ALIGN,
+        });
+    }
+    if len < HEADER_SIZE {
+        return Err(Error::RegionTooSmall {
+            needed: HEADER_SIZE,
+            available: len,
+        });
+    }
+    Ok(())
+}
+
+impl<'a> Ring<'a> {
+    /// Initialises a new ring in `region`, overwriting whatever it held.
+    ///
+    /// The region must be aligned to [`REGION_ALIGN`] and hold at least
+    /// [`region_size`]`(config.capacity())` bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Config, Error, Region, Ring};
+    ///
+    /// let mut region = Region::<{ region_size(256) }>::new();
+    /// assert!(Ring::create_in(region.as_mut_slice(), Config::new(256)).is_ok());
+    /// // Not a power of two:
+    /// assert_eq!(
+    ///     Ring::create_in(region.as_mut_slice(), Config::new(200)).unwrap_err(),
+    ///     Error::InvalidCapacity { capacity: 200 }
+    /// );
+    /// ```
+    pub fn create_in(region: &'a mut [u8], config: Config) -> Result<Self, Error> {
+        let len = region.len();
+        // SAFETY: the region is exclusively borrowed for 'a and is `len`
+        // bytes long, so it is valid, initialised and unaliased for 'a.
+        unsafe { Self::create(NonNull::from(region).cast(), len, config) }
+    }
+
+    /// Attaches to a ring that [`Ring::create_in`] (or another process,
+    /// through a shared mapping) initialised in `region`, after checking
+    /// every field of its header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Config, Error, Region, Ring};
+    ///
+    /// let mut region = Region::<{ region_size(256) }>::new();
+    /// // A zeroed region has not been initialised by anyone:
+    /// assert_eq!(Ring::attach_in(region.as_mut_slice()).unwrap_err(), Error::Uninitialised);
+    /// Ring::create_in(region.as_mut_slice(), Config::new(256))?;
+    /// let ring = Ring::attach_in(region.as_mut_slice())?;
+    /// assert_eq!(ring.capacity(), 256);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn attach_in(region: &'a mut [u8]) -> Result<Self, Error> {
+        let len = region.len();
+        // SAFETY: as in `create_in`.
+        unsafe { Self::attach(NonNull::from(region).cast(), len) }
+    }
+
+    /// Initialises a new ring in the region at `region`, `len` bytes long.
+    ///
+    /// # Safety
+    ///
+    /// - `region` must be valid for reads and writes of `len` bytes for the
+    ///   whole lifetime `'a` (e.g. a mapping that stays mapped), and those
+    ///   bytes must be initialised (any values).
+    /// - During 'a, the region may be accessed only through rings created
+    ///   or attached here (in this or another process); in particular no
+    ///   Rust reference to its bytes may be live.
+    /// - No one else may access the region while `create` runs.
+    pub unsafe fn create(region: NonNull<u8>, len: usize, config: Config) -> Result<Self, Error> {
+        let (capacity, max_message) = config.validate()?;
+        check_region(region, len)?;
+        if len < region_size(capacity) {
+            return Err(Error::RegionTooSmall {
+                needed: region_size(capacity),
+                available: len,
+            });
+        }
+        let header = region.cast::<Header>();
+        // SAFETY: the region is valid for writes of `len ≥ HEADER_SIZE`
+        // bytes, aligned for `Header` (checked above), and nobody else
+        // accesses it during `create` (the caller's promise).
+        unsafe { header.write(Header::new(capacity as u64, max_message as u64)) };
+        // SAFETY: just initialised; shared access only, through atomics.
+        let h = unsafe { header.as_ref() };
+        // Release: an opener that sees INIT_READY (Acquire) sees every field above.
+        h.identity.init.store(INIT_READY, Release);
+        // SAFETY: the region holds an initialised header and `capacity`
+        // data bytes; the caller guarantees validity for 'a.
+        Ok(unsafe { Self::from_parts(region, capacity as u64, max_message as u64) })
+    }
+
+    /// Attaches to an initialised ring in the region at `region`, `len`
+    /// bytes long, after checking its header.
+    ///
+    /// # Safety
+    ///
+    /// The first two conditions of [`Ring::create`].
+    pub unsafe fn attach(region: NonNull<u8>, len: usize) -> Result<Self, Error> {
+        check_region(region, len)?;
+        // SAFETY: the region is valid, initialised and aligned for a
+        // `Header` (checked above), and is accessed only through atomics;
+        // any bit pattern is a valid atomic integer.
+        let h = unsafe { region.cast::<Header>().as_ref() };
+        let id = &*h.identity;
+
+        // Acquire: pairs with the creator's Release store of INIT_READY.
+        if id.init.load(Acquire) != INIT_READY {
+            let magic = id.magic.load(Relaxed);
+            return Err(if magic == MAGIC || magic == 0 {
+                Error::Uninitialised
+            } else {
+                Error::BadMagic
+            });
+        }
+        if id.magic.load(Relaxed) != MAGIC {
+            return Err(Error::BadMagic);
+        }
+        let version = id.version.load(Relaxed);
+        if version != LAYOUT_VERSION || id.header_size.load(Relaxed) as usize != HEADER_SIZE {
+            return Err(Error::VersionMismatch {
+                found: version,
+                expected: LAYOUT_VERSION,
+            });
+        }
+        let capacity = id.capacity.load(Relaxed);
+        if !capacity.is_power_of_two()
+            || capacity < MIN_CAPACITY as u64
+            || capacity > MAX_CAPACITY as u64
+            || capacity > 8 * loom_cells() as u64
+        {
+            return Err(Error::Corrupt(Corruption::Capacity));
+        }
+        let needed = region_size(capacity as usize);
+        if len < needed {
+            return Err(Error::RegionTooSmall {
+                needed,
+                available: len,
+            });
+        }
+        let max_message = id.max_message.load(Relaxed);
+        if max_message > max_message_limit(capacity as usize) as u64 {
+            return Err(Error::Corrupt(Corruption::MaxMessage));
+        }
+        for state in [&id.producer_state, &id.consumer_state] {
+            if state.load(Relaxed) > STATE_CLOSED {
+                return Err(Error::Corrupt(Corruption::State));
+            }
+        }
+        let write = h.producer.position.load(Acquire);
+        let read = h.consumer.position.load(Acquire);
+        if read & 7 != 0 {
+            return Err(Error::Corrupt(Corruption::ReadPosition));
+        }
+        if window(write, read, capacity).is_none() {
+            return Err(Error::Corrupt(Corruption::WritePosition));
+        }
+        // SAFETY: header checked; the caller guarantees validity for 'a.
+        Ok(unsafe { Self::from_parts(region, capacity, max_message) })
+    }
+
+    /// # Safety
+    ///
+    /// `region` points to an initialised header followed by `capacity`
+    /// data bytes, valid for 'a.
+    unsafe fn from_parts(region: NonNull<u8>, capacity: u64, max_message: u64) -> Self {
+        Ring {
+            header: region.cast(),
+            // SAFETY: the data area starts HEADER_SIZE bytes into the region,
+            // inside it (the region holds at least HEADER_SIZE + capacity).
+            data: unsafe { region.add(HEADER_SIZE) },
+            capacity,
+            max_message,
+            _region: PhantomData,
+        }
+    }
+
+    /// Data bytes in the ring.
+    pub fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    /// The longest message the ring accepts.
+    pub fn max_message(&self) -> usize {
+        self.max_message as usize
+    }
+
+    /// Claims the producer role. A second claim, while the first producer
+    /// lives or after it closed, fails with [`Error::RoleTaken`].
+    ///
+    /// `wait` is how this side sleeps when the ring is full, and how it
+    /// wakes a consumer that sleeps on an empty ring.
+    pub fn producer<W: Wait>(&self, wait: W) -> Result<Producer<'a, W>, Error> {
+        let h = self.header();
+        claim(&h.identity.producer_state, Role::Producer)?;
+        // Acquire: a producer that claims a ring someone else wrote to
+        // before (not possible today, as roles are claimed once) would
+        // see its predecessor's records.
+        let write = h.producer.position.load(Acquire);
+        let read = h.consumer.position.load(Acquire);
+        if window(write, read, self.capacity).is_none() {
+            unclaim(&h.identity.producer_state);
+            return Err(Error::Corrupt(Corruption::WritePosition));
+        }
+        Ok(Producer {
+            ring: *self,
+            wait,
+            write,
+            published: write,
+            cached_read: read,
+            staged: 0,
+        })
+    }
+
+    /// Claims the consumer role. A second claim, while the first consumer
+    /// lives or after it closed, fails with [`Error::RoleTaken`].
+    ///
+    /// `wait` is how this side sleeps when the ring is empty, and how it
+    /// wakes a producer that sleeps on a full ring.
+    pub fn consumer<W: Wait>(&self, wait: W) -> Result<Consumer<'a, W>, Error> {
+        let h = self.header();
+        claim(&h.identity.consumer_state, Role::Consumer)?;
+        let read = h.consumer.position.load(Acquire);
+        let write = h.producer.position.load(Acquire);
+        if window(write, read, self.capacity).is_none() {
+            unclaim(&h.identity.consumer_state);
+            return Err(Error::Corrupt(Corruption::ReadPosition));
+        }
+        Ok(Consumer {
+            ring: *self,
+            wait,
+            read,
+            released: read,
+            cached_write: read,
+        })
+    }
+
+    #[inline(always)]
+    fn header(&self) -> &'a Header {
+        // SAFETY: `header` points to an initialised header valid for 'a
+        // (the constructors' contract), accessed only through atomics.
+        unsafe { self.header.as_ref() }
+    }
+
+    #[inline(always)]
+    fn mask(&self) -> u64 {
+        self.capacity - 1
+    }
+
+    /// Pointer to data byte `offset` (< capacity).
+    #[inline(always)]
+    fn data_at(&self, offset: u64) -> *mut u8 {
+        debug_assert!(offset < self.capacity);
+        // SAFETY: offset < capacity, so the result stays inside the data area.
+        unsafe { self.data.as_ptr().add(offset as usize) }
+    }
+
+    /// Loads the record header at data offset `offset` (8-aligned, < capacity).
+    #[inline(always)]
+    fn load_record(&self, offset: u64) -> u64 {
+        // SAFETY: the data area starts 8-aligned (HEADER_SIZE % 8 == 0 on a
+        // REGION_ALIGN-aligned region) and offset is a multiple of 8 below
+        // capacity, so 8 aligned bytes inside the region. An atomic load
+        // reads them exactly once, whatever the peer does concurrently.
+        let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(self.data_at(offset).cast()) };
+        word.load(Relaxed)
+    }
+
+    /// Stores a record header at data offset `offset` (8-aligned, < capacity).
+    #[inline(always)]
+    fn store_record(&self, offset: u64, kind: u32, len: u64) {
+        // SAFETY: as in `load_record`.
+        let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(self.data_at(offset).cast()) };
+        word.store(len | (kind as u64) << 32, Relaxed);
+    }
+}
+
+fn claim(state: &AtomicU32, role: Role) -> Result<(), Error> {
+    match state.compare_exchange(STATE_IDLE, STATE_ACTIVE, AcqRel, Acquire) {
+        Ok(_) => Ok(()),
+        Err(STATE_ACTIVE | STATE_CLOSED) => Err(Error::RoleTaken(role)),
+        Err(_) => Err(Error::Corrupt(Corruption::State)),
+    }
+}
+
+fn unclaim(state: &AtomicU32) {
+    let _ = state.compare_exchange(STATE_ACTIVE, STATE_IDLE, AcqRel, Relaxed);
+}
+
+/// Wakes the side sleeping on `word`, if it announced itself.
+///
+/// Called right after publishing a position. The SeqCst fence orders that
+/// Release store before the load of the sleeper bit; the sleeper orders its
+/// bit before its re-check of our position the same way. So either we see
+/// the bit, or the sleeper's re-check sees our position: no lost wake-up.
+#[inline(always)]
+fn wake_sleeper<W: Wait>(wait: &W, word: &AtomicU32) {
+    fence(SeqCst);
+    if word.load(Relaxed) & SLEEPING != 0 {
+        // Only the sleeper sets the bit and only we clear it, so adding one
+        // clears it and moves the count on. Release: a spinning sleeper that
+        // sees the new value (Acquire) also sees our position.
+        word.fetch_add(1, AcqRel);
+        wait.wake(word);
+    }
+}
+
+/// Announces that this side is about to sleep on `word`: returns the
+/// value to wait on. Must be followed by a re-check of the ring.
+#[inline(always)]
+fn announce_sleep(word: &AtomicU32) -> u32 {
+    let ticket = word.fetch_or(SLEEPING, Relaxed) | SLEEPING;
+    // Pairs with the fence in `wake_sleeper`; see there.
+    fence(SeqCst);
+    ticket
+}
+
+/// Marks a role closed and wakes its peer, whether or not it announced sleep.
+fn close_role<W: Wait>(wait: &W, state: &AtomicU32, word: &AtomicU32) {
+    // Release: a peer that sees CLOSED sees every position published before.
+    state.store(STATE_CLOSED, Release);
+    // Move the count on (keeping the sleeper bit) so that a sleeper whose
+    // ticket predates this returns at once. The release RMW carries the
+    // CLOSED store to a sleeper that announces after it.
+    word.fetch_add(2, AcqRel);
+    wait.wake(word);
+}
+
+// ---------------------------------------------------------------------------
+// Producer
+
+/// The writing side of a ring.
+///
+/// Dropping it publishes anything staged and closes the ring for writing:
+/// the consumer drains what was committed, then sees [`Error::Disconnected`].
+pub struct Producer<'a, W: Wait = Spin> {
+    ring: Ring<'a>,
+    wait: W,
+    /// Committed bytes (published or staged).
+    write: u64,
+    /// Last value stored to the shared write position.
+    published: u64,
+    /// Last consumer position seen; reloaded only when the ring looks full.
+    cached_read: u64,
+    /// Messages committed but not published yet.
+    staged: usize,
+}
+
+// SAFETY: the producer owns its role (claimed once); the ring handle is
+// Send, and the wait implementation is Send by the bound.
+unsafe impl<W: Wait + Send> Send for Producer<'_, W> {}
+
+impl<W: Wait> fmt::Debug for Producer<'_, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("ring", &self.ring)
+            .field("write", &self.write)
+            .field("published", &self.published)
+            .field("cached_read", &self.cached_read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, W: Wait> Producer<'a, W> {
+    /// Data bytes in the ring.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// The longest message the ring accepts.
+    pub fn max_message(&self) -> usize {
+        self.ring.max_message()
+    }
+
+    /// The wait implementation this side uses.
+    pub fn waiter(&self) -> &W {
+        &self.wait
+    }
+
+    /// Whether the consumer has closed its side.
+    pub fn is_disconnected(&self) -> bool {
+        self.check_peer() == Err(Error::Disconnected)
+    }
+
+    #[inline(always)]
+    fn check_peer(&self) -> Result<(), Error> {
+        // Relaxed: only the value matters; it changes once, to CLOSED.
+        match self.ring.header().identity.consumer_state.load(Relaxed) {
+            STATE_IDLE | STATE_ACTIVE => Ok(()),
+            STATE_CLOSED => Err(Error::Disconnected),
+            _ => Err(Error::Corrupt(Corruption::State)),
+        }
+    }
+
+    /// Where a `len`-byte message goes: (padding before it, bytes needed).
+    #[inline(always)]
+    fn placement(&self, len: u64) -> (u64, u64) {
+        let record = record_size(len);
+        let tail = self.ring.capacity - (self.write & self.ring.mask());
+        if record <= tail {
+            (0, record)
+        } else {
+            (tail, tail + record)
+        }
+    }
+
+    /// Whether `needed` bytes are free after `write`. Reloads the consumer's
+    /// position only when the cached one says no (one cache miss per lap of
+    /// the ring, not per message).
+    #[inline(always)]
+    fn has_room(&mut self, needed: u64) -> Result<bool, Error> {
+        let capacity = self.ring.capacity;
+        if capacity - self.write.wrapping_sub(self.cached_read) >= needed {
+            return Ok(true);
+        }
+        // Acquire: pairs with the consumer's Release store after it read
+        // the bytes we are about to overwrite.
+        let read = self.ring.header().consumer.position.load(Acquire);
+        let used =
+            window(self.write, read, capacity).ok_or(Error::Corrupt(Corruption::ReadPosition))?;
+        self.cached_read = read;
+        Ok(capacity - used >= needed)
+    }
+
+    fn check_len(&self, len: usize) -> Result<(), Error> {
+        if len > self.max_message() {
+            return Err(Error::TooLarge {
+                len,
+                max: self.max_message(),
+            });
+        }
+        Ok(())
+    }
+
+    fn reserve_inner(&mut self, len: usize, publish: bool) -> Result<WriteGrant<'_, 'a, W>, Error> {
+        self.check_len(len)?;
+        self.check_peer()?;
+        let (pad, needed) = self.placement(len as u64);
+        if !self.has_room(needed)? {
+            return Err(Error::Full);
+        }
+        let mask = self.ring.mask();
+        self.ring.header().track(self.write & mask, needed, true);
+        let payload = (self.write.wrapping_add(pad) & mask) + RECORD_HEADER;
+        // SAFETY: `placement` keeps the record inside the data area, so
+        // `payload` + len ≤ capacity; `data_at` never returns null.
+        let ptr = unsafe { NonNull::new_unchecked(self.ring.data_at(payload)) };
+        Ok(WriteGrant {
+            ptr,
+            len,
+            pad,
+            publish,
+            producer: self,
+        })
+    }
+
+    /// Reserves room for a message of `len` bytes and hands it out to be
+    /// written in place. [`WriteGrant::commit`] publishes it; dropping the
+    /// grant abandons it.
+    ///
+    /// Fails with [`Error::Full`] when there is no room now,
+    /// [`Error::TooLarge`] above [`Producer::max_message`], and
+    /// [`Error::Disconnected`] once the consumer closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Config, Region, Ring, Spin};
+    ///
+    /// let mut region = Region::<{ region_size(1024) }>::new();
+    /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(1024))?;
+    /// let (mut tx, mut rx) = (ring.producer(Spin::new())?, ring.consumer(Spin::new())?);
+    ///
+    /// let mut grant = tx.reserve(16)?;
+    /// grant[..5].copy_from_slice(b"hello");
+    /// grant.commit(5); // only 5 of the 16 bytes are sent
+    /// assert_eq!(&*rx.read()?, b"hello");
+    /// # Ok::<(), shmlane_core::Error>(())
+    /// ```
+    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_, 'a, W>, Error> {
+        self.reserve_inner(len, true)
+    }
+
+    fn send_inner(&mut self, msg: &[u8], publish: bool) -> Result<(), Error> {
+        let grant = self.reserve_inner(msg.len(), publish)?;
+        // SAFETY: the grant's `len == msg.len()` bytes at `ptr` are inside
+        // the data area and reserved for us; `msg` is a distinct borrow
+        // (a `&[u8]` can't point into the grant, which nothing else sees).
+        unsafe { core::ptr::copy_nonoverlapping(msg.as_ptr(), grant.ptr.as_ptr(), msg.len()) };
+        grant.commit(msg.len());
+        Ok(())
+    }
+
+    /// Copies `msg` into the ring and publishes it, or fails at once
+    /// ([`Error::Full`], [`Error::TooLarge`], [`Error::Disconnected`]);
+    /// on failure nothing was sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Config, Error, Region, Ring, Spin};
+    ///
+    /// let mut region = Region::<{ region_size(64) }>::new();
+    /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(64))?;
+    /// let mut tx = ring.producer(Spin::new())?;
+    /// tx.try_send(&[1; 24])?;
+    /// tx.try_send(&[2; 24])?;
+    /// assert_eq!(tx.try_send(&[3; 24]), Err(Error::Full));
+    /// assert_eq!(tx.try_send(&[0; 25]), Err(Error::TooLarge { len: 25, max: 24 }));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.send_inner(msg, true)
+    }
+
+    /// Waits until a `len`-byte message fits (or `deadline` passes, or the
+    /// consumer closes), then reserves it like [`Producer::reserve`].
+    pub fn reserve_blocking(
+        &mut self,
+        len: usize,
+        deadline: Option<W::Deadline>,
+    ) -> Result<WriteGrant<'_, 'a, W>, Error> {
+        self.wait_for_room(len, deadline)?;
+        self.reserve(len)
+    }
+
+    /// Waits until `msg` fits (or `deadline` passes: [`Error::TimedOut`], or
+    /// the consumer closes: [`Error::Disconnected`]), then sends it.
+    pub fn send_blocking(
+        &mut self,
+        msg: &[u8],
+        deadline: Option<W::Deadline>,
+    ) -> Result<(), Error> {
+        self.wait_for_room(msg.len(), deadline)?;
+        self.try_send(msg)
+    }
+
+    fn wait_for_room(&mut self, len: usize, deadline: Option<W::Deadline>) -> Result<(), Error> {
+        self.check_len(len)?;
+        loop {
+            self.check_peer()?;
+            let (_, needed) = self.placement(len as u64);
+            if self.has_room(needed)? {
+                return Ok(());
+            }
+            let word = &self.ring.header().consumer.wait;
+            let ticket = announce_sleep(word);
+            // Re-check after announcing: the consumer may have released
+            // (or closed) before it could see our announcement.
+            self.check_peer()?;
+            if self.has_room(needed)? {
+                return Ok(());
+            }
+            self.wait.wait(word, ticket, deadline)?;
+        }
+    }
+
+    /// Starts a batch: messages sent or committed through it are published
+    /// together, with one Release store, when it is published or dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Config, Error, Region, Ring, Spin};
+    ///
+    /// let mut region = Region::<{ region_size(1024) }>::new();
+    /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(1024))?;
+    /// let (mut tx, mut rx) = (ring.producer(Spin::new())?, ring.consumer(Spin::new())?);
+    ///
+    /// let mut batch = tx.batch();
+    /// batch.try_send(b"one")?;
+    /// batch.try_send(b"two")?;
+    /// assert_eq!(rx.try_recv(&mut [0; 8]), Err(Error::Empty)); // not published yet
+    /// assert_eq!(batch.publish(), 2);
+    /// assert_eq!(&*rx.read()?, b"one");
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn batch(&mut self) -> SendBatch<'_, 'a, W> {
+        SendBatch { producer: self }
+    }
+
+    /// Writes the record headers of a reserved message and moves `write`.
+    #[inline(always)]
+    fn commit_record(&mut self, pad: u64, len: u64, publish: bool) {
+        let mask = self.ring.mask();
+        if pad != 0 {
+            self.ring.store_record(self.write & mask, KIND_PADDING, pad);
+        }
+        let start = self.write.wrapping_add(pad);
+        self.ring.store_record(start & mask, KIND_MESSAGE, len);
+        self.write = start.wrapping_add(record_size(len));
+        self.staged += 1;
+        if publish {
+            self.publish();
+        }
+    }
+
+    /// Publishes every committed message; wakes a sleeping consumer.
+    #[inline(always)]
+    fn publish(&mut self) {
+        self.staged = 0;
+        if self.write == self.published {
+            return;
+        }
+        let h = self.ring.header();
+        // Release: the records written above are visible to a consumer that
+        // loads this position with Acquire.
+        h.producer.position.store(self.write, Release);
+        self.published = self.write;
+        wake_sleeper(&self.wait, &h.producer.wait);
+    }
+
+    /// Closes the producer side: same as dropping it.
+    pub fn close(self) {}
+}
+
+impl<W: Wait> Drop for Producer<'_, W> {
+    fn drop(&mut self) {
+        self.publish();
+        let h = self.ring.header();
+        close_role(&self.wait, &h.identity.producer_state, &h.producer.wait);
+    }
+}
+
+/// Room for one message, reserved by [`Producer::reserve`], to be written in
+/// place. Dereferences to the reserved bytes (whose content is whatever the
+/// ring held before).
+///
+/// [`WriteGrant::commit`] sends it; dropping it sends nothing.
+#[must_use = "a write grant sends nothing unless committed"]
+pub struct WriteGrant<'p, 'a, W: Wait> {
+    ptr: NonNull<u8>,
+    len: usize,
+    pad: u64,
+    publish: bool,
+    producer: &'p mut Producer<'a, W>,
+}
+
+impl<W: Wait> WriteGrant<'_, '_, W> {
+    /// Commits the first `len` bytes as one message (`len` is clamped to the
+    /// reserved length) and publishes it, unless the grant came from a
+    /// [`SendBatch`], which publishes at its end.
+    pub fn commit(self, len: usize) {
+        let len = len.min(self.len) as u64;
+        self.producer.commit_record(self.pad, len, self.publish);
+    }
+}
+
+impl<W: Wait> Deref for WriteGrant<'_, '_, W> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr + len` lies in the data area, reserved for this
+        // grant: the consumer does not read it until it is published, and the
+        // grant borrows the producer mutably, so no other grant overlaps.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<W: Wait> DerefMut for WriteGrant<'_, '_, W> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only view.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<W: Wait> fmt::Debug for WriteGrant<'_, '_, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteGrant")
+            .field("len", &self.len)
+            .field("publish", &self.publish)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Messages sent through it are published together when it ends; see
+/// [`Producer::batch`].
+pub struct SendBatch<'p, 'a, W: Wait> {
+    producer: &'p mut Producer<'a, W>,
+}
+
+impl<'a, W: Wait> SendBatch<'_, 'a, W> {
+    /// Like [`Producer::reserve`]; the committed message waits for the batch.
+    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_, 'a, W>, Error> {
+        self.producer.reserve_inner(len, false)
+    }
+
+    /// Like [`Producer::try_send`]; the message waits for the batch.
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.producer.send_inner(msg, false)
+    }
+
+    /// Messages staged so far.
+    pub fn len(&self) -> usize {
+        self.producer.staged
+    }
+
+    /// Whether nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.producer.staged == 0
+    }
+
+    /// Publishes the staged messages with one Release store and returns
+    /// how many there were. Dropping the batch does the same.
+    pub fn publish(self) -> usize {
+        self.producer.staged
+        // Drop publishes.
+    }
+}
+
+impl<W: Wait> Drop for SendBatch<'_, '_, W> {
+    fn drop(&mut self) {
+        self.producer.publish();
+    }
+}
+
+impl<W: Wait> fmt::Debug for SendBatch<'_, '_, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendBatch")
+            .field("staged", &self.producer.staged)
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Consumer
+
+/// The reading side of a ring.
+///
+/// Dropping it closes the ring for reading: the producer's next send fails
+/// with [`Error::Disconnected`].
+pub struct Consumer<'a, W: Wait = Spin> {
+    ring: Ring<'a>,
+    wait: W,
+    /// Consumed bytes (released or pending release).
+    read: u64,
+    /// Last value stored to the shared read position.
+    released: u64,
+    /// Last producer position seen; reloaded only when `read` reaches it.
+    cached_write: u64,
+}
+
+// SAFETY: the consumer owns its role (claimed once); the ring handle is
+// Send, and the wait implementation is Send by the bound.
+unsafe impl<W: Wait + Send> Send for Consumer<'_, W> {}
+
+impl<W: Wait> fmt::Debug for Consumer<'_, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("ring", &self.ring)
+            .field("read", &self.read)
+            .field("released", &self.released)
+            .field("cached_write", &self.cached_write)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, W: Wait> Consumer<'a, W> {
+    /// Data bytes in the ring.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// The longest message the ring accepts.
+    pub fn max_message(&self) -> usize {
+        self.ring.max_message()
+    }
+
+    /// The wait implementation this side uses.
+    pub fn waiter(&self) -> &W {
+        &self.wait
+    }
+
+    /// Reloads the producer's position when everything seen so far is
+    /// consumed. `Err(Empty)` / `Err(Disconnected)` when there is nothing.
+    #[inline(always)]
+    fn refresh(&mut self) -> Result<(), Error> {
+        let h = self.ring.header();
+        let capacity = self.ring.capacity;
+        // Acquire: pairs with the producer's Release store after it wrote
+        // the records up to `write`.
+        let write = h.producer.position.load(Acquire);
+        window(write, self.read, capacity).ok_or(Error::Corrupt(Corruption::WritePosition))?;
+        if write != self.read {
+            self.cached_write = write;
+            return Ok(());
+        }
+        // Acquire: a producer publishes before it closes; seeing CLOSED we
+        // see its last position.
+        match h.identity.producer_state.load(Acquire) {
+            STATE_IDLE | STATE_ACTIVE => Err(Error::Empty),
+            STATE_CLOSED => {
+                let write = h.producer.position.load(Acquire);
+                window(write, self.read, capacity)
+                    .ok_or(Error::Corrupt(Corruption::WritePosition))?;
+                if write == self.read {
+                    Err(Error::Disconnected)
+                } else {
+                    self.cached_write = write;
+                    Ok(())
+                }
+            }
+            _ => Err(Error::Corrupt(Corruption::State)),
+        }
+    }
+
+    /// Finds the next message, skipping a padding record: `(start, len)`
+    /// with `start == self.read`. Consumes nothing but padding.
+    ///
+    /// Bounded: at most two refreshes and one padding record per call
+    /// (padding must end at the buffer's end, so the record after it starts
+    /// at offset 0, where padding is refused).
+    #[inline(always)]
+    fn next_message(&mut self) -> Result<(u64, u64), Error> {
+        let capacity = self.ring.capacity;
+        let mask = self.ring.mask();
+        let mut skipped_padding = false;
+        loop {
+            if self.read == self.cached_write {
+                self.refresh()?;
+            }
+            let avail = self.cached_write.wrapping_sub(self.read);
+            let offset = self.read & mask;
+            self.ring.header().track(offset, RECORD_HEADER, false);
+            // Read once, then only the local copy is used.
+            let word = self.ring.load_record(offset);
+            let (kind, len) = ((word >> 32) as u32, word & 0xffff_ffff);
+            match kind {
+                KIND_MESSAGE => {
+                    let record = record_size(len);
+                    if len > self.ring.max_message || record > avail || offset + record > capacity {
+                        return Err(Error::Corrupt(Corruption::RecordLength));
+                    }
+                    return Ok((self.read, len));
+                }
+                KIND_PADDING => {
+                    let tail = capacity - offset;
+                    if skipped_padding || offset == 0 || len != tail || tail > avail {
+                        return Err(Error::Corrupt(Corruption::Padding));
+                    }
+                    self.read = self.read.wrapping_add(tail);
+                    skipped_padding = true;
+                }
+                _ => return Err(Error::Corrupt(Corruption::RecordKind)),
+            }
+        }
+    }
+
+    /// Pointer to the payload of the record at `start`, which
+    /// `next_message` checked to hold `len` bytes inside the data area.
+    #[inline(always)]
+    fn payload(&self, start: u64, len: u64) -> NonNull<u8> {
+        let offset = (start & self.ring.mask()) + RECORD_HEADER;
+        self.ring.header().track(offset, len, false);
+        // An empty message in the last 8 bytes has its (empty) payload at
+        // `capacity`; any in-bounds pointer serves for zero bytes.
+        let offset = if len == 0 { 0 } else { offset };
+        // SAFETY: `data_at` never returns null; see `Ring::data_at`.
+        unsafe { NonNull::new_unchecked(self.ring.data_at(offset)) }
+    }
+
+    fn read_inner(&mut self, release: bool) -> Result<ReadGrant<'_, 'a, W>, Error> {
+        let (start, len) = self.next_message()?;
+        Ok(ReadGrant {
+            ptr: self.payload(start, len),
+            len: len as usize,
+            release,
+            consumer: self,
+        })
+    }
+
+    /// Hands out the next message in place, or fails at once with
+    /// [`Error::Empty`] (nothing now) or [`Error::Disconnected`] (the
+    /// producer closed and everything it sent has been read). Dropping the
+    /// grant consumes the message and frees its room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Config, Error, Region, Ring, Spin};
+    ///
+    /// let mut region = Region::<{ region_size(1024) }>::new();
+    /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(1024))?;
+    /// let (mut tx, mut rx) = (ring.producer(Spin::new())?, ring.consumer(Spin::new())?);
+    /// assert_eq!(rx.read().err(), Some(Error::Empty));
+    /// tx.try_send(b"ping")?;
+    /// tx.close();
+    /// assert_eq!(&*rx.read()?, b"ping");
+    /// assert_eq!(rx.read().err(), Some(Error::Disconnected));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn read(&mut self) -> Result<ReadGrant<'_, 'a, W>, Error> {
+        self.read_inner(true)
+    }
+
+    fn recv_inner(&mut self, buf: &mut [u8], release: bool) -> Result<usize, Error> {
+        let (start, len) = self.next_message()?;
+        if len > buf.len() as u64 {
+            return Err(Error::BufferTooSmall {
+                needed: len as usize,
+                available: buf.len(),
+            });
+        }
+        let src = self.payload(start, len);
+        // SAFETY: `src..src + len` is a checked, published record payload in
+        // the data area that the producer won't touch until we release it;
+        // `buf` is the caller's distinct memory and holds at least len bytes.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), buf.as_mut_ptr(), len as usize) };
+        self.consume(len, release);
+        Ok(len as usize)
+    }
+
+    /// Copies the next message into `buf` and returns its length, or fails
+    /// at once with [`Error::Empty`], [`Error::Disconnected`] or
+    /// [`Error::BufferTooSmall`] (the message stays in the ring).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Config, Error, Region, Ring, Spin};
+    ///
+    /// let mut region = Region::<{ region_size(1024) }>::new();
+    /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(1024))?;
+    /// let (mut tx, mut rx) = (ring.producer(Spin::new())?, ring.consumer(Spin::new())?);
+    /// tx.try_send(b"hello")?;
+    /// let mut buf = [0; 4];
+    /// assert_eq!(rx.try_recv(&mut buf), Err(Error::BufferTooSmall { needed: 5, available: 4 }));
+    /// let mut buf = [0; 16];
+    /// let n = rx.try_recv(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"hello");
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.recv_inner(buf, true)
+    }
+
+    /// Waits for a message (or `deadline`: [`Error::TimedOut`], or the end
+    /// of a closed producer's messages: [`Error::Disconnected`]) and hands
+    /// it out like [`Consumer::read`].
+    pub fn recv_blocking(
+        &mut self,
+        deadline: Option<W::Deadline>,
+    ) -> Result<ReadGrant<'_, 'a, W>, Error> {
+        self.wait_for_message(deadline)?;
+        self.read()
+    }
+
+    /// Waits for a message like [`Consumer::recv_blocking`] and copies it
+    /// like [`Consumer::try_recv`].
+    pub fn recv_into_blocking(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<W::Deadline>,
+    ) -> Result<usize, Error> {
+        self.wait_for_message(deadline)?;
+        self.try_recv(buf)
+    }
+
+    fn wait_for_message(&mut self, deadline: Option<W::Deadline>) -> Result<(), Error> {
+        loop {
+            match self.next_message() {
+                Err(Error::Empty) => {}
+                other => return other.map(drop),
+            }
+            let word = &self.ring.header().producer.wait;
+            let ticket = announce_sleep(word);
+            // Re-check after announcing: the producer may have published
+            // (or closed) before it could see our announcement.
+            match self.next_message() {
+                Err(Error::Empty) => {}
+                other => return other.map(drop),
+            }
+            match self.wait.wait(word, ticket, deadline) {
+                Ok(()) => {}
+                // The frontend saw the producer die: deliver what it
+                // committed before reporting it.
+                Err(Error::Disconnected) => {
+                    return match self.next_message() {
+                        Err(Error::Empty) => Err(Error::Disconnected),
+                        other => other.map(drop),
+                    };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Starts a batch: messages read through it free their room together,
+    /// with one Release store, when it is released or dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Config, Error, Region, Ring, Spin};
+    ///
+    /// let mut region = Region::<{ region_size(1024) }>::new();
+    /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(1024))?;
+    /// let (mut tx, mut rx) = (ring.producer(Spin::new())?, ring.consumer(Spin::new())?);
+    /// for i in 0..3u8 {
+    ///     tx.try_send(&[i])?;
+    /// }
+    /// let mut batch = rx.batch();
+    /// let mut sum = 0;
+    /// while let Ok(msg) = batch.read() {
+    ///     sum += msg[0];
+    /// }
+    /// batch.release();
+    /// assert_eq!(sum, 3);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn batch(&mut self) -> RecvBatch<'_, 'a, W> {
+        RecvBatch { consumer: self }
+    }
+
+    /// Consumes the message at `read` (`len` payload bytes).
+    #[inline(always)]
+    fn consume(&mut self, len: u64, release: bool) {
+        self.read = self.read.wrapping_add(record_size(len));
+        if release {
+            self.release();
+        }
+    }
+
+    /// Frees every consumed record's room; wakes a sleeping producer.
+    #[inline(always)]
+    fn release(&mut self) {
+        if self.read == self.released {
+            return;
+        }
+        let h = self.ring.header();
+        // Release: our reads of the records happen before a producer that
+        // loads this position (Acquire) overwrites them.
+        h.consumer.position.store(self.read, Release);
+        self.released = self.read;
+        wake_sleeper(&self.wait, &h.consumer.wait);
+    }
+
+    /// Closes the consumer side: same as dropping it.
+    pub fn close(self) {}
+}
+
+impl<W: Wait> Drop for Consumer<'_, W> {
+    fn drop(&mut self) {
+        self.release();
+        let h = self.ring.header();
+        close_role(&self.wait, &h.identity.consumer_state, &h.consumer.wait);
+    }
+}
+
+/// One received message, in place. Dereferences to its bytes; dropping it
+/// consumes the message (see [`Consumer::read`]).
+#[must_use = "dropping a read grant at once consumes the message unread"]
+pub struct ReadGrant<'c, 'a, W: Wait> {
+    ptr: NonNull<u8>,
+    len: usize,
+    release: bool,
+    consumer: &'c mut Consumer<'a, W>,
+}
+
+impl<W: Wait> ReadGrant<'_, '_, W> {
+    /// Consumes the message: same as dropping the grant.
+    pub fn release(self) {}
+}
+
+impl<W: Wait> Deref for ReadGrant<'_, '_, W> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr + len` is a checked, published payload inside
+        // the data area; the producer won't write it before we release it.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<W: Wait> Drop for ReadGrant<'_, '_, W> {
+    fn drop(&mut self) {
+        self.consumer.consume(self.len as u64, self.release);
+    }
+}
+
+impl<W: Wait> fmt::Debug for ReadGrant<'_, '_, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadGrant")
+            .field("len", &self.len)
+            .field("release", &self.release)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Messages read through it free their room together when it ends; see
+/// [`Consumer::batch`].
+pub struct RecvBatch<'c, 'a, W: Wait> {
+    consumer: &'c mut Consumer<'a, W>,
+}
+
+impl<'a, W: Wait> RecvBatch<'_, 'a, W> {
+    /// Like [`Consumer::read`]; the room is freed when the batch ends.
+    pub fn read(&mut self) -> Result<ReadGrant<'_, 'a, W>, Error> {
+        self.consumer.read_inner(false)
+    }
+
+    /// Like [`Consumer::try_recv`]; the room is freed when the batch ends.
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.consumer.recv_inner(buf, false)
+    }
+
+    /// Frees the room of every message read in the batch with one Release
+    /// store. Dropping the batch does the same.
+    pub fn release(self) {}
+}
+
+impl<W: Wait> Drop for RecvBatch<'_, '_, W> {
+    fn drop(&mut self) {
+        self.consumer.release();
+    }
+}
+
+impl<W: Wait> fmt::Debug for RecvBatch<'_, '_, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field(
+                "pending",
+                &self.consumer.read.wrapping_sub(self.consumer.released),
+            )
+            .finish()
+    }
+}

@@ -1,0 +1,133 @@
+//! The blocking gate: how a side that cannot make progress waits for its peer.
+//!
+//! Each side of a ring has a 32-bit wait word in the shared header. A side
+//! that wants to sleep *announces* itself by setting the word's low bit,
+//! re-checks the ring, and only then calls [`Wait::wait`] with the value it
+//! saw. The peer, after publishing, checks that bit and, only if it is set,
+//! bumps the word and calls [`Wait::wake`] (an eventcount). So a producer
+//! pays no system call while nobody sleeps, and a wake-up cannot be lost:
+//! either the peer sees the announcement, or the sleeper's re-check sees the
+//! peer's publication (both sides separate their store and load with a
+//! `SeqCst` fence). The loom model in `tests/loom.rs` checks this argument.
+//!
+//! core has no clock and no system calls, so time and sleeping come from the
+//! implementation: [`Spin`] here (no_std, busy-waiting with backoff), a futex
+//! in `shmlane-posix`, a loom condition variable in the model checks.
+
+use core::cell::Cell;
+
+use crate::Error;
+use crate::sync::{AtomicU32, Ordering};
+
+/// How a blocked side waits for its peer, and how it wakes a sleeping peer.
+///
+/// Implementations decide what a deadline is (an `Instant`, a tick count, …).
+pub trait Wait {
+    /// A point in time after which a blocking call gives up.
+    type Deadline: Copy;
+
+    /// Waits while `word` holds `expected`.
+    ///
+    /// Returns `Ok(())` when the word may have changed, when woken, or
+    /// spuriously; the caller re-checks the ring in any case. Returns
+    /// `Err(Error::TimedOut)` once `deadline` has passed, checked before
+    /// waiting, so that a peer that keeps changing the word cannot keep a
+    /// caller with a deadline waiting forever. An implementation that can
+    /// tell its peer is gone (a frontend watching a process) may return
+    /// `Err(Error::Disconnected)`.
+    fn wait(
+        &self,
+        word: &AtomicU32,
+        expected: u32,
+        deadline: Option<Self::Deadline>,
+    ) -> Result<(), Error>;
+
+    /// Wakes whoever waits on `word`. Called after the word was changed.
+    fn wake(&self, word: &AtomicU32);
+}
+
+/// A no_std wait: spin with exponential backoff, never sleep.
+///
+/// Without a clock, a deadline is counted in *rounds*: one round is one call
+/// to [`Wait::wait`], that is one bounded backoff (about a few thousand spin
+/// hints at most). Give [`Spin::with_clock`] a monotonic tick source (a cycle
+/// counter, a hardware timer) to count deadlines in its ticks instead.
+///
+/// [`Wait::wake`] does nothing: a spinner sees the word change by itself.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_core::{Config, Error, Region, Ring, Spin};
+///
+/// let mut region = Region::<{ shmlane_core::region_size(4096) }>::new();
+/// let ring = Ring::create_in(region.as_mut_slice(), Config::new(4096))?;
+/// let wait = Spin::new();
+/// let deadline = wait.deadline_after(10);
+/// let mut rx = ring.consumer(wait)?;
+/// // Nobody sends: the receive gives up after 10 rounds of backoff.
+/// assert_eq!(rx.recv_blocking(Some(deadline)).err(), Some(Error::TimedOut));
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Spin {
+    clock: Option<fn() -> u64>,
+    rounds: Cell<u64>,
+}
+
+impl Spin {
+    /// A spinning wait that counts deadlines in rounds.
+    pub const fn new() -> Self {
+        Spin {
+            clock: None,
+            rounds: Cell::new(0),
+        }
+    }
+
+    /// A spinning wait that counts deadlines in the ticks of `clock`, which
+    /// must never go backwards.
+    pub const fn with_clock(clock: fn() -> u64) -> Self {
+        Spin {
+            clock: Some(clock),
+            rounds: Cell::new(0),
+        }
+    }
+
+    /// The current time: `clock()` or the number of rounds waited so far.
+    pub fn now(&self) -> u64 {
+        match self.clock {
+            Some(clock) => clock(),
+            None => self.rounds.get(),
+        }
+    }
+
+    /// The deadline `after` ticks (or rounds) from now.
+    pub fn deadline_after(&self, after: u64) -> u64 {
+        self.now().saturating_add(after)
+    }
+}
+
+impl Wait for Spin {
+    type Deadline = u64;
+
+    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<u64>) -> Result<(), Error> {
+        if deadline.is_some_and(|d| self.now() >= d) {
+            return Err(Error::TimedOut);
+        }
+        self.rounds.set(self.rounds.get().wrapping_add(1));
+        // One bounded backoff: 2^0 + … + 2^10 spin hints at most (under loom,
+        // where a hint is a yield to the model's scheduler, a single one).
+        let last_step = if cfg!(loom) { 0 } else { 10 };
+        let mut step = 0u32;
+        while word.load(Ordering::Acquire) == expected && step <= last_step {
+            for _ in 0..(1u32 << step) {
+                crate::sync::spin_loop();
+            }
+            step += 1;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn wake(&self, _word: &AtomicU32) {}
+}
