@@ -232,7 +232,7 @@ impl<'a> Ring<'a> {
     /// - No one else may access the region while `create` runs.
     pub unsafe fn create(region: NonNull<u8>, len: usize, config: Config) -> Result<Self, Error> {
         let (capacity, max_message) = config.validate()?;
-        check_region(region, len)?;
+        check_region(region, len.max(HEADER_SIZE))?;
         if len < region_size(capacity) {
             return Err(Error::RegionTooSmall {
                 needed: region_size(capacity),
@@ -399,7 +399,7 @@ impl<'a> Ring<'a> {
     }
 
     #[inline(always)]
-    fn header(&self) -> &'a Header {
+    pub(crate) fn header(&self) -> &'a Header {
         // SAFETY: `header` points to an initialised header valid for 'a
         // (the constructors' contract), accessed only through atomics.
         unsafe { self.header.as_ref() }
@@ -412,15 +412,27 @@ impl<'a> Ring<'a> {
 
     /// Pointer to data byte `offset` (< capacity).
     #[inline(always)]
-    fn data_at(&self, offset: u64) -> *mut u8 {
+    pub(crate) fn data_at(&self, offset: u64) -> *mut u8 {
         debug_assert!(offset < self.capacity);
         // SAFETY: offset < capacity, so the result stays inside the data area.
         unsafe { self.data.as_ptr().add(offset as usize) }
     }
 
+    /// Pointer to the payload of the record at position `start`, whose
+    /// `len` bytes the caller checked to lie inside the data area.
+    #[inline(always)]
+    fn payload(&self, start: u64, len: u64) -> NonNull<u8> {
+        let offset = (start & self.mask()) + RECORD_HEADER;
+        // An empty message in the last 8 bytes has its (empty) payload at
+        // `capacity`; any in-bounds pointer serves for zero bytes.
+        let offset = if len == 0 { 0 } else { offset };
+        // SAFETY: `data_at` returns a pointer into the data area, never null.
+        unsafe { NonNull::new_unchecked(self.data_at(offset)) }
+    }
+
     /// Loads the record header at data offset `offset` (8-aligned, < capacity).
     #[inline(always)]
-    fn load_record(&self, offset: u64) -> u64 {
+    pub(crate) fn load_record(&self, offset: u64) -> u64 {
         // SAFETY: the data area starts 8-aligned (HEADER_SIZE % 8 == 0 on a
         // REGION_ALIGN-aligned region) and offset is a multiple of 8 below
         // capacity, so 8 aligned bytes inside the region. An atomic load
@@ -431,7 +443,7 @@ impl<'a> Ring<'a> {
 
     /// Stores a record header at data offset `offset` (8-aligned, < capacity).
     #[inline(always)]
-    fn store_record(&self, offset: u64, kind: u32, len: u64) {
+    pub(crate) fn store_record(&self, offset: u64, kind: u32, len: u64) {
         // SAFETY: as in `load_record`.
         let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(self.data_at(offset).cast()) };
         word.store(len | (kind as u64) << 32, Relaxed);
@@ -500,7 +512,7 @@ pub struct Producer<'a, W: Wait = Spin> {
     ring: Ring<'a>,
     wait: W,
     /// Committed bytes (published or staged).
-    write: u64,
+    pub(crate) write: u64,
     /// Last value stored to the shared write position.
     published: u64,
     /// Last consumer position seen; reloaded only when the ring looks full.
@@ -604,10 +616,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         }
         let mask = self.ring.mask();
         self.ring.header().track(self.write & mask, needed, true);
-        let payload = (self.write.wrapping_add(pad) & mask) + RECORD_HEADER;
-        // SAFETY: `placement` keeps the record inside the data area, so
-        // `payload` + len ≤ capacity; `data_at` never returns null.
-        let ptr = unsafe { NonNull::new_unchecked(self.ring.data_at(payload)) };
+        let ptr = self.ring.payload(self.write.wrapping_add(pad), len as u64);
         Ok(WriteGrant {
             ptr,
             len,
@@ -1008,23 +1017,13 @@ impl<'a, W: Wait> Consumer<'a, W> {
         }
     }
 
-    /// Pointer to the payload of the record at `start`, which
-    /// `next_message` checked to hold `len` bytes inside the data area.
-    #[inline(always)]
-    fn payload(&self, start: u64, len: u64) -> NonNull<u8> {
-        let offset = (start & self.ring.mask()) + RECORD_HEADER;
-        self.ring.header().track(offset, len, false);
-        // An empty message in the last 8 bytes has its (empty) payload at
-        // `capacity`; any in-bounds pointer serves for zero bytes.
-        let offset = if len == 0 { 0 } else { offset };
-        // SAFETY: `data_at` never returns null; see `Ring::data_at`.
-        unsafe { NonNull::new_unchecked(self.ring.data_at(offset)) }
-    }
-
     fn read_inner(&mut self, release: bool) -> Result<ReadGrant<'_, 'a, W>, Error> {
         let (start, len) = self.next_message()?;
+        self.ring
+            .header()
+            .track((start & self.ring.mask()) + RECORD_HEADER, len, false);
         Ok(ReadGrant {
-            ptr: self.payload(start, len),
+            ptr: self.ring.payload(start, len),
             len: len as usize,
             release,
             consumer: self,
@@ -1063,7 +1062,10 @@ impl<'a, W: Wait> Consumer<'a, W> {
                 available: buf.len(),
             });
         }
-        let src = self.payload(start, len);
+        self.ring
+            .header()
+            .track((start & self.ring.mask()) + RECORD_HEADER, len, false);
+        let src = self.ring.payload(start, len);
         // SAFETY: `src..src + len` is a checked, published record payload in
         // the data area that the producer won't touch until we release it;
         // `buf` is the caller's distinct memory and holds at least len bytes.
