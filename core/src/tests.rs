@@ -1053,3 +1053,42 @@ fn two_threads_stream_millions_of_checked_messages() {
         );
     }
 }
+
+/// Counts `wake` calls; otherwise spins like [`Spin`].
+#[derive(Default)]
+struct CountingWait {
+    inner: Spin,
+    wakes: core::cell::Cell<usize>,
+}
+
+impl crate::Wait for CountingWait {
+    type Deadline = u64;
+    fn wait(&self, word: &crate::AtomicU32, expected: u32, d: Option<u64>) -> Result<(), Error> {
+        self.inner.wait(word, expected, d)
+    }
+    fn wake(&self, word: &crate::AtomicU32) {
+        self.wakes.set(self.wakes.get() + 1);
+        self.inner.wake(word);
+    }
+}
+
+#[test]
+fn no_wake_call_while_nobody_sleeps_and_one_when_someone_does() {
+    let mut buf = Buf::for_capacity(256);
+    let r = ring(&mut buf, 256);
+    let mut tx = r.producer(CountingWait::default()).unwrap();
+    let mut rx = r.consumer(CountingWait::default()).unwrap();
+    for i in 0..100u8 {
+        tx.try_send(&[i; 40]).unwrap();
+        assert_eq!(rx.try_recv(&mut [0; 40]), Ok(40));
+    }
+    // The fast path never called into the wait implementation.
+    assert_eq!((tx.waiter().wakes.get(), rx.waiter().wakes.get()), (0, 0));
+    // A consumer that timed out waiting left its announcement: the next
+    // send wakes it (once), and clears the announcement.
+    let d = rx.waiter().inner.deadline_after(1);
+    assert_eq!(rx.recv_blocking(Some(d)).err(), Some(Error::TimedOut));
+    tx.try_send(b"wake").unwrap();
+    tx.try_send(b"no wake").unwrap();
+    assert_eq!(tx.waiter().wakes.get(), 1);
+}

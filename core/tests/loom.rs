@@ -1,0 +1,278 @@
+//! loom models of the ring protocol.
+//!
+//! Run with
+//! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test -p shmlane-core --release --test loom`.
+//!
+//! Under loom the ring's atomics and fences are loom's, and every 8-byte
+//! word of the data area is shadowed by a tracked cell, so a missing
+//! happens-before edge between writing a record and reading it is reported
+//! as a causality violation. The blocking gate runs on a model of a futex
+//! (a mutex and a condition variable: the value check and the sleep are
+//! atomic with respect to wakes), so a lost wake-up shows up as a deadlock.
+#![cfg(loom)]
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::ptr::NonNull;
+
+use loom::sync::{Arc, Condvar, Mutex};
+use loom::thread;
+use shmlane_core::{AtomicU32, Config, Error, REGION_ALIGN, Ring, Wait, region_size};
+
+/// A heap region that outlives every thread holding an `Arc` of it.
+struct Memory {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: the memory is only accessed through `Ring`, which synchronises.
+unsafe impl Send for Memory {}
+// SAFETY: as above.
+unsafe impl Sync for Memory {}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new_ring` with this layout.
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+fn new_ring(capacity: usize) -> (Arc<Memory>, Ring<'static>) {
+    let layout = Layout::from_size_align(region_size(capacity), REGION_ALIGN).unwrap();
+    // SAFETY: the layout has a non-zero size.
+    let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).unwrap();
+    let memory = Arc::new(Memory { ptr, layout });
+    // SAFETY: the region is valid, zeroed, and kept alive by `memory`,
+    // which every thread using the ring holds until it is done.
+    let ring = unsafe { Ring::create(ptr, layout.size(), Config::new(capacity)) }.unwrap();
+    (memory, ring)
+}
+
+/// A futex model shared by both sides (like the kernel's hash bucket).
+#[derive(Clone)]
+struct Futex(Arc<(Mutex<()>, Condvar)>);
+
+impl Futex {
+    fn new() -> Self {
+        Futex(Arc::new((Mutex::new(()), Condvar::new())))
+    }
+}
+
+impl Wait for Futex {
+    /// loom has no time; a deadline means "already passed".
+    type Deadline = ();
+
+    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<()>) -> Result<(), Error> {
+        if deadline.is_some() {
+            return Err(Error::TimedOut);
+        }
+        let (lock, condvar) = &*self.0;
+        let guard = lock.lock().unwrap();
+        if word.load(std::sync::atomic::Ordering::SeqCst) == expected {
+            drop(condvar.wait(guard).unwrap());
+        }
+        Ok(())
+    }
+
+    fn wake(&self, _word: &AtomicU32) {
+        let (lock, condvar) = &*self.0;
+        let _guard = lock.lock().unwrap();
+        condvar.notify_all();
+    }
+}
+
+fn message(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i * 16 + j) as u8).collect()
+}
+
+fn spin_send(tx: &mut shmlane_core::Producer<'_, Futex>, msg: &[u8]) {
+    loop {
+        match tx.try_send(msg) {
+            Ok(()) => return,
+            Err(Error::Full) => thread::yield_now(),
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+}
+
+fn spin_recv(rx: &mut shmlane_core::Consumer<'_, Futex>, buf: &mut [u8]) -> Result<usize, Error> {
+    loop {
+        match rx.try_recv(buf) {
+            Err(Error::Empty) => thread::yield_now(),
+            other => return other,
+        }
+    }
+}
+
+/// Messages arrive intact and in order across the wrap of a tiny ring: the
+/// sizes (16-, 24- and 32-byte records in 64 bytes) force a padding record.
+#[test]
+fn fifo_across_wrap() {
+    loom::model(|| {
+        let (memory, ring) = new_ring(64);
+        let sizes = [8, 16, 24, 0];
+        let mut tx = ring.producer(Futex::new()).unwrap();
+        let keep = memory.clone();
+        let producer = thread::spawn(move || {
+            let _keep = keep;
+            for (i, &len) in sizes.iter().enumerate() {
+                spin_send(&mut tx, &message(i, len));
+            }
+        });
+        let mut rx = ring.consumer(Futex::new()).unwrap();
+        let mut buf = [0; 64];
+        for (i, &len) in sizes.iter().enumerate() {
+            let n = spin_recv(&mut rx, &mut buf).unwrap();
+            assert_eq!(&buf[..n], &message(i, len)[..]);
+        }
+        producer.join().unwrap();
+        assert_eq!(spin_recv(&mut rx, &mut buf), Err(Error::Disconnected));
+    });
+}
+
+/// Full and empty edges: two maximum-size records fill the ring exactly;
+/// the third send must see `Full` until the consumer releases, and zero-copy
+/// grants on both sides see the bytes the other wrote.
+#[test]
+fn full_and_empty_edges_with_grants() {
+    loom::model(|| {
+        let (memory, ring) = new_ring(64);
+        let max = ring.max_message();
+        let mut tx = ring.producer(Futex::new()).unwrap();
+        let keep = memory.clone();
+        let producer = thread::spawn(move || {
+            let _keep = keep;
+            for i in 0..3 {
+                let mut grant = loop {
+                    match tx.reserve(max) {
+                        Ok(grant) => break grant,
+                        Err(Error::Full) => thread::yield_now(),
+                        Err(e) => panic!("reserve: {e}"),
+                    }
+                };
+                grant.copy_from_slice(&message(i, max));
+                grant.commit(max);
+            }
+        });
+        let mut rx = ring.consumer(Futex::new()).unwrap();
+        for i in 0..3 {
+            let grant = loop {
+                match rx.read() {
+                    Ok(grant) => break grant,
+                    Err(Error::Empty) => thread::yield_now(),
+                    Err(e) => panic!("read: {e}"),
+                }
+            };
+            assert_eq!(&*grant, &message(i, max)[..]);
+        }
+        producer.join().unwrap();
+    });
+}
+
+/// The blocking gate never loses a wake-up: both sides block (the consumer
+/// on empty, the producer on full, as two 32-byte records fill the ring).
+/// A lost wake-up would leave a thread asleep forever: loom reports that as
+/// a deadlock.
+#[test]
+fn blocking_gate_loses_no_wakeup() {
+    loom::model(|| {
+        let (memory, ring) = new_ring(64);
+        let futex = Futex::new();
+        let mut tx = ring.producer(futex.clone()).unwrap();
+        let keep = memory.clone();
+        let producer = thread::spawn(move || {
+            let _keep = keep;
+            for i in 0..3 {
+                tx.send_blocking(&message(i, 24), None).unwrap();
+            }
+        });
+        let mut rx = ring.consumer(futex).unwrap();
+        let mut buf = [0; 24];
+        for i in 0..3 {
+            let n = rx.recv_into_blocking(&mut buf, None).unwrap();
+            assert_eq!(&buf[..n], &message(i, 24)[..]);
+        }
+        assert_eq!(
+            rx.recv_into_blocking(&mut buf, None),
+            Err(Error::Disconnected)
+        );
+        producer.join().unwrap();
+    });
+}
+
+/// A batch is published with one store: the consumer sees all of it or
+/// none of it, never a torn record.
+#[test]
+fn batch_publish_is_all_or_nothing() {
+    loom::model(|| {
+        let (memory, ring) = new_ring(64);
+        let mut tx = ring.producer(Futex::new()).unwrap();
+        let keep = memory.clone();
+        let producer = thread::spawn(move || {
+            let _keep = keep;
+            let mut batch = tx.batch();
+            batch.try_send(&message(0, 8)).unwrap();
+            batch.try_send(&message(1, 8)).unwrap();
+            assert_eq!(batch.publish(), 2);
+        });
+        let mut rx = ring.consumer(Futex::new()).unwrap();
+        let mut buf = [0; 8];
+        match rx.try_recv(&mut buf) {
+            Ok(_) => {
+                assert_eq!(buf, message(0, 8)[..]);
+                // The second message was published by the same store.
+                assert_eq!(rx.try_recv(&mut buf), Ok(8));
+                assert_eq!(buf, message(1, 8)[..]);
+            }
+            Err(Error::Empty) => {}
+            Err(e) => panic!("{e}"),
+        }
+        producer.join().unwrap();
+    });
+}
+
+/// Closing the producer while the consumer sleeps on an empty ring wakes
+/// it: it gets the committed message, then `Disconnected`.
+#[test]
+fn producer_close_wakes_a_blocked_consumer() {
+    loom::model(|| {
+        let (memory, ring) = new_ring(64);
+        let futex = Futex::new();
+        let mut tx = ring.producer(futex.clone()).unwrap();
+        let keep = memory.clone();
+        let producer = thread::spawn(move || {
+            let _keep = keep;
+            tx.try_send(b"last").unwrap();
+            tx.close();
+        });
+        let mut rx = ring.consumer(futex).unwrap();
+        let mut buf = [0; 8];
+        assert_eq!(rx.recv_into_blocking(&mut buf, None), Ok(4));
+        assert_eq!(&buf[..4], b"last");
+        assert_eq!(
+            rx.recv_into_blocking(&mut buf, None),
+            Err(Error::Disconnected)
+        );
+        producer.join().unwrap();
+    });
+}
+
+/// Closing the consumer while the producer sleeps on a full ring wakes it
+/// with `Disconnected`.
+#[test]
+fn consumer_close_wakes_a_blocked_producer() {
+    loom::model(|| {
+        let (memory, ring) = new_ring(64);
+        let futex = Futex::new();
+        let mut tx = ring.producer(futex.clone()).unwrap();
+        tx.try_send(&[1; 24]).unwrap();
+        tx.try_send(&[2; 24]).unwrap();
+        let rx = ring.consumer(futex).unwrap();
+        let keep = memory.clone();
+        let consumer = thread::spawn(move || {
+            let _keep = keep;
+            rx.close();
+        });
+        assert_eq!(tx.send_blocking(&[3; 24], None), Err(Error::Disconnected));
+        consumer.join().unwrap();
+    });
+}
