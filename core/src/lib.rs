@@ -70,3 +70,8 @@ pub use wait::{Spin, Wait};
 
 #[cfg(test)]
 mod tests;
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

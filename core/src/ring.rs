@@ -446,7 +446,7 @@ impl<'a> Ring<'a> {
     pub(crate) fn store_record(&self, offset: u64, kind: u32, len: u64) {
         // SAFETY: as in `load_record`.
         let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(self.data_at(offset).cast()) };
-        word.store(len | (kind as u64) << 32, Relaxed);
+        word.store(((kind as u64) << 32) | len, Relaxed);
     }
 }
 
