@@ -64,7 +64,9 @@ pub use error::{Corruption, Error, Role};
 pub use layout::{
     HEADER_SIZE, MAX_CAPACITY, MIN_CAPACITY, REGION_ALIGN, Region, max_message_limit, region_size,
 };
-pub use ring::{Config, Consumer, Producer, ReadGrant, RecvBatch, Ring, SendBatch, WriteGrant};
+pub use ring::{
+    Config, Consumer, Producer, ReadGrant, RecvBatch, Ring, RoleState, SendBatch, WriteGrant,
+};
 pub use sync::AtomicU32;
 pub use wait::{Spin, Wait};
 

@@ -28,6 +28,17 @@ use crate::layout::*;
 use crate::sync::{AtomicU32, Ordering::*, fence};
 use crate::wait::{Spin, Wait};
 
+/// Where a role of a ring stands; see [`Ring::role_state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoleState {
+    /// Nobody has claimed it yet.
+    Idle,
+    /// A handle holds it.
+    Active,
+    /// Its holder closed it (for good).
+    Closed,
+}
+
 /// How to lay out a new ring.
 ///
 /// # Examples
@@ -66,6 +77,12 @@ impl Config {
     /// The data capacity this config asks for.
     pub const fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Checks the config without creating anything: the errors
+    /// [`Ring::create_in`] would return for it.
+    pub fn check(&self) -> Result<(), Error> {
+        self.validate().map(drop)
     }
 
     /// Checks the config: `(capacity, max_message)`.
@@ -346,6 +363,36 @@ impl<'a> Ring<'a> {
     /// The longest message the ring accepts.
     pub fn max_message(&self) -> usize {
         self.max_message as usize
+    }
+
+    /// The state of `role` as the shared header says now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Config, Region, Ring, Role, RoleState, Spin};
+    ///
+    /// let mut region = Region::<{ region_size(64) }>::new();
+    /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(64))?;
+    /// assert_eq!(ring.role_state(Role::Producer), Ok(RoleState::Idle));
+    /// let tx = ring.producer(Spin::new())?;
+    /// assert_eq!(ring.role_state(Role::Producer), Ok(RoleState::Active));
+    /// drop(tx);
+    /// assert_eq!(ring.role_state(Role::Producer), Ok(RoleState::Closed));
+    /// # Ok::<(), shmlane_core::Error>(())
+    /// ```
+    pub fn role_state(&self, role: Role) -> Result<RoleState, Error> {
+        let id = &self.header().identity;
+        let word = match role {
+            Role::Producer => &id.producer_state,
+            Role::Consumer => &id.consumer_state,
+        };
+        match word.load(Acquire) {
+            STATE_IDLE => Ok(RoleState::Idle),
+            STATE_ACTIVE => Ok(RoleState::Active),
+            STATE_CLOSED => Ok(RoleState::Closed),
+            _ => Err(Error::Corrupt(Corruption::State)),
+        }
     }
 
     /// Claims the producer role. A second claim, while the first producer
@@ -716,6 +763,11 @@ impl<'a, W: Wait> Producer<'a, W> {
                 return Ok(());
             }
             let word = &self.ring.header().consumer.wait;
+            if !self.wait.sleeps() {
+                // A spinner needs no announcement: it re-checks by itself.
+                self.wait.wait(word, word.load(Acquire), deadline)?;
+                continue;
+            }
             let ticket = announce_sleep(word);
             // Re-check after announcing: the consumer may have released
             // (or closed) before it could see our announcement.
@@ -1127,14 +1179,20 @@ impl<'a, W: Wait> Consumer<'a, W> {
                 other => return other.map(drop),
             }
             let word = &self.ring.header().producer.wait;
-            let ticket = announce_sleep(word);
-            // Re-check after announcing: the producer may have published
-            // (or closed) before it could see our announcement.
-            match self.next_message() {
-                Err(Error::Empty) => {}
-                other => return other.map(drop),
-            }
-            match self.wait.wait(word, ticket, deadline) {
+            let waited = if self.wait.sleeps() {
+                let ticket = announce_sleep(word);
+                // Re-check after announcing: the producer may have published
+                // (or closed) before it could see our announcement.
+                match self.next_message() {
+                    Err(Error::Empty) => {}
+                    other => return other.map(drop),
+                }
+                self.wait.wait(word, ticket, deadline)
+            } else {
+                // A spinner needs no announcement: it re-checks by itself.
+                self.wait.wait(word, word.load(Acquire), deadline)
+            };
+            match waited {
                 Ok(()) => {}
                 // The frontend saw the producer die: deliver what it
                 // committed before reporting it.

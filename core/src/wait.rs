@@ -44,6 +44,13 @@ pub trait Wait {
 
     /// Wakes whoever waits on `word`. Called after the word was changed.
     fn wake(&self, word: &AtomicU32);
+
+    /// Whether [`Wait::wait`] may sleep until woken. A waiter that only
+    /// spins for a while and returns says `false`: it then never announces
+    /// itself, so the peer never pays for [`Wait::wake`] on its account.
+    fn sleeps(&self) -> bool {
+        true
+    }
 }
 
 /// A no_std wait: spin with exponential backoff, never sleep.
@@ -130,4 +137,9 @@ impl Wait for Spin {
 
     #[inline]
     fn wake(&self, _word: &AtomicU32) {}
+
+    #[inline]
+    fn sleeps(&self) -> bool {
+        false
+    }
 }

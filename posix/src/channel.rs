@@ -1,0 +1,619 @@
+//! Channels: a [`Sender`] and a [`Receiver`] in two processes, joined by a
+//! shmlane ring in a shared-memory segment.
+//!
+//! Either side may create the segment (by name, or anonymously for a child
+//! or an fd-passing peer) and the other opens it. Each side holds its role
+//! lock on the segment for as long as it lives, so that the other side can
+//! tell a crash from a quiet peer: a blocked call on the survivor returns
+//! [`Error::Disconnected`] within a few
+//! [`PROBE_INTERVAL`](crate::gate::PROBE_INTERVAL)s of the death,
+//! after every message committed before it was received.
+//!
+//! A ring serves one producer and one consumer for its whole life: after a
+//! side closed or died, the survivor sees `Disconnected` and the channel is
+//! done; create a new one (a stale name is reclaimed, see [`Segment`]).
+
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use shmlane_core::{Config, Consumer, Producer, Ring, Role, region_size};
+
+use crate::gate::{Gate, PeerWatch, WaitMode};
+use crate::segment::{DEFAULT_MODE, Segment};
+use crate::{Error, Result, lock};
+
+/// A zero-copy write grant of a [`Sender`]: write the message in place,
+/// then [`commit`](shmlane_core::WriteGrant::commit) it.
+pub type WriteGrant<'s> = shmlane_core::WriteGrant<'s, 'static, Gate>;
+/// A zero-copy read grant of a [`Receiver`]: the message in place; dropping
+/// it consumes the message.
+pub type ReadGrant<'r> = shmlane_core::ReadGrant<'r, 'static, Gate>;
+/// Messages published together; see [`Sender::batch`].
+pub type SendBatch<'s> = shmlane_core::SendBatch<'s, 'static, Gate>;
+/// Messages released together; see [`Receiver::batch`].
+pub type RecvBatch<'r> = shmlane_core::RecvBatch<'r, 'static, Gate>;
+
+/// How to create or open a channel.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use shmlane_posix::{Options, WaitMode};
+///
+/// let options = Options::new()
+///     .capacity(1 << 20)
+///     .max_message(4096)
+///     .wait_mode(WaitMode::BusyPoll)
+///     .open_timeout(Duration::from_millis(100));
+/// assert_eq!(options.region_size(), shmlane_core::region_size(1 << 20));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Options {
+    capacity: usize,
+    max_message: Option<usize>,
+    mode: u32,
+    wait: WaitMode,
+    open_timeout: Duration,
+    unlink_on_drop: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            capacity: 64 * 1024,
+            max_message: None,
+            mode: DEFAULT_MODE,
+            wait: WaitMode::SpinThenFutex,
+            open_timeout: Duration::from_secs(1),
+            unlink_on_drop: true,
+        }
+    }
+}
+
+impl Options {
+    /// The defaults: 64 KiB ring, messages up to half of it, mode 0600,
+    /// spin-then-futex, 1 s to wait for a creator, name removed by the
+    /// creator's drop.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Data bytes of the ring (a power of two, 64 B to 1 TiB), when creating.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Longest message, when creating (default and limit: half the capacity
+    /// less 8 bytes).
+    pub fn max_message(mut self, max_message: usize) -> Self {
+        self.max_message = Some(max_message);
+        self
+    }
+
+    /// Permission bits of a new named segment (default 0600), applied
+    /// exactly: the umask does not filter them.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How this side waits when it must (default: spin, then futex).
+    pub fn wait_mode(mut self, wait: WaitMode) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// How long opening waits for the creator to finish initialising.
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = timeout;
+        self
+    }
+
+    /// Whether the creator's drop removes the segment's name (default yes).
+    /// With `false` the name outlives the creator, so that a late opener
+    /// still finds the messages; it is reclaimed by the next creator of the
+    /// name once no process holds the segment.
+    pub fn unlink_on_drop(mut self, unlink: bool) -> Self {
+        self.unlink_on_drop = unlink;
+        self
+    }
+
+    /// Bytes of shared memory a channel with these options uses.
+    pub fn region_size(&self) -> usize {
+        region_size(self.capacity)
+    }
+
+    fn config(&self) -> Result<Config> {
+        let mut config = Config::new(self.capacity);
+        if let Some(max) = self.max_message {
+            config = config.max_message(max);
+        }
+        config.check()?;
+        Ok(config)
+    }
+}
+
+/// A side of a channel, set up: its segment, its ring, and its gate.
+struct Side {
+    segment: Segment,
+    ring: Ring<'static>,
+    gate: Gate,
+}
+
+enum Start {
+    /// The segment is fresh: lay out a new ring.
+    Create(Config),
+    /// The segment holds (or soon holds) a ring: wait for it, then attach.
+    Attach(Instant),
+}
+
+impl Side {
+    /// Takes `role`'s lock on `segment`, then creates or attaches the ring.
+    /// The caller claims the role in the ring after this, so the lock is
+    /// held whenever the ring says the role is active.
+    fn new(segment: Segment, start: Start, role: Role, mode: WaitMode) -> Result<Side> {
+        let (byte, peer) = match role {
+            Role::Producer => (lock::PRODUCER, Role::Consumer),
+            Role::Consumer => (lock::CONSUMER, Role::Producer),
+        };
+        if !lock::try_lock(segment.fd(), byte, false).map_err(|e| Error::io("fcntl", e))? {
+            return Err(Error::RoleTaken(role));
+        }
+        let (ptr, len) = (segment.as_ptr(), segment.len());
+        let ring = match start {
+            // SAFETY: the mapping is valid for `len` bytes until `segment`
+            // drops; every user of the ring (the producer or consumer and the
+            // gate's watch) is dropped before it (field order of
+            // Sender/Receiver), and the region is only accessed through rings.
+            Start::Create(config) => unsafe { Ring::create(ptr, len, config) }?,
+            Start::Attach(deadline) => loop {
+                // SAFETY: as above.
+                match unsafe { Ring::attach(ptr, len) } {
+                    Err(shmlane_core::Error::Uninitialised) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    other => break other?,
+                }
+            },
+        };
+        let fd = segment
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::io("dup", e))?;
+        let gate = Gate::new(mode, Some(PeerWatch { fd, ring, peer }));
+        Ok(Side {
+            segment,
+            ring,
+            gate,
+        })
+    }
+
+    fn create_named(name: &str, options: &Options, role: Role) -> Result<Side> {
+        let config = options.config()?;
+        let mut segment = Segment::create(name, options.region_size(), options.mode)?;
+        segment.set_unlink_on_drop(options.unlink_on_drop);
+        Side::new(segment, Start::Create(config), role, options.wait)
+    }
+
+    fn open_named(name: &str, options: &Options, role: Role) -> Result<Side> {
+        let deadline = Instant::now() + options.open_timeout;
+        let segment = loop {
+            match Segment::open(name) {
+                Err(Error::NotReady) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                other => break other?,
+            }
+        };
+        Side::new(segment, Start::Attach(deadline), role, options.wait)
+    }
+
+    fn create_anonymous(options: &Options, role: Role) -> Result<(Side, OwnedFd)> {
+        let config = options.config()?;
+        let segment = Segment::anonymous(options.region_size())?;
+        segment.seal()?;
+        let fd = segment
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::io("dup", e))?;
+        Ok((
+            Side::new(segment, Start::Create(config), role, options.wait)?,
+            fd,
+        ))
+    }
+
+    fn from_fd(fd: OwnedFd, options: &Options, role: Role) -> Result<Side> {
+        let segment = Segment::from_fd(fd)?;
+        let deadline = Instant::now() + options.open_timeout;
+        Side::new(segment, Start::Attach(deadline), role, options.wait)
+    }
+}
+
+fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+// ---------------------------------------------------------------------------
+
+/// The sending side of a channel.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::{Options, Receiver, Sender};
+///
+/// let mut tx = Sender::create("/doc-sender", &Options::new())?;
+/// let mut rx = Receiver::open("/doc-sender", &Options::new())?; // usually another process
+/// tx.send(b"hello")?;
+/// let mut buf = [0; 64];
+/// let n = rx.recv(&mut buf)?;
+/// assert_eq!(&buf[..n], b"hello");
+/// # Ok::<(), shmlane_posix::Error>(())
+/// ```
+pub struct Sender {
+    // Field order matters: the producer borrows the segment's mapping.
+    producer: Producer<'static, Gate>,
+    segment: Segment,
+}
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("segment", &self.segment)
+            .field("producer", &self.producer)
+            .finish()
+    }
+}
+
+impl Sender {
+    fn start(side: Side) -> Result<Sender> {
+        let producer = side.ring.producer(side.gate)?;
+        Ok(Sender {
+            producer,
+            segment: side.segment,
+        })
+    }
+
+    /// Creates the channel's named segment and becomes its sender. A stale
+    /// segment of that name (all its processes dead) is reclaimed; a live one
+    /// is [`Error::AlreadyExists`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Error, Options, Sender};
+    ///
+    /// let tx = Sender::create("/doc-sender-create", &Options::new().capacity(4096))?;
+    /// assert_eq!(tx.capacity(), 4096);
+    /// assert!(matches!(
+    ///     Sender::create("/doc-sender-create", &Options::new()),
+    ///     Err(Error::AlreadyExists { .. })
+    /// ));
+    /// assert!(matches!(
+    ///     Sender::create("/doc-sender-bad", &Options::new().capacity(1000)),
+    ///     Err(Error::InvalidCapacity { capacity: 1000 })
+    /// ));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn create(name: &str, options: &Options) -> Result<Sender> {
+        Self::start(Side::create_named(name, options, Role::Producer)?)
+    }
+
+    /// Opens a channel whose receiver created it, waiting up to the
+    /// options' open timeout for the creator to finish. Only the options'
+    /// wait mode and open timeout apply; the ring's sizes are the creator's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Options, Receiver, Sender};
+    ///
+    /// let rx = Receiver::create("/doc-sender-open", &Options::new())?;
+    /// let tx = Sender::open("/doc-sender-open", &Options::new())?;
+    /// assert_eq!(tx.capacity(), rx.capacity());
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn open(name: &str, options: &Options) -> Result<Sender> {
+        Self::start(Side::open_named(name, options, Role::Producer)?)
+    }
+
+    /// Creates a channel in an anonymous, sealed segment and returns its
+    /// sender, with an fd for the receiver's process: pass it with
+    /// [`send_fd`](crate::segment::send_fd) or to a child, which calls
+    /// [`Receiver::from_fd`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Options, Receiver, Sender};
+    ///
+    /// let (mut tx, fd) = Sender::anonymous(&Options::new())?;
+    /// let mut rx = Receiver::from_fd(fd, &Options::new())?; // usually in the child
+    /// tx.send(b"hi")?;
+    /// assert_eq!(rx.recv_vec()?, b"hi");
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn anonymous(options: &Options) -> Result<(Sender, OwnedFd)> {
+        let (side, fd) = Side::create_anonymous(options, Role::Producer)?;
+        Ok((Self::start(side)?, fd))
+    }
+
+    /// Becomes the sender of a channel in an anonymous segment received as
+    /// `fd` (see [`Receiver::anonymous`]). The segment must be sealed.
+    pub fn from_fd(fd: OwnedFd, options: &Options) -> Result<Sender> {
+        Self::start(Side::from_fd(fd, options, Role::Producer)?)
+    }
+
+    /// Sends `msg`, waiting for room as long as it takes.
+    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        Ok(self.producer.send_blocking(msg, None)?)
+    }
+
+    /// Sends `msg` if there is room now: [`Error::Full`] otherwise
+    /// (or [`Error::Disconnected`] once the receiver is known to be gone).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Error, Options, Sender};
+    ///
+    /// let mut tx = Sender::create("/doc-try-send", &Options::new().capacity(64))?;
+    /// tx.try_send(&[0; 24])?;
+    /// tx.try_send(&[0; 24])?;
+    /// assert!(matches!(tx.try_send(&[0; 24]), Err(Error::Full)));
+    /// assert!(matches!(tx.try_send(&[0; 25]), Err(Error::TooLarge { len: 25, max: 24 })));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        match self.producer.try_send(msg) {
+            Err(shmlane_core::Error::Full) if self.producer.waiter().peer_died_rate_limited() => {
+                Err(Error::Disconnected)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Sends `msg`, waiting for room at most `timeout` ([`Error::TimedOut`]).
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        Ok(self.producer.send_blocking(msg, deadline(timeout))?)
+    }
+
+    /// Reserves room for a `len`-byte message, waiting as long as it takes,
+    /// to be written in place and committed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Options, Receiver, Sender};
+    ///
+    /// let mut tx = Sender::create("/doc-reserve", &Options::new())?;
+    /// let mut rx = Receiver::open("/doc-reserve", &Options::new())?;
+    /// let mut grant = tx.reserve(8)?;
+    /// grant.copy_from_slice(&42u64.to_le_bytes());
+    /// grant.commit(8);
+    /// let msg = rx.read()?;
+    /// assert_eq!(u64::from_le_bytes(msg[..].try_into().unwrap()), 42);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
+        Ok(self.producer.reserve_blocking(len, None)?)
+    }
+
+    /// Reserves room for a `len`-byte message if there is room now.
+    pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
+        Ok(self.producer.reserve(len)?)
+    }
+
+    /// Reserves room for a `len`-byte message, waiting at most `timeout`.
+    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<WriteGrant<'_>> {
+        Ok(self.producer.reserve_blocking(len, deadline(timeout))?)
+    }
+
+    /// Starts a batch: its messages are published together when it ends.
+    pub fn batch(&mut self) -> SendBatch<'_> {
+        self.producer.batch()
+    }
+
+    /// Whether the receiver closed or died.
+    pub fn is_disconnected(&self) -> bool {
+        self.producer.is_disconnected() || self.producer.waiter().peer_died()
+    }
+
+    /// Data bytes of the ring.
+    pub fn capacity(&self) -> usize {
+        self.producer.capacity()
+    }
+
+    /// Longest message the channel carries.
+    pub fn max_message(&self) -> usize {
+        self.producer.max_message()
+    }
+
+    /// The segment the channel lives in.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+/// The receiving side of a channel. Also an iterator over the messages, which
+/// ends when the sender is gone and everything it sent has been received.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::{Options, Receiver, Sender};
+///
+/// let mut rx = Receiver::create("/doc-receiver", &Options::new())?;
+/// let mut tx = Sender::open("/doc-receiver", &Options::new())?;
+/// for word in ["one", "two", "three"] {
+///     tx.send(word.as_bytes())?;
+/// }
+/// drop(tx);
+/// let words: Vec<Vec<u8>> = rx.by_ref().collect::<Result<_, _>>()?;
+/// assert_eq!(words, [&b"one"[..], b"two", b"three"]);
+/// # Ok::<(), shmlane_posix::Error>(())
+/// ```
+pub struct Receiver {
+    // Field order matters: the consumer borrows the segment's mapping.
+    consumer: Consumer<'static, Gate>,
+    segment: Segment,
+    failed: bool,
+}
+
+impl fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("segment", &self.segment)
+            .field("consumer", &self.consumer)
+            .finish()
+    }
+}
+
+impl Receiver {
+    fn start(side: Side) -> Result<Receiver> {
+        let consumer = side.ring.consumer(side.gate)?;
+        Ok(Receiver {
+            consumer,
+            segment: side.segment,
+            failed: false,
+        })
+    }
+
+    /// Creates the channel's named segment and becomes its receiver; see
+    /// [`Sender::create`].
+    pub fn create(name: &str, options: &Options) -> Result<Receiver> {
+        Self::start(Side::create_named(name, options, Role::Consumer)?)
+    }
+
+    /// Opens a channel whose sender created it; see [`Sender::open`].
+    pub fn open(name: &str, options: &Options) -> Result<Receiver> {
+        Self::start(Side::open_named(name, options, Role::Consumer)?)
+    }
+
+    /// Creates a channel in an anonymous, sealed segment and returns its
+    /// receiver, with an fd for the sender's process ([`Sender::from_fd`]).
+    pub fn anonymous(options: &Options) -> Result<(Receiver, OwnedFd)> {
+        let (side, fd) = Side::create_anonymous(options, Role::Consumer)?;
+        Ok((Self::start(side)?, fd))
+    }
+
+    /// Becomes the receiver of a channel in an anonymous segment received as
+    /// `fd` (see [`Sender::anonymous`]). The segment must be sealed.
+    pub fn from_fd(fd: OwnedFd, options: &Options) -> Result<Receiver> {
+        Self::start(Side::from_fd(fd, options, Role::Consumer)?)
+    }
+
+    fn empty_or_gone(&self, e: shmlane_core::Error) -> Error {
+        match e {
+            shmlane_core::Error::Empty if self.consumer.waiter().peer_died_rate_limited() => {
+                Error::Disconnected
+            }
+            e => e.into(),
+        }
+    }
+
+    /// Copies the next message into `buf`, waiting as long as it takes, and
+    /// returns its length. [`Error::BufferTooSmall`] leaves it queued.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        Ok(self.consumer.recv_into_blocking(buf, None)?)
+    }
+
+    /// Copies the next message into `buf` if there is one now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Error, Options, Receiver};
+    ///
+    /// let mut rx = Receiver::create("/doc-try-recv", &Options::new())?;
+    /// assert!(matches!(rx.try_recv(&mut [0; 16]), Err(Error::Empty)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.consumer
+            .try_recv(buf)
+            .map_err(|e| self.empty_or_gone(e))
+    }
+
+    /// Copies the next message into `buf`, waiting at most `timeout`.
+    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        Ok(self.consumer.recv_into_blocking(buf, deadline(timeout))?)
+    }
+
+    /// Receives the next message as a new vector, waiting as long as it takes.
+    pub fn recv_vec(&mut self) -> Result<Vec<u8>> {
+        Ok(self.read()?.to_vec())
+    }
+
+    /// Hands out the next message in place, waiting as long as it takes;
+    /// dropping the grant consumes it.
+    pub fn read(&mut self) -> Result<ReadGrant<'_>> {
+        Ok(self.consumer.recv_blocking(None)?)
+    }
+
+    /// Hands out the next message in place if there is one now.
+    pub fn try_read(&mut self) -> Result<ReadGrant<'_>> {
+        if self.consumer.waiter().peer_died_rate_limited() {
+            // Drain first: `read` reports Disconnected only when empty.
+            return Ok(self.consumer.recv_blocking(None)?);
+        }
+        Ok(self.consumer.read()?)
+    }
+
+    /// Hands out the next message in place, waiting at most `timeout`.
+    pub fn read_timeout(&mut self, timeout: Duration) -> Result<ReadGrant<'_>> {
+        Ok(self.consumer.recv_blocking(deadline(timeout))?)
+    }
+
+    /// Starts a batch: the room of the messages read through it is freed
+    /// together when it ends.
+    pub fn batch(&mut self) -> RecvBatch<'_> {
+        self.consumer.batch()
+    }
+
+    /// Whether the sender is known to have died (its process ended without
+    /// closing). Messages it committed may still be queued.
+    pub fn sender_died(&self) -> bool {
+        self.consumer.waiter().peer_died()
+    }
+
+    /// Data bytes of the ring.
+    pub fn capacity(&self) -> usize {
+        self.consumer.capacity()
+    }
+
+    /// Longest message the channel carries.
+    pub fn max_message(&self) -> usize {
+        self.consumer.max_message()
+    }
+
+    /// The segment the channel lives in.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+}
+
+impl Iterator for Receiver {
+    type Item = Result<Vec<u8>>;
+
+    /// The next message, waiting as long as it takes; `None` once the sender
+    /// is gone and drained, or after an error (which is yielded once).
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.recv_vec() {
+            Ok(msg) => Some(Ok(msg)),
+            Err(Error::Disconnected) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The one error type of `shmlane-posix`.
+
+use std::fmt;
+use std::io;
+
+use shmlane_core::{Corruption, Role};
+
+/// Everything that can go wrong, as variants a caller can act on.
+///
+/// Errors from the ring itself (`Full`, `Empty`, `Disconnected`, …) keep
+/// their meaning from [`shmlane_core::Error`]; the rest are about segments,
+/// names and the operating system.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// No room now (non-blocking send); nothing was sent.
+    Full,
+    /// No message now (non-blocking receive).
+    Empty,
+    /// The peer closed its side or its process died. A receiver sees this
+    /// only after every message committed before has been received.
+    Disconnected,
+    /// A call with a timeout ran out of time; nothing was sent or received.
+    TimedOut,
+    /// The message is longer than the channel's maximum message size.
+    TooLarge {
+        /// Length asked for.
+        len: usize,
+        /// The channel's maximum message size.
+        max: usize,
+    },
+    /// The caller's buffer cannot hold the next message, which stays queued.
+    BufferTooSmall {
+        /// Length of the next message.
+        needed: usize,
+        /// Length of the caller's buffer.
+        available: usize,
+    },
+    /// Another live handle holds this side of the channel.
+    RoleTaken(Role),
+    /// The segment name is not valid; `reason` says why.
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The capacity is not a power of two in the supported range.
+    InvalidCapacity {
+        /// The capacity asked for.
+        capacity: usize,
+    },
+    /// The maximum message size does not fit the capacity.
+    InvalidMaxMessage {
+        /// The size asked for.
+        max_message: usize,
+        /// The largest size the capacity allows.
+        limit: usize,
+    },
+    /// A live segment (or a file that is not a shmlane segment) already has
+    /// this name. Stale segments of dead processes are reclaimed instead.
+    AlreadyExists {
+        /// The name.
+        name: String,
+    },
+    /// No segment has this name.
+    NotFound {
+        /// The name.
+        name: String,
+    },
+    /// The segment belongs to another user, or its mode forbids access.
+    PermissionDenied {
+        /// The name, or `"<fd>"` for an anonymous segment.
+        name: String,
+    },
+    /// The system cannot provide the memory (the `/dev/shm` size limit, the
+    /// memory cgroup, `RLIMIT_AS`, …).
+    NoSpace {
+        /// Bytes asked for.
+        bytes: usize,
+    },
+    /// The object is not a shmlane segment; `reason` says what it is.
+    NotASegment {
+        /// What was found instead.
+        reason: &'static str,
+    },
+    /// The segment is smaller than its ring needs.
+    TooSmall {
+        /// Size of the segment.
+        size: usize,
+        /// Size needed.
+        needed: usize,
+    },
+    /// The segment was laid out by an incompatible shmlane version.
+    VersionMismatch {
+        /// Layout version found.
+        found: u32,
+        /// Layout version this build speaks.
+        expected: u32,
+    },
+    /// The creator did not finish initialising the segment in time.
+    NotReady,
+    /// An anonymous segment received from elsewhere is not sealed against
+    /// resizing, so its sender could make this process die of `SIGBUS`.
+    NotSealed,
+    /// A value read from shared memory broke the protocol.
+    Corrupt(Corruption),
+    /// An operating-system call failed.
+    Io {
+        /// The call, e.g. `"mmap"`.
+        op: &'static str,
+        /// What it returned.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, source: impl Into<io::Error>) -> Self {
+        Error::Io {
+            op,
+            source: source.into(),
+        }
+    }
+}
+
+impl From<shmlane_core::Error> for Error {
+    fn from(e: shmlane_core::Error) -> Self {
+        use shmlane_core::Error as E;
+        match e {
+            E::Full => Error::Full,
+            E::Empty => Error::Empty,
+            E::Disconnected => Error::Disconnected,
+            E::TimedOut => Error::TimedOut,
+            E::TooLarge { len, max } => Error::TooLarge { len, max },
+            E::BufferTooSmall { needed, available } => Error::BufferTooSmall { needed, available },
+            E::RoleTaken(role) => Error::RoleTaken(role),
+            E::InvalidCapacity { capacity } => Error::InvalidCapacity { capacity },
+            E::InvalidMaxMessage { max_message, limit } => {
+                Error::InvalidMaxMessage { max_message, limit }
+            }
+            E::RegionTooSmall { needed, available } => Error::TooSmall {
+                size: available,
+                needed,
+            },
+            E::Uninitialised => Error::NotReady,
+            E::BadMagic => Error::NotASegment {
+                reason: "it does not start with shmlane's magic bytes",
+            },
+            E::VersionMismatch { found, expected } => Error::VersionMismatch { found, expected },
+            E::Corrupt(what) => Error::Corrupt(what),
+            // A mapping is page-aligned; anything else is a bug here.
+            E::Misaligned { .. } => Error::NotASegment {
+                reason: "its mapping is misaligned",
+            },
+            _ => Error::Corrupt(Corruption::State),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Full => f.write_str("channel is full"),
+            Error::Empty => f.write_str("channel is empty"),
+            Error::Disconnected => f.write_str("peer disconnected"),
+            Error::TimedOut => f.write_str("timed out"),
+            Error::TooLarge { len, max } => {
+                write!(f, "message of {len} bytes exceeds the maximum of {max}")
+            }
+            Error::BufferTooSmall { needed, available } => write!(
+                f,
+                "next message has {needed} bytes but the buffer holds {available}"
+            ),
+            Error::RoleTaken(role) => write!(f, "the {role} side is held by another handle"),
+            Error::InvalidName { name, reason } => {
+                write!(f, "invalid segment name {name:?}: {reason}")
+            }
+            Error::InvalidCapacity { capacity } => write!(
+                f,
+                "capacity {capacity} is not a power of two between {} and {}",
+                shmlane_core::MIN_CAPACITY,
+                shmlane_core::MAX_CAPACITY
+            ),
+            Error::InvalidMaxMessage { max_message, limit } => write!(
+                f,
+                "maximum message size {max_message} exceeds the limit {limit} for this capacity"
+            ),
+            Error::AlreadyExists { name } => {
+                write!(
+                    f,
+                    "segment {name:?} exists and is in use (or is not a shmlane segment)"
+                )
+            }
+            Error::NotFound { name } => write!(f, "no segment named {name:?}"),
+            Error::PermissionDenied { name } => write!(f, "permission denied for segment {name:?}"),
+            Error::NoSpace { bytes } => {
+                write!(
+                    f,
+                    "the system cannot provide {bytes} bytes of shared memory"
+                )
+            }
+            Error::NotASegment { reason } => write!(f, "not a shmlane segment: {reason}"),
+            Error::TooSmall { size, needed } => {
+                write!(
+                    f,
+                    "segment of {size} bytes is too small, {needed} are needed"
+                )
+            }
+            Error::VersionMismatch { found, expected } => write!(
+                f,
+                "segment layout version {found} is not the supported version {expected}"
+            ),
+            Error::NotReady => {
+                f.write_str("segment creator did not finish initialising it in time")
+            }
+            Error::NotSealed => f.write_str("anonymous segment is not sealed against resizing"),
+            Error::Corrupt(what) => write!(f, "corrupt ring: {what}"),
+            Error::Io { op, source } => write!(f, "{op}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

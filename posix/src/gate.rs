@@ -1,0 +1,177 @@
+//! The futex gate: how a blocked sender or receiver waits for its peer in
+//! another process, and notices that the peer died.
+//!
+//! [`Gate`] implements [`shmlane_core::Wait`] on the ring's shared wait
+//! words: spin a little, then sleep in `futex(FUTEX_WAIT)` (shared, not
+//! `FUTEX_PRIVATE`, because the word is in memory mapped by two processes).
+//! Sleeps are cut into slices of [`PROBE_INTERVAL`]; between slices the gate
+//! checks the peer's role lock (see [`crate::lock`]). A peer whose role is
+//! active in the ring but whose lock nobody holds has died, and the blocked
+//! call returns `Disconnected` (a receiver first drains what the peer
+//! committed).
+
+use std::cell::Cell;
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::Backoff;
+use rustix::thread::futex;
+use shmlane_core::{AtomicU32, Error as CoreError, Ring, Role, RoleState, Wait};
+
+use crate::lock;
+
+/// How often a blocked call checks whether its peer is still alive.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How a blocked side waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitMode {
+    /// Spin on the shared memory and never sleep: the lowest latency, at the
+    /// price of a busy core while waiting.
+    BusyPoll,
+    /// Spin briefly, then sleep on a futex: no CPU while idle, a system call
+    /// for the peer only when this side actually sleeps.
+    #[default]
+    SpinThenFutex,
+}
+
+/// What a gate watches to tell that its peer died.
+pub(crate) struct PeerWatch {
+    /// A handle on the segment's open file description (a dup of the
+    /// segment's fd), to probe the peer's role lock.
+    pub fd: OwnedFd,
+    pub ring: Ring<'static>,
+    pub peer: Role,
+}
+
+/// The wait strategy of a channel side: a [`WaitMode`] plus the watch on
+/// the peer's liveness. Created by the channel constructors.
+pub struct Gate {
+    mode: WaitMode,
+    watch: Option<PeerWatch>,
+    last_probe: Cell<Instant>,
+    peer_gone: Cell<bool>,
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gate")
+            .field("mode", &self.mode)
+            .field("peer_gone", &self.peer_gone.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    pub(crate) fn new(mode: WaitMode, watch: Option<PeerWatch>) -> Self {
+        Gate {
+            mode,
+            watch,
+            last_probe: Cell::new(Instant::now()),
+            peer_gone: Cell::new(false),
+        }
+    }
+
+    /// The wait mode.
+    pub fn mode(&self) -> WaitMode {
+        self.mode
+    }
+
+    /// Whether the peer attached and then died (its process exited or was
+    /// killed without closing). Once true, stays true.
+    pub fn peer_died(&self) -> bool {
+        if self.peer_gone.get() {
+            return true;
+        }
+        let Some(watch) = &self.watch else {
+            return false;
+        };
+        self.last_probe.set(Instant::now());
+        let byte = match watch.peer {
+            Role::Producer => lock::PRODUCER,
+            Role::Consumer => lock::CONSUMER,
+        };
+        // The role is claimed only after its lock is taken, so an active role
+        // with a free lock means the holder is gone. (Idle: not attached yet;
+        // closed: the ring itself reports it.)
+        let gone = watch.ring.role_state(watch.peer) == Ok(RoleState::Active)
+            && !lock::held_by_other(&watch.fd, byte).unwrap_or(true);
+        self.peer_gone.set(gone);
+        gone
+    }
+
+    /// [`Gate::peer_died`], at most once per [`PROBE_INTERVAL`] (cheap
+    /// enough for every failed non-blocking call).
+    pub(crate) fn peer_died_rate_limited(&self) -> bool {
+        if self.peer_gone.get() {
+            return true;
+        }
+        if self.last_probe.get().elapsed() < PROBE_INTERVAL {
+            return false;
+        }
+        self.peer_died()
+    }
+}
+
+impl Wait for Gate {
+    type Deadline = Instant;
+
+    fn wait(
+        &self,
+        word: &AtomicU32,
+        expected: u32,
+        deadline: Option<Instant>,
+    ) -> Result<(), CoreError> {
+        use std::sync::atomic::Ordering::Acquire;
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(CoreError::TimedOut);
+        }
+        if self.peer_gone.get()
+            || (now - self.last_probe.get() >= PROBE_INTERVAL && self.peer_died())
+        {
+            return Err(CoreError::Disconnected);
+        }
+        match self.mode {
+            WaitMode::BusyPoll => {
+                // A bounded spin; the ring re-checks, then calls again.
+                for _ in 0..4096 {
+                    if word.load(Acquire) != expected {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+            WaitMode::SpinThenFutex => {
+                let backoff = Backoff::new();
+                while !backoff.is_completed() {
+                    if word.load(Acquire) != expected {
+                        return Ok(());
+                    }
+                    backoff.snooze();
+                }
+                let mut slice = PROBE_INTERVAL;
+                if let Some(d) = deadline {
+                    slice = slice.min(d.saturating_duration_since(Instant::now()));
+                }
+                let timeout = futex::Timespec {
+                    tv_sec: slice.as_secs() as i64,
+                    tv_nsec: slice.subsec_nanos() as i64,
+                };
+                // EAGAIN (the word changed), EINTR, ETIMEDOUT: all mean
+                // "look again", which the ring does.
+                let _ = futex::wait(word, futex::Flags::empty(), expected, Some(&timeout));
+            }
+        }
+        Ok(())
+    }
+
+    fn wake(&self, word: &AtomicU32) {
+        let _ = futex::wake(word, futex::Flags::empty(), 1);
+    }
+
+    fn sleeps(&self) -> bool {
+        self.mode == WaitMode::SpinThenFutex
+    }
+}

@@ -1,0 +1,41 @@
+//! # shmlane-posix
+//!
+//! Channels between processes on one Linux host over a [`shmlane_core`]
+//! ring in shared memory: zero copy, blocking or busy-polling, and neither
+//! side can hang or crash the other.
+//!
+//! - [`Segment`]: named (`shm_open`) and anonymous (`memfd`, sealed)
+//!   shared-memory segments, fd passing over unix sockets, stale-segment
+//!   reclamation.
+//! - [`Gate`]: the futex implementation of the ring's wait trait, with
+//!   dead-peer detection through open-file-description locks.
+//! - [`Sender`] / [`Receiver`]: the channel, created or opened by name, or
+//!   anonymous; blocking, non-blocking and timeout calls and zero-copy grants.
+//!
+//! ```
+//! use shmlane_posix::{Options, Receiver, Sender};
+//!
+//! // Process A:
+//! let mut tx = Sender::create("/lib-doc-quotes", &Options::new().capacity(1 << 16))?;
+//! // Process B (here the same process, for the example):
+//! let mut rx = Receiver::open("/lib-doc-quotes", &Options::new())?;
+//!
+//! tx.send(b"EURUSD 1.0842")?;
+//! let msg = rx.read()?; // zero copy: a view into the shared ring
+//! assert_eq!(&*msg, b"EURUSD 1.0842");
+//! # Ok::<(), shmlane_posix::Error>(())
+//! ```
+#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
+
+pub mod channel;
+mod error;
+pub mod gate;
+pub mod lock;
+pub mod segment;
+
+pub use channel::{Options, ReadGrant, Receiver, RecvBatch, SendBatch, Sender, WriteGrant};
+pub use error::{Error, Result};
+pub use gate::{Gate, WaitMode};
+pub use segment::Segment;
+pub use shmlane_core::{Corruption, Role};
