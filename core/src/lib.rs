@@ -68,7 +68,7 @@ pub use ring::{
     Config, Consumer, Producer, ReadGrant, RecvBatch, Ring, RoleState, SendBatch, WriteGrant,
 };
 pub use sync::AtomicU32;
-pub use wait::{Spin, Wait};
+pub use wait::{SPIN_ROUND, Spin, Wait};
 
 #[cfg(test)]
 mod tests;

@@ -26,7 +26,7 @@ use core::ptr::NonNull;
 use crate::error::{Corruption, Error, Role};
 use crate::layout::*;
 use crate::sync::{AtomicU32, Ordering::*, fence};
-use crate::wait::{Spin, Wait};
+use crate::wait::{SPIN_ROUND, Spin, Wait};
 
 /// Where a role of a ring stands; see [`Ring::role_state`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -762,6 +762,9 @@ impl<'a, W: Wait> Producer<'a, W> {
             if self.has_room(needed)? {
                 return Ok(());
             }
+            if self.spin_for_room(needed)? {
+                return Ok(());
+            }
             let word = &self.ring.header().consumer.wait;
             if !self.wait.sleeps() {
                 // A spinner needs no announcement: it re-checks by itself.
@@ -777,6 +780,23 @@ impl<'a, W: Wait> Producer<'a, W> {
             }
             self.wait.wait(word, ticket, deadline)?;
         }
+    }
+
+    /// Spins (unannounced) for room, as many rounds as the wait asks for.
+    fn spin_for_room(&mut self, needed: u64) -> Result<bool, Error> {
+        if !self.wait.sleeps() {
+            return Ok(false);
+        }
+        for _ in 0..self.wait.spin_rounds() {
+            for _ in 0..SPIN_ROUND {
+                crate::sync::spin_loop();
+            }
+            self.check_peer()?;
+            if self.has_room(needed)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Starts a batch: messages sent or committed through it are published
@@ -1177,6 +1197,18 @@ impl<'a, W: Wait> Consumer<'a, W> {
             match self.next_message() {
                 Err(Error::Empty) => {}
                 other => return other.map(drop),
+            }
+            if self.wait.sleeps() {
+                // Spin first, unannounced.
+                for _ in 0..self.wait.spin_rounds() {
+                    for _ in 0..SPIN_ROUND {
+                        crate::sync::spin_loop();
+                    }
+                    match self.next_message() {
+                        Err(Error::Empty) => {}
+                        other => return other.map(drop),
+                    }
+                }
             }
             let word = &self.ring.header().producer.wait;
             let waited = if self.wait.sleeps() {

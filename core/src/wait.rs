@@ -17,6 +17,9 @@
 use core::cell::Cell;
 
 use crate::Error;
+
+/// Spin hints per [`Spin`] round (one under loom, where a hint yields).
+pub const SPIN_ROUND: u32 = if cfg!(loom) { 1 } else { 32 };
 use crate::sync::{AtomicU32, Ordering};
 
 /// How a blocked side waits for its peer, and how it wakes a sleeping peer.
@@ -51,13 +54,21 @@ pub trait Wait {
     fn sleeps(&self) -> bool {
         true
     }
+
+    /// For a waiter that sleeps: how many rounds of [`SPIN_ROUND`] spin hints
+    /// and a re-check of the ring to spend before announcing itself and
+    /// sleeping. Spinning first, unannounced, spares the peer a wake-up call
+    /// for a wait that ends within microseconds.
+    fn spin_rounds(&self) -> u32 {
+        0
+    }
 }
 
 /// A no_std wait: spin with exponential backoff, never sleep.
 ///
 /// Without a clock, a deadline is counted in *rounds*: one round is one call
-/// to [`Wait::wait`], that is one bounded backoff (about a few thousand spin
-/// hints at most). Give [`Spin::with_clock`] a monotonic tick source (a cycle
+/// to [`Wait::wait`], that is [`SPIN_ROUND`] spin hints and a re-check of
+/// the ring. Give [`Spin::with_clock`] a monotonic tick source (a cycle
 /// counter, a hardware timer) to count deadlines in its ticks instead.
 ///
 /// [`Wait::wake`] does nothing: a spinner sees the word change by itself.
@@ -122,15 +133,14 @@ impl Wait for Spin {
             return Err(Error::TimedOut);
         }
         self.rounds.set(self.rounds.get().wrapping_add(1));
-        // One bounded backoff: 2^0 + … + 2^10 spin hints at most (under loom,
-        // where a hint is a yield to the model's scheduler, a single one).
-        let last_step = if cfg!(loom) { 0 } else { 10 };
-        let mut step = 0u32;
-        while word.load(Ordering::Acquire) == expected && step <= last_step {
-            for _ in 0..(1u32 << step) {
-                crate::sync::spin_loop();
+        // A short pause, then back to the ring: nobody bumps the word for a
+        // waiter that does not sleep (`sleeps()` is false), so the ring's
+        // positions are what to watch. A close does bump it: leave at once.
+        for _ in 0..SPIN_ROUND {
+            if word.load(Ordering::Acquire) != expected {
+                break;
             }
-            step += 1;
+            crate::sync::spin_loop();
         }
         Ok(())
     }

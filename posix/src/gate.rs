@@ -2,7 +2,7 @@
 //! another process, and notices that the peer died.
 //!
 //! [`Gate`] implements [`shmlane_core::Wait`] on the ring's shared wait
-//! words: spin a little, then sleep in `futex(FUTEX_WAIT)` (shared, not
+//! words: spin on the ring a little, then sleep in `futex(FUTEX_WAIT)` (shared, not
 //! `FUTEX_PRIVATE`, because the word is in memory mapped by two processes).
 //! Sleeps are cut into slices of [`PROBE_INTERVAL`]; between slices the gate
 //! checks the peer's role lock (see [`crate::lock`]). A peer whose role is
@@ -15,7 +15,6 @@ use std::fmt;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::Backoff;
 use rustix::thread::futex;
 use shmlane_core::{AtomicU32, Error as CoreError, Ring, Role, RoleState, Wait};
 
@@ -23,6 +22,10 @@ use crate::lock;
 
 /// How often a blocked call checks whether its peer is still alive.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Rounds of spinning on the ring (each [`shmlane_core::SPIN_ROUND`] spin
+/// hints, about a microsecond) before a spin-then-futex side sleeps.
+pub const SPIN_ROUNDS_BEFORE_SLEEP: u32 = 50;
 
 /// How a blocked side waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -135,8 +138,10 @@ impl Wait for Gate {
         }
         match self.mode {
             WaitMode::BusyPoll => {
-                // A bounded spin; the ring re-checks, then calls again.
-                for _ in 0..4096 {
+                // A short pause, then the ring re-checks its positions (a
+                // busy-polling side never announces sleep, so nobody bumps
+                // the word for it; a close does, and ends the pause).
+                for _ in 0..shmlane_core::SPIN_ROUND {
                     if word.load(Acquire) != expected {
                         break;
                     }
@@ -144,13 +149,7 @@ impl Wait for Gate {
                 }
             }
             WaitMode::SpinThenFutex => {
-                let backoff = Backoff::new();
-                while !backoff.is_completed() {
-                    if word.load(Acquire) != expected {
-                        return Ok(());
-                    }
-                    backoff.snooze();
-                }
+                // The spin phase is done (see `spin_rounds`); sleep.
                 let mut slice = PROBE_INTERVAL;
                 if let Some(d) = deadline {
                     slice = slice.min(d.saturating_duration_since(Instant::now()));
@@ -173,5 +172,9 @@ impl Wait for Gate {
 
     fn sleeps(&self) -> bool {
         self.mode == WaitMode::SpinThenFutex
+    }
+
+    fn spin_rounds(&self) -> u32 {
+        SPIN_ROUNDS_BEFORE_SLEEP
     }
 }

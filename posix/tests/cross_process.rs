@@ -1,0 +1,411 @@
+//! Channels between real processes: this test binary re-executes itself as
+//! the peer (the ignored test `peer_process`, selected by `SHMLANE_PEER`).
+//! No sleeps synchronise anything: the peer reports over its stdout pipe.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shmlane_posix::segment::{recv_fd, send_fd};
+use shmlane_posix::{Error, Options, Receiver, Role, Sender, WaitMode};
+
+const PEER_ENV: &str = "SHMLANE_PEER";
+
+/// A unique segment name for this test run.
+fn name(test: &str) -> String {
+    format!("/shmlane-test-{test}-{}", std::process::id())
+}
+
+fn mode_of(word: &str) -> WaitMode {
+    match word {
+        "busy" => WaitMode::BusyPoll,
+        _ => WaitMode::SpinThenFutex,
+    }
+}
+
+/// The peer side: runs in the child process.
+#[test]
+#[ignore = "runs only as the peer process of the other tests"]
+fn peer_process() {
+    let Ok(spec) = std::env::var(PEER_ENV) else {
+        return;
+    };
+    let args: Vec<&str> = spec.split(' ').collect();
+    let out = &mut Reporter(std::io::stdout());
+    match args[..] {
+        ["recv-stream", name, mode, count, seed] => {
+            let options = Options::new().wait_mode(mode_of(mode));
+            let mut rx = Receiver::open(name, &options).unwrap();
+            let count: u64 = count.parse().unwrap();
+            let result = check_stream(&mut rx, count, seed.parse().unwrap());
+            report(out, &result);
+        }
+        ["send-then-block", name, count] => {
+            let mut tx = Sender::open(name, &Options::new()).unwrap();
+            for i in 0..count.parse::<u64>().unwrap() {
+                tx.send(&i.to_le_bytes()).unwrap();
+            }
+            report(out, "sent");
+            block_on_stdin();
+        }
+        ["attach-then-block", name] => {
+            let _rx = Receiver::open(name, &Options::new()).unwrap();
+            report(out, "attached");
+            block_on_stdin();
+        }
+        ["create-then-block", name] => {
+            let _tx = Sender::create(name, &Options::new()).unwrap();
+            report(out, "created");
+            block_on_stdin();
+        }
+        ["try-open", name] => {
+            let result = match Receiver::open(name, &Options::new()) {
+                Ok(_) => "opened".to_owned(),
+                Err(Error::PermissionDenied { .. }) => "permission-denied".to_owned(),
+                Err(e) => format!("error {e}"),
+            };
+            report(out, &result);
+        }
+        ["anon-recv", path, count, seed] => {
+            let socket = std::os::unix::net::UnixStream::connect(path).unwrap();
+            let fd = recv_fd(&socket).unwrap();
+            let mut rx = Receiver::from_fd(fd, &Options::new()).unwrap();
+            let result = check_stream(&mut rx, count.parse().unwrap(), seed.parse().unwrap());
+            report(out, &result);
+        }
+        _ => panic!("unknown peer spec {spec:?}"),
+    }
+}
+
+fn report(out: &mut Reporter, line: &str) {
+    out.write_all(format!("{line}\n").as_bytes()).unwrap();
+}
+
+/// Prefixes each line the peer reports with [`REPORT`], so that the parent
+/// can tell it from the test harness's own output.
+struct Reporter(std::io::Stdout);
+
+impl Write for Reporter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut out = self.0.lock();
+        out.write_all(b"\n")?;
+        out.write_all(REPORT.as_bytes())?;
+        out.write_all(buf)?;
+        out.flush()?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+const REPORT: &str = "peer-report: ";
+
+/// Waits until the parent closes our stdin (or kills us).
+fn block_on_stdin() {
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+}
+
+fn spawn_peer(spec: &str) -> (Child, BufReader<ChildStdout>) {
+    spawn_peer_with(spec, |c| c)
+}
+
+fn spawn_peer_with(
+    spec: &str,
+    adjust: impl FnOnce(&mut Command) -> &mut Command,
+) -> (Child, BufReader<ChildStdout>) {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--exact",
+            "peer_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(PEER_ENV, spec)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = adjust(&mut command).spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    (child, stdout)
+}
+
+/// The next line the peer reported (see [`Reporter`]); empty if it exited.
+fn read_report(stdout: &mut BufReader<ChildStdout>) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            return String::new();
+        }
+        if let Some(report) = line.trim().strip_prefix(REPORT) {
+            return report.to_owned();
+        }
+    }
+}
+
+/// Tests that start peer processes run one at a time: two busy-polling
+/// pairs on a 2-core machine would only measure the scheduler.
+static PROCESSES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    PROCESSES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// xorshift64, the same on both sides.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Message `seq` of the stream: its length (0..=max) and its bytes.
+fn message(seq: u64, len: usize, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend((0..len).map(|i| (seq as usize).wrapping_mul(131).wrapping_add(i) as u8));
+}
+
+fn stream_len(rng: &mut u64, max: usize) -> usize {
+    (next(rng) % (max as u64 + 1)) as usize
+}
+
+fn send_stream(tx: &mut Sender, count: u64, seed: u64) {
+    let max = tx.max_message();
+    let mut rng = seed;
+    let mut buf = Vec::new();
+    for seq in 0..count {
+        let len = stream_len(&mut rng, max);
+        message(seq, len, &mut buf);
+        if seq % 2 == 0 {
+            tx.send(&buf).unwrap();
+        } else {
+            let mut grant = tx.reserve(len).unwrap();
+            grant.copy_from_slice(&buf);
+            grant.commit(len);
+        }
+    }
+}
+
+/// Receives `count` messages and checks each one's length and bytes, then
+/// expects `Disconnected`. Returns "ok <count>" or what went wrong.
+fn check_stream(rx: &mut Receiver, count: u64, seed: u64) -> String {
+    let max = rx.max_message();
+    let mut rng = seed;
+    let mut want = Vec::new();
+    for seq in 0..count {
+        let len = stream_len(&mut rng, max);
+        message(seq, len, &mut want);
+        let got = match rx.read() {
+            Ok(got) => got,
+            Err(e) => return format!("error at {seq}: {e}"),
+        };
+        if *got != want[..] {
+            return format!("mismatch at {seq}: got {} bytes, want {len}", got.len());
+        }
+    }
+    match rx.read() {
+        Err(Error::Disconnected) => format!("ok {count}"),
+        Ok(extra) => format!("extra message of {} bytes", extra.len()),
+        Err(e) => format!("error after the end: {e}"),
+    }
+}
+
+fn stream_across_processes(mode: &str) {
+    let _serial = serial();
+    let name = name(&format!("stream-{mode}"));
+    let count = 1_000_000u64;
+    let seed = 0x5eed_0000_0000_0001 ^ count;
+    // A small ring: 4 KiB, messages up to 2040 bytes, so it wraps constantly.
+    let options = Options::new().capacity(4096).wait_mode(mode_of(mode));
+    let mut tx = Sender::create(&name, &options).unwrap();
+    let (mut child, mut stdout) = spawn_peer(&format!("recv-stream {name} {mode} {count} {seed}"));
+    let started = Instant::now();
+    send_stream(&mut tx, count, seed);
+    drop(tx);
+    let report = read_report(&mut stdout);
+    let elapsed = started.elapsed();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(report, format!("ok {count}"));
+    eprintln!("{mode}: {count} messages of 0..=2040 bytes in {elapsed:?}");
+}
+
+#[test]
+fn a_million_random_messages_cross_process_busy_poll() {
+    stream_across_processes("busy");
+}
+
+#[test]
+fn a_million_random_messages_cross_process_futex() {
+    stream_across_processes("futex");
+}
+
+/// Kills `child` with SIGKILL and reaps it.
+fn kill9(child: &mut Child) -> Instant {
+    child.kill().unwrap(); // SIGKILL
+    let at = Instant::now();
+    child.wait().unwrap();
+    at
+}
+
+/// Generous bound for "returns instead of hanging"; the detection latency
+/// itself is printed (and measured properly by the bench).
+const DETECTION_BOUND: Duration = Duration::from_secs(5);
+
+#[test]
+fn producer_killed_while_consumer_blocked() {
+    let _serial = serial();
+    let name = name("kill-producer-blocked");
+    let mut rx = Receiver::create(&name, &Options::new()).unwrap();
+    let (mut child, mut stdout) = spawn_peer(&format!("send-then-block {name} 100"));
+    assert_eq!(read_report(&mut stdout), "sent");
+    for i in 0..100u64 {
+        assert_eq!(rx.recv_vec().unwrap(), i.to_le_bytes());
+    }
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let killer = std::thread::spawn(move || {
+        ready_rx.recv().unwrap();
+        kill9(&mut child)
+    });
+    ready_tx.send(()).unwrap();
+    // Blocks (the ring is empty) until the death is noticed.
+    let result = rx.recv_vec();
+    let returned = Instant::now();
+    let killed_at = killer.join().unwrap();
+    assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+    let latency = returned.saturating_duration_since(killed_at);
+    assert!(latency < DETECTION_BOUND, "took {latency:?}");
+    eprintln!("dead producer noticed {latency:?} after the kill");
+}
+
+#[test]
+fn messages_committed_before_a_kill_are_all_delivered() {
+    let _serial = serial();
+    let name = name("kill-producer-drain");
+    let mut rx = Receiver::create(&name, &Options::new()).unwrap();
+    let (mut child, mut stdout) = spawn_peer(&format!("send-then-block {name} 1000"));
+    assert_eq!(read_report(&mut stdout), "sent");
+    kill9(&mut child);
+    for i in 0..1000u64 {
+        assert_eq!(rx.recv_vec().unwrap(), i.to_le_bytes(), "message {i}");
+    }
+    assert!(matches!(rx.recv_vec(), Err(Error::Disconnected)));
+    assert!(matches!(rx.try_recv(&mut [0; 8]), Err(Error::Disconnected)));
+    assert!(rx.sender_died());
+}
+
+#[test]
+fn consumer_killed_while_producer_blocked_on_full() {
+    let _serial = serial();
+    let name = name("kill-consumer-blocked");
+    let mut tx = Sender::create(&name, &Options::new().capacity(4096)).unwrap();
+    let (mut child, mut stdout) = spawn_peer(&format!("attach-then-block {name}"));
+    assert_eq!(read_report(&mut stdout), "attached");
+    let mut sent = 0;
+    while tx.try_send(&[7; 100]).is_ok() {
+        sent += 1;
+    }
+    assert!(sent > 0);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let killer = std::thread::spawn(move || {
+        ready_rx.recv().unwrap();
+        kill9(&mut child)
+    });
+    ready_tx.send(()).unwrap();
+    // Blocks (the ring is full) until the death is noticed.
+    let result = tx.send(&[8; 100]);
+    let returned = Instant::now();
+    let killed_at = killer.join().unwrap();
+    assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+    let latency = returned.saturating_duration_since(killed_at);
+    assert!(latency < DETECTION_BOUND, "took {latency:?}");
+    assert!(tx.is_disconnected());
+    eprintln!("dead consumer noticed {latency:?} after the kill");
+}
+
+#[test]
+fn stale_segment_is_reclaimed_and_live_one_is_not() {
+    let _serial = serial();
+    let name = name("stale");
+    let (mut child, mut stdout) = spawn_peer(&format!("create-then-block {name}"));
+    assert_eq!(read_report(&mut stdout), "created");
+    // Live: never stolen.
+    assert!(matches!(
+        Sender::create(&name, &Options::new()),
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        Receiver::create(&name, &Options::new()),
+        Err(Error::AlreadyExists { .. })
+    ));
+    // The creator dies without removing its name: the segment is stale.
+    kill9(&mut child);
+    let mut tx = Sender::create(&name, &Options::new()).expect("stale segment reclaimed");
+    let mut rx = Receiver::open(&name, &Options::new()).unwrap();
+    tx.send(b"fresh").unwrap();
+    assert_eq!(rx.recv_vec().unwrap(), b"fresh");
+}
+
+#[test]
+fn another_uid_is_refused() {
+    let _serial = serial();
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to run the peer as another uid (uid 65534)");
+        return;
+    }
+    let name = name("perm");
+    let _tx = Sender::create(&name, &Options::new()).unwrap();
+    let (mut child, mut stdout) =
+        spawn_peer_with(&format!("try-open {name}"), |c| c.uid(65534).gid(65534));
+    let report = read_report(&mut stdout);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(report, "permission-denied");
+    // The same open as the owner works, so it was the uid that was refused.
+    let (mut child, mut stdout) = spawn_peer(&format!("try-open {name}"));
+    assert_eq!(read_report(&mut stdout), "opened");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn anonymous_segment_passed_over_a_unix_socket() {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("shmlane-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("anon.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let (mut tx, fd) = Sender::anonymous(&Options::new().capacity(8192)).unwrap();
+    let count = 20_000u64;
+    let seed = 77;
+    let (mut child, mut stdout) =
+        spawn_peer(&format!("anon-recv {} {count} {seed}", path.display()));
+    let (socket, _) = listener.accept().unwrap();
+    send_fd(&socket, std::os::fd::AsFd::as_fd(&fd)).unwrap();
+    drop(fd);
+    send_stream(&mut tx, count, seed);
+    drop(tx);
+    assert_eq!(read_report(&mut stdout), format!("ok {count}"));
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn second_receiver_is_refused_across_processes() {
+    let _serial = serial();
+    let name = name("second-receiver");
+    let _tx = Sender::create(&name, &Options::new()).unwrap();
+    let (mut child, mut stdout) = spawn_peer(&format!("attach-then-block {name}"));
+    assert_eq!(read_report(&mut stdout), "attached");
+    assert!(matches!(
+        Receiver::open(&name, &Options::new()),
+        Err(Error::RoleTaken(Role::Consumer))
+    ));
+    drop(child.stdin.take()); // let it exit
+    assert!(child.wait().unwrap().success());
+}
