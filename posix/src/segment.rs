@@ -33,14 +33,15 @@ use rustix::shm;
 use crate::lock;
 use crate::{Error, Result};
 
-/// Longest segment name, leading `/` excluded (a file name in `/dev/shm`).
+/// Longest segment name in bytes, leading `/` included (`NAME_MAX`).
 pub const MAX_NAME_LEN: usize = 255;
 
 /// Default mode of a new named segment: read and write for its owner only.
 pub const DEFAULT_MODE: u32 = 0o600;
 
-/// Checks a segment name: a leading `/`, then 1 to [`MAX_NAME_LEN`] bytes
-/// with no other `/` and no NUL, and not `.` or `..`.
+/// Checks a segment name: a leading `/`, then at least one byte, with no
+/// other `/` and no NUL, not `.` or `..`, and [`MAX_NAME_LEN`] bytes in all
+/// at most.
 ///
 /// # Examples
 ///
@@ -64,8 +65,8 @@ pub fn validate_name(name: &str) -> Result<()> {
     if rest.is_empty() {
         return invalid("must have at least one character after '/'");
     }
-    if rest.len() > MAX_NAME_LEN {
-        return invalid("must be at most 255 bytes after '/'");
+    if name.len() > MAX_NAME_LEN {
+        return invalid("must be at most 255 bytes long");
     }
     if rest.contains('/') {
         return invalid("must not contain '/' after the first character");
@@ -180,9 +181,24 @@ fn reclaim_if_stale(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Bytes of memory the system can still provide (`MemAvailable`), if known.
+fn memory_available() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
 /// Gives `fd` `size` bytes of real memory, so that touching the mapping can
 /// never fail later with `SIGBUS` for lack of space.
+///
+/// A size beyond the memory the system can still provide is refused first:
+/// a memfd has no size limit of its own, and `/dev/shm` may be as large as
+/// the RAM, so allocating it would wake the OOM killer instead of failing.
 fn allocate(fd: &OwnedFd, size: usize) -> Result<()> {
+    if memory_available().is_some_and(|available| size as u64 > available) {
+        return Err(Error::NoSpace { bytes: size });
+    }
     match rustix::fs::fallocate(fd, FallocateFlags::empty(), 0, size as u64) {
         Ok(()) => Ok(()),
         Err(Errno::NOSPC | Errno::FBIG | Errno::NOMEM | Errno::INVAL) => {

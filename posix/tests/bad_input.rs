@@ -1,0 +1,336 @@
+//! Every bad input gets a clear, typed error and leaves nothing behind.
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use shmlane_core::layout::MAGIC;
+use shmlane_core::{Corruption, region_size};
+use shmlane_posix::{Error, Options, Receiver, Role, Segment, Sender, WaitMode};
+
+fn name(test: &str) -> String {
+    format!("/shmlane-bad-{test}-{}", std::process::id())
+}
+
+fn shm_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new("/dev/shm").join(&name[1..])
+}
+
+#[test]
+fn invalid_names_are_refused_by_every_constructor() {
+    let long = format!("/{}", "x".repeat(255));
+    for bad in [
+        "",
+        "/",
+        "noslash",
+        "/a/b",
+        "/nul\0byte",
+        "/.",
+        "/..",
+        long.as_str(),
+    ] {
+        let is_invalid = |r: Result<(), Error>| matches!(r, Err(Error::InvalidName { .. }));
+        assert!(
+            is_invalid(Sender::create(bad, &Options::new()).map(drop)),
+            "{bad:?}"
+        );
+        assert!(
+            is_invalid(Sender::open(bad, &Options::new()).map(drop)),
+            "{bad:?}"
+        );
+        assert!(
+            is_invalid(Receiver::create(bad, &Options::new()).map(drop)),
+            "{bad:?}"
+        );
+        assert!(
+            is_invalid(Receiver::open(bad, &Options::new()).map(drop)),
+            "{bad:?}"
+        );
+        assert!(
+            is_invalid(Segment::create(bad, 4096, 0o600).map(drop)),
+            "{bad:?}"
+        );
+        assert!(is_invalid(Segment::unlink(bad)), "{bad:?}");
+    }
+    // The longest valid name works.
+    let longest = format!("/{}", "y".repeat(254));
+    let _ = Segment::unlink(&longest);
+    assert!(Segment::create(&longest, 64, 0o600).is_ok());
+    // And the message says what is wrong.
+    let err = Sender::create("/a/b", &Options::new()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid segment name \"/a/b\": must not contain '/' after the first character"
+    );
+}
+
+#[test]
+fn bad_capacities_are_refused_before_anything_is_created() {
+    let name = name("capacity");
+    for capacity in [0, 1, 100, 3000, shmlane_core::MAX_CAPACITY * 2] {
+        assert!(
+            matches!(
+                Sender::create(&name, &Options::new().capacity(capacity)),
+                Err(Error::InvalidCapacity { capacity: c }) if c == capacity
+            ),
+            "{capacity}"
+        );
+        assert!(!shm_path(&name).exists());
+    }
+    assert!(matches!(
+        Sender::create(&name, &Options::new().capacity(4096).max_message(4096)),
+        Err(Error::InvalidMaxMessage {
+            max_message: 4096,
+            limit: 2040
+        })
+    ));
+    assert!(!shm_path(&name).exists());
+}
+
+#[test]
+fn a_capacity_beyond_the_memory_limit_is_no_space_not_sigbus() {
+    // 1 TiB: a valid ring size, but far beyond /dev/shm here.
+    let name = name("huge");
+    let result = Receiver::create(&name, &Options::new().capacity(1 << 40));
+    assert!(matches!(result, Err(Error::NoSpace { .. })), "{result:?}");
+    assert!(!shm_path(&name).exists(), "nothing left behind");
+    assert!(matches!(
+        Sender::anonymous(&Options::new().capacity(1 << 40)),
+        Err(Error::NoSpace { .. })
+    ));
+}
+
+#[test]
+fn oversized_messages_are_refused_on_every_send_path() {
+    let name = name("oversized");
+    let mut tx = Sender::create(&name, &Options::new().capacity(4096).max_message(100)).unwrap();
+    let mut rx = Receiver::open(&name, &Options::new()).unwrap();
+    let big = [0u8; 101];
+    let too_large = |r: Result<(), Error>| matches!(r, Err(Error::TooLarge { len: 101, max: 100 }));
+    assert!(too_large(tx.send(&big)));
+    assert!(too_large(tx.try_send(&big)));
+    assert!(too_large(tx.send_timeout(&big, Duration::from_millis(1))));
+    assert!(too_large(tx.reserve(101).map(drop)));
+    assert!(too_large(tx.try_reserve(101).map(drop)));
+    assert!(too_large(tx.batch().try_send(&big).map_err(Error::from)));
+    // Nothing was sent; the channel still works.
+    assert!(matches!(rx.try_recv(&mut [0; 200]), Err(Error::Empty)));
+    tx.send(&[1; 100]).unwrap();
+    let mut small = [0u8; 99];
+    assert!(matches!(
+        rx.try_recv(&mut small),
+        Err(Error::BufferTooSmall {
+            needed: 100,
+            available: 99
+        })
+    ));
+    assert_eq!(rx.recv_vec().unwrap(), [1; 100]);
+}
+
+#[test]
+fn opening_a_missing_name_is_not_found() {
+    assert!(matches!(
+        Receiver::open(&name("missing"), &Options::new()),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn a_regular_file_with_other_content_is_not_a_segment_and_is_never_removed() {
+    let name = name("foreign");
+    std::fs::write(
+        shm_path(&name),
+        b"some other program's data, long enough to look at",
+    )
+    .unwrap();
+    let result = Receiver::open(&name, &Options::new());
+    assert!(matches!(result, Err(Error::TooSmall { .. })), "{result:?}");
+    // Big enough for a header, but not ours.
+    std::fs::write(shm_path(&name), vec![0xab; 4096]).unwrap();
+    let result = Receiver::open(&name, &Options::new());
+    assert!(
+        matches!(result, Err(Error::NotASegment { .. })),
+        "{result:?}"
+    );
+    // Creating over it refuses instead of deleting it.
+    assert!(matches!(
+        Sender::create(&name, &Options::new()),
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert_eq!(std::fs::read(shm_path(&name)).unwrap(), vec![0xab; 4096]);
+    std::fs::remove_file(shm_path(&name)).unwrap();
+}
+
+#[test]
+fn a_directory_is_not_a_segment() {
+    let name = name("dir");
+    std::fs::create_dir(shm_path(&name)).unwrap();
+    let result = Segment::open(&name);
+    std::fs::remove_dir(shm_path(&name)).unwrap();
+    assert!(
+        matches!(
+            result,
+            Err(Error::NotASegment { .. }) | Err(Error::Io { .. })
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn a_too_small_segment_is_refused() {
+    let name = name("small");
+    let _seg = Segment::create(&name, 100, 0o600).unwrap();
+    let result = Receiver::open(&name, &Options::new());
+    assert!(
+        matches!(result, Err(Error::TooSmall { size: 100, .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn a_segment_that_never_gets_initialised_times_out_as_not_ready() {
+    let name = name("uninit");
+    let _seg = Segment::create(&name, region_size(4096), 0o600).unwrap();
+    let options = Options::new().open_timeout(Duration::from_millis(30));
+    assert!(matches!(
+        Receiver::open(&name, &options),
+        Err(Error::NotReady)
+    ));
+}
+
+/// Creates a channel, applies `scribble` to the header bytes, and opens.
+fn open_after(test: &str, scribble: impl FnOnce(&mut [u8])) -> Result<Receiver, Error> {
+    let name = name(test);
+    let tx = Sender::create(&name, &Options::new().capacity(4096)).unwrap();
+    let seg = tx.segment();
+    // SAFETY: test only: the mapping is valid for its length; no ring
+    // operation runs while we write.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(seg.as_ptr().as_ptr(), seg.len()) };
+    scribble(bytes);
+    let result = Receiver::open(
+        &name,
+        &Options::new().open_timeout(Duration::from_millis(20)),
+    );
+    drop(tx);
+    result
+}
+
+#[test]
+fn garbage_in_the_header_is_a_typed_error() {
+    let r = open_after("magic", |b| b[..8].copy_from_slice(b"garbage!"));
+    assert!(matches!(r, Err(Error::NotASegment { .. })), "{r:?}");
+    let r = open_after("version", |b| {
+        b[8..12].copy_from_slice(&99u32.to_ne_bytes())
+    });
+    assert!(
+        matches!(r, Err(Error::VersionMismatch { found: 99, .. })),
+        "{r:?}"
+    );
+    let r = open_after("capacity", |b| {
+        b[16..24].copy_from_slice(&3u64.to_ne_bytes())
+    });
+    assert!(
+        matches!(r, Err(Error::Corrupt(Corruption::Capacity))),
+        "{r:?}"
+    );
+    let r = open_after("capacity-big", |b| {
+        b[16..24].copy_from_slice(&(1u64 << 30).to_ne_bytes())
+    });
+    assert!(matches!(r, Err(Error::TooSmall { .. })), "{r:?}");
+    let r = open_after("max", |b| {
+        b[24..32].copy_from_slice(&u64::MAX.to_ne_bytes())
+    });
+    assert!(
+        matches!(r, Err(Error::Corrupt(Corruption::MaxMessage))),
+        "{r:?}"
+    );
+    let r = open_after("state", |b| b[36..40].copy_from_slice(&9u32.to_ne_bytes()));
+    assert!(matches!(r, Err(Error::Corrupt(Corruption::State))), "{r:?}");
+    let r = open_after("init", |b| b[40..44].copy_from_slice(&0u32.to_ne_bytes()));
+    assert!(matches!(r, Err(Error::NotReady)), "{r:?}");
+    let r = open_after("write", |b| {
+        b[128..136].copy_from_slice(&12345u64.to_ne_bytes())
+    });
+    assert!(
+        matches!(r, Err(Error::Corrupt(Corruption::WritePosition))),
+        "{r:?}"
+    );
+    // Sanity: the offsets used above are the ones the layout pins.
+    assert_eq!(u64::from_ne_bytes(*b"SHMLANE\0"), MAGIC);
+}
+
+#[test]
+fn a_second_sender_or_receiver_is_refused() {
+    let name = name("roles");
+    let _tx = Sender::create(&name, &Options::new()).unwrap();
+    let _rx = Receiver::open(&name, &Options::new()).unwrap();
+    assert!(matches!(
+        Sender::open(&name, &Options::new()),
+        Err(Error::RoleTaken(Role::Producer))
+    ));
+    assert!(matches!(
+        Receiver::open(&name, &Options::new()),
+        Err(Error::RoleTaken(Role::Consumer))
+    ));
+}
+
+#[test]
+fn an_unsealed_fd_is_refused() {
+    let memfd = rustix::fs::memfd_create("unsealed", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    rustix::fs::ftruncate(&memfd, 4096).unwrap();
+    assert!(matches!(
+        Receiver::from_fd(memfd, &Options::new()),
+        Err(Error::NotSealed)
+    ));
+    // A named segment's fd cannot be sealed at all.
+    let seg = Segment::create(&name("unsealable"), 4096, 0o600).unwrap();
+    let fd = seg.fd().as_fd().try_clone_to_owned().unwrap();
+    assert!(matches!(
+        Sender::from_fd(fd, &Options::new()),
+        Err(Error::NotSealed)
+    ));
+}
+
+#[test]
+fn timeouts_end_blocked_calls_and_lose_nothing() {
+    for mode in [WaitMode::BusyPoll, WaitMode::SpinThenFutex] {
+        let name = name(&format!("timeouts-{mode:?}"));
+        let options = Options::new().capacity(64).wait_mode(mode);
+        let mut tx = Sender::create(&name, &options).unwrap();
+        let mut rx = Receiver::open(&name, &options).unwrap();
+        assert!(matches!(
+            rx.recv_timeout(&mut [0; 8], Duration::from_millis(5)),
+            Err(Error::TimedOut)
+        ));
+        assert!(matches!(
+            rx.read_timeout(Duration::ZERO),
+            Err(Error::TimedOut)
+        ));
+        tx.send(&[1; 24]).unwrap();
+        tx.send(&[2; 24]).unwrap();
+        assert!(matches!(
+            tx.send_timeout(&[3; 24], Duration::from_millis(5)),
+            Err(Error::TimedOut)
+        ));
+        assert!(matches!(
+            tx.reserve_timeout(24, Duration::ZERO),
+            Err(Error::TimedOut)
+        ));
+        assert_eq!(rx.recv_vec().unwrap(), [1; 24]);
+        assert_eq!(rx.recv_vec().unwrap(), [2; 24]);
+        assert!(matches!(rx.try_recv(&mut [0; 24]), Err(Error::Empty)));
+    }
+}
+
+#[test]
+fn a_clean_close_disconnects_the_peer_in_process() {
+    let name = name("close");
+    let mut tx = Sender::create(&name, &Options::new()).unwrap();
+    let mut rx = Receiver::open(&name, &Options::new()).unwrap();
+    tx.send(b"last words").unwrap();
+    drop(tx);
+    assert_eq!(rx.recv_vec().unwrap(), b"last words");
+    assert!(matches!(rx.recv_vec(), Err(Error::Disconnected)));
+    assert!(!rx.sender_died(), "closed, not died");
+    // The creator's drop removed the name.
+    assert!(!shm_path(&name).exists());
+}
