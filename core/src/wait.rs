@@ -19,7 +19,7 @@ use core::cell::Cell;
 use crate::Error;
 
 /// Spin hints per [`Spin`] round (one under loom, where a hint yields).
-pub const SPIN_ROUND: u32 = if cfg!(loom) { 1 } else { 32 };
+pub const SPIN_ROUND: u32 = if cfg!(loom) { 1 } else { 4 };
 use crate::sync::{AtomicU32, Ordering};
 
 /// How a blocked side waits for its peer, and how it wakes a sleeping peer.

@@ -24,8 +24,9 @@ use crate::lock;
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Rounds of spinning on the ring (each [`shmlane_core::SPIN_ROUND`] spin
-/// hints, about a microsecond) before a spin-then-futex side sleeps.
-pub const SPIN_ROUNDS_BEFORE_SLEEP: u32 = 50;
+/// hints and a re-check, about 0.1-0.2 µs) before a spin-then-futex side
+/// sleeps: some 50 µs.
+pub const SPIN_ROUNDS_BEFORE_SLEEP: u32 = 400;
 
 /// How a blocked side waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,7 +127,6 @@ impl Wait for Gate {
         expected: u32,
         deadline: Option<Instant>,
     ) -> Result<(), CoreError> {
-        use std::sync::atomic::Ordering::Acquire;
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             return Err(CoreError::TimedOut);
@@ -138,13 +138,12 @@ impl Wait for Gate {
         }
         match self.mode {
             WaitMode::BusyPoll => {
-                // A short pause, then the ring re-checks its positions (a
+                // A short pause, then the ring re-checks its positions. (A
                 // busy-polling side never announces sleep, so nobody bumps
-                // the word for it; a close does, and ends the pause).
+                // the word for it; and reading it on every pause would steal
+                // the cache line the peer publishes on.)
+                let _ = (word, expected);
                 for _ in 0..shmlane_core::SPIN_ROUND {
-                    if word.load(Acquire) != expected {
-                        break;
-                    }
                     std::hint::spin_loop();
                 }
             }
