@@ -72,8 +72,3 @@ pub use wait::{SPIN_ROUND, Spin, Wait};
 
 #[cfg(test)]
 mod tests;
-
-/// The README's examples, run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

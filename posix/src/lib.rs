@@ -39,3 +39,9 @@ pub use error::{Error, Result};
 pub use gate::{Gate, WaitMode};
 pub use segment::Segment;
 pub use shmlane_core::{Corruption, Role};
+
+/// The README's examples, compiled (and, unless marked `no_run`, run) as
+/// doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
