@@ -342,12 +342,45 @@ impl Sender {
     }
 
     /// Becomes the sender of a channel in an anonymous segment received as
-    /// `fd` (see [`Receiver::anonymous`]). The segment must be sealed.
+    /// `fd` (see [`Receiver::anonymous`]). The segment must be sealed
+    /// ([`Error::NotSealed`] otherwise).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Options, Receiver, Sender};
+    ///
+    /// let (mut rx, fd) = Receiver::anonymous(&Options::new())?;
+    /// // `fd` would go to another process with `segment::send_fd`.
+    /// let mut tx = Sender::from_fd(fd, &Options::new())?;
+    /// tx.send(b"over the fd")?;
+    /// assert_eq!(rx.recv_vec()?, b"over the fd");
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn from_fd(fd: OwnedFd, options: &Options) -> Result<Sender> {
         Self::start(Side::from_fd(fd, options, Role::Producer)?)
     }
 
-    /// Sends `msg`, waiting for room as long as it takes.
+    /// Sends `msg`, waiting for room as long as it takes (or until the
+    /// receiver closes or dies: [`Error::Disconnected`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Options, Receiver, Sender};
+    ///
+    /// let mut rx = Receiver::create("/doc-send", &Options::new())?;
+    /// let mut tx = Sender::open("/doc-send", &Options::new())?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(move || {
+    ///         for i in 0..10_000u32 {
+    ///             tx.send(&i.to_le_bytes()).unwrap(); // waits whenever the ring is full
+    ///         }
+    ///     });
+    ///     assert_eq!(rx.by_ref().count(), 10_000);
+    /// });
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         Ok(self.producer.send_blocking(msg, None)?)
     }
@@ -376,7 +409,22 @@ impl Sender {
         }
     }
 
-    /// Sends `msg`, waiting for room at most `timeout` ([`Error::TimedOut`]).
+    /// Sends `msg`, waiting for room at most `timeout` ([`Error::TimedOut`];
+    /// nothing was sent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmlane_posix::{Error, Options, Sender};
+    ///
+    /// let mut tx = Sender::create("/doc-send-timeout", &Options::new().capacity(64))?;
+    /// tx.send(&[0; 24])?;
+    /// tx.send(&[0; 24])?; // full now, and nobody receives
+    /// let result = tx.send_timeout(&[0; 24], Duration::from_millis(10));
+    /// assert!(matches!(result, Err(Error::TimedOut)));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         Ok(self.producer.send_blocking(msg, deadline(timeout))?)
     }
@@ -402,17 +450,36 @@ impl Sender {
         Ok(self.producer.reserve_blocking(len, None)?)
     }
 
-    /// Reserves room for a `len`-byte message if there is room now.
+    /// Reserves room for a `len`-byte message if there is room now
+    /// ([`Error::Full`] otherwise); see [`Sender::reserve`].
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         Ok(self.producer.reserve(len)?)
     }
 
-    /// Reserves room for a `len`-byte message, waiting at most `timeout`.
+    /// Reserves room for a `len`-byte message, waiting at most `timeout`;
+    /// see [`Sender::reserve`] and [`Sender::send_timeout`].
     pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<WriteGrant<'_>> {
         Ok(self.producer.reserve_blocking(len, deadline(timeout))?)
     }
 
-    /// Starts a batch: its messages are published together when it ends.
+    /// Starts a batch: its messages are published together, with one atomic
+    /// store (and at most one wake-up), when it ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Options, Receiver, Sender};
+    ///
+    /// let mut tx = Sender::create("/doc-send-batch", &Options::new())?;
+    /// let mut rx = Receiver::open("/doc-send-batch", &Options::new())?;
+    /// let mut batch = tx.batch();
+    /// for tick in [b"a", b"b", b"c"] {
+    ///     batch.try_send(tick)?;
+    /// }
+    /// assert_eq!(batch.publish(), 3);
+    /// assert_eq!(rx.recv_vec()?, b"a");
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn batch(&mut self) -> SendBatch<'_> {
         self.producer.batch()
     }
@@ -496,14 +563,16 @@ impl Receiver {
     }
 
     /// Creates a channel in an anonymous, sealed segment and returns its
-    /// receiver, with an fd for the sender's process ([`Sender::from_fd`]).
+    /// receiver, with an fd for the sender's process ([`Sender::from_fd`],
+    /// which has an example).
     pub fn anonymous(options: &Options) -> Result<(Receiver, OwnedFd)> {
         let (side, fd) = Side::create_anonymous(options, Role::Consumer)?;
         Ok((Self::start(side)?, fd))
     }
 
     /// Becomes the receiver of a channel in an anonymous segment received as
-    /// `fd` (see [`Sender::anonymous`]). The segment must be sealed.
+    /// `fd` (see [`Sender::anonymous`], which has an example). The segment
+    /// must be sealed ([`Error::NotSealed`] otherwise).
     pub fn from_fd(fd: OwnedFd, options: &Options) -> Result<Receiver> {
         Self::start(Side::from_fd(fd, options, Role::Consumer)?)
     }
@@ -518,7 +587,25 @@ impl Receiver {
     }
 
     /// Copies the next message into `buf`, waiting as long as it takes, and
-    /// returns its length. [`Error::BufferTooSmall`] leaves it queued.
+    /// returns its length. [`Error::BufferTooSmall`] leaves it queued;
+    /// [`Error::Disconnected`] comes once the sender is gone and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Error, Options, Receiver, Sender};
+    ///
+    /// let mut rx = Receiver::create("/doc-recv", &Options::new())?;
+    /// let mut tx = Sender::open("/doc-recv", &Options::new())?;
+    /// tx.send(b"12 bytes....")?;
+    /// drop(tx);
+    /// let mut buf = [0; 8];
+    /// assert!(matches!(rx.recv(&mut buf), Err(Error::BufferTooSmall { needed: 12, .. })));
+    /// let mut buf = [0; 16];
+    /// assert_eq!(rx.recv(&mut buf)?, 12);
+    /// assert!(matches!(rx.recv(&mut buf), Err(Error::Disconnected)));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
         Ok(self.consumer.recv_into_blocking(buf, None)?)
     }
@@ -541,6 +628,18 @@ impl Receiver {
     }
 
     /// Copies the next message into `buf`, waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmlane_posix::{Error, Options, Receiver};
+    ///
+    /// let mut rx = Receiver::create("/doc-recv-timeout", &Options::new())?;
+    /// let result = rx.recv_timeout(&mut [0; 8], Duration::from_millis(10));
+    /// assert!(matches!(result, Err(Error::TimedOut)));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
         Ok(self.consumer.recv_into_blocking(buf, deadline(timeout))?)
     }
@@ -552,6 +651,19 @@ impl Receiver {
 
     /// Hands out the next message in place, waiting as long as it takes;
     /// dropping the grant consumes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Options, Receiver, Sender};
+    ///
+    /// let mut rx = Receiver::create("/doc-read", &Options::new())?;
+    /// let mut tx = Sender::open("/doc-read", &Options::new())?;
+    /// tx.send(&[1, 2, 3])?;
+    /// let msg = rx.read()?; // a view into shared memory, no copy
+    /// assert_eq!(msg.iter().sum::<u8>(), 6);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn read(&mut self) -> Result<ReadGrant<'_>> {
         Ok(self.consumer.recv_blocking(None)?)
     }
@@ -572,6 +684,26 @@ impl Receiver {
 
     /// Starts a batch: the room of the messages read through it is freed
     /// together when it ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Options, Receiver, Sender};
+    ///
+    /// let mut rx = Receiver::create("/doc-recv-batch", &Options::new())?;
+    /// let mut tx = Sender::open("/doc-recv-batch", &Options::new())?;
+    /// for i in 0..5u8 {
+    ///     tx.send(&[i])?;
+    /// }
+    /// let mut batch = rx.batch();
+    /// let mut total = 0;
+    /// while let Ok(msg) = batch.read() {
+    ///     total += msg[0];
+    /// }
+    /// batch.release();
+    /// assert_eq!(total, 10);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn batch(&mut self) -> RecvBatch<'_> {
         self.consumer.batch()
     }

@@ -29,6 +29,18 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 pub const SPIN_ROUNDS_BEFORE_SLEEP: u32 = 400;
 
 /// How a blocked side waits.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::{Options, Receiver, Sender, WaitMode};
+///
+/// // Lowest latency: never sleep (costs a core while waiting).
+/// let rx = Receiver::create("/doc-wait-mode", &Options::new().wait_mode(WaitMode::BusyPoll))?;
+/// // The other side chooses for itself.
+/// let tx = Sender::open("/doc-wait-mode", &Options::new().wait_mode(WaitMode::SpinThenFutex))?;
+/// # Ok::<(), shmlane_posix::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WaitMode {
     /// Spin on the shared memory and never sleep: the lowest latency, at the
@@ -83,7 +95,21 @@ impl Gate {
     }
 
     /// Whether the peer attached and then died (its process exited or was
-    /// killed without closing). Once true, stays true.
+    /// killed without closing). Once true, stays true. One `fcntl` call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Options, Receiver, Sender};
+    ///
+    /// let rx = Receiver::create("/doc-peer-died", &Options::new())?;
+    /// assert!(!rx.sender_died()); // not attached yet: not dead
+    /// let tx = Sender::open("/doc-peer-died", &Options::new())?;
+    /// assert!(!rx.sender_died()); // alive
+    /// drop(tx);
+    /// assert!(!rx.sender_died()); // closed cleanly, which is not dying
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn peer_died(&self) -> bool {
         if self.peer_gone.get() {
             return true;

@@ -39,6 +39,21 @@ fn flock(kind: libc::c_short, byte: i64) -> libc::flock {
 
 /// Takes a lock on `byte` without waiting: `Ok(false)` if another open file
 /// description holds a conflicting one.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::{lock, Segment};
+///
+/// let a = Segment::create("/doc-lock", 4096, 0o600)?;
+/// let b = Segment::open("/doc-lock")?; // its own open file description
+/// assert!(lock::try_lock(a.fd(), lock::PRODUCER, false)?);
+/// assert!(!lock::try_lock(b.fd(), lock::PRODUCER, false)?);
+/// assert!(lock::held_by_other(b.fd(), lock::PRODUCER)?);
+/// lock::unlock(a.fd(), lock::PRODUCER)?;
+/// assert!(!lock::held_by_other(b.fd(), lock::PRODUCER)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn try_lock(fd: impl AsFd, byte: i64, shared: bool) -> io::Result<bool> {
     let kind = if shared { libc::F_RDLCK } else { libc::F_WRLCK };
     let mut lock = flock(kind as libc::c_short, byte);

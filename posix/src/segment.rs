@@ -350,7 +350,8 @@ impl Segment {
     /// Maps an anonymous segment received as `fd` (from [`recv_fd`] or
     /// inherited). The segment must be sealed against resizing
     /// ([`Error::NotSealed`] otherwise). The fd is reopened so that this
-    /// handle has its own open file description (its own locks).
+    /// handle has its own open file description (its own locks). See
+    /// [`send_fd`] for an example.
     pub fn from_fd(fd: OwnedFd) -> Result<Segment> {
         let seals = rustix::fs::fcntl_get_seals(&fd).map_err(|_| Error::NotSealed)?;
         if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
@@ -425,11 +426,36 @@ impl Segment {
 
     /// Whether dropping this handle removes the segment's name. True for a
     /// named segment created by this handle, false otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::Segment;
+    ///
+    /// let mut seg = Segment::create("/doc-keep", 4096, 0o600)?;
+    /// seg.set_unlink_on_drop(false);
+    /// drop(seg);
+    /// let again = Segment::open("/doc-keep")?; // still there
+    /// Segment::unlink("/doc-keep")?;
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn set_unlink_on_drop(&mut self, unlink: bool) {
         self.unlink_on_drop = unlink && self.name.is_some();
     }
 
     /// Removes the name of the segment `name` (mapped handles keep working).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Error, Segment};
+    ///
+    /// let seg = Segment::create("/doc-unlink", 4096, 0o600)?;
+    /// Segment::unlink("/doc-unlink")?;
+    /// assert!(matches!(Segment::open("/doc-unlink"), Err(Error::NotFound { .. })));
+    /// assert_eq!(seg.len(), 4096); // the mapping lives on
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn unlink(name: &str) -> Result<()> {
         validate_name(name)?;
         shm::unlink(name).map_err(|e| named_err(name, "shm_unlink", e))
