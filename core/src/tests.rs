@@ -1,7 +1,6 @@
 //! Unit, property and stress tests of the ring (run natively and under Miri;
 //! the loom models are in `tests/loom.rs`).
 
-use std::collections::VecDeque;
 use std::vec;
 use std::vec::Vec;
 
@@ -10,27 +9,8 @@ use proptest::prelude::*;
 use crate::layout::*;
 use crate::{Config, Consumer, Corruption, Error, Producer, Ring, Role, Spin};
 
-/// A heap region aligned for a ring header.
-struct Buf(Vec<Block>);
-
-#[derive(Clone, Copy)]
-#[repr(C, align(128))]
-struct Block([u8; 128]);
-
-impl Buf {
-    fn new(bytes: usize) -> Self {
-        Buf(vec![Block([0; 128]); bytes.div_ceil(128)])
-    }
-    fn for_capacity(capacity: usize) -> Self {
-        Self::new(region_size(capacity))
-    }
-    fn bytes(&mut self) -> &mut [u8] {
-        let len = self.0.len() * 128;
-        // SAFETY: `Block` is plain bytes with no padding; the vector holds
-        // `len` contiguous, initialised bytes.
-        unsafe { core::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), len) }
-    }
-}
+use crate::fuzzing::AlignedBuf as Buf;
+use crate::fuzzing::{Op, payload, run_ops};
 
 fn ring(buf: &mut Buf, capacity: usize) -> Ring<'_> {
     Ring::create_in(buf.bytes(), Config::new(capacity)).unwrap()
@@ -44,13 +24,6 @@ fn pair(ring: &Ring<'_>) -> (Producer<'static, Spin>, Consumer<'static, Spin>) {
         ring.producer(Spin::new()).unwrap(),
         ring.consumer(Spin::new()).unwrap(),
     )
-}
-
-/// Deterministic payload for message `seq` of `len` bytes.
-fn payload(seq: u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (seq.wrapping_mul(31) as usize ^ i.wrapping_mul(7)) as u8)
-        .collect()
 }
 
 #[test]
@@ -657,60 +630,7 @@ fn scribbling_the_wait_words_does_not_hang_or_break_the_ring() {
 
 // ---------------------------------------------------------------------------
 // Property test: random operation sequences against a VecDeque model
-
-#[derive(Debug, Clone)]
-enum Op {
-    TrySend(usize),
-    ReserveCommit(usize, usize),
-    ReserveAbort(usize),
-    BatchSend(Vec<usize>),
-    TryRecv(usize),
-    Read,
-    BatchRecv(usize),
-    CloseProducer,
-    CloseConsumer,
-}
-
-/// The specification of the byte accounting: what the ring must accept.
-struct Model {
-    capacity: u64,
-    max: usize,
-    write: u64,
-    read: u64,
-    /// (padding skipped before the record, payload)
-    queue: VecDeque<(u64, Vec<u8>)>,
-    seq: u64,
-}
-
-impl Model {
-    fn place(&self, len: usize) -> (u64, u64) {
-        let record = record_size(len as u64);
-        let tail = self.capacity - (self.write & (self.capacity - 1));
-        if record <= tail {
-            (0, record)
-        } else {
-            (tail, tail + record)
-        }
-    }
-    fn fits(&self, len: usize) -> bool {
-        self.capacity - (self.write - self.read) >= self.place(len).1
-    }
-    fn push(&mut self, payload: Vec<u8>) {
-        self.push_reserved(payload.len(), payload);
-    }
-    /// A grant of `reserved` bytes committed with fewer: the padding is
-    /// chosen for the reservation (the payload was written there).
-    fn push_reserved(&mut self, reserved: usize, payload: Vec<u8>) {
-        let (pad, _) = self.place(reserved);
-        self.write += pad + record_size(payload.len() as u64);
-        self.queue.push_back((pad, payload));
-    }
-    fn pop(&mut self) -> Vec<u8> {
-        let (pad, payload) = self.queue.pop_front().unwrap();
-        self.read += pad + record_size(payload.len() as u64);
-        payload
-    }
-}
+// (the model is shared with the `ring_ops` fuzz target: crate::fuzzing)
 
 fn len_strategy(max: usize) -> impl Strategy<Value = usize> {
     prop_oneof![
@@ -738,155 +658,6 @@ fn op_strategy(max: usize) -> impl Strategy<Value = Op> {
     ]
 }
 
-fn run_model(capacity: usize, ops: &[Op]) {
-    let mut buf = Buf::for_capacity(capacity);
-    let r = ring(&mut buf, capacity);
-    let (tx, rx) = pair(&r);
-    let (mut tx, mut rx) = (Some(tx), Some(rx));
-    let mut m = Model {
-        capacity: capacity as u64,
-        max: r.max_message(),
-        write: 0,
-        read: 0,
-        queue: VecDeque::new(),
-        seq: 0,
-    };
-    let expect_send = |m: &Model, rx_alive: bool, len: usize| -> Result<(), Error> {
-        if len > m.max {
-            Err(Error::TooLarge { len, max: m.max })
-        } else if !rx_alive {
-            Err(Error::Disconnected)
-        } else if m.fits(len) {
-            Ok(())
-        } else {
-            Err(Error::Full)
-        }
-    };
-    let expect_recv = |m: &Model, tx_alive: bool| -> Result<(), Error> {
-        if !m.queue.is_empty() {
-            Ok(())
-        } else if tx_alive {
-            Err(Error::Empty)
-        } else {
-            Err(Error::Disconnected)
-        }
-    };
-    for op in ops {
-        let rx_alive = rx.is_some();
-        match op.clone() {
-            Op::TrySend(len) => {
-                let Some(tx) = tx.as_mut() else { continue };
-                let msg = payload(m.seq, len);
-                let want = expect_send(&m, rx_alive, len);
-                assert_eq!(tx.try_send(&msg), want, "{op:?}");
-                if want.is_ok() {
-                    m.seq += 1;
-                    m.push(msg);
-                }
-            }
-            Op::ReserveCommit(len, commit) => {
-                let Some(tx) = tx.as_mut() else { continue };
-                let want = expect_send(&m, rx_alive, len);
-                match tx.reserve(len) {
-                    Ok(mut g) => {
-                        assert_eq!(want, Ok(()), "{op:?}");
-                        let sent = commit.min(len);
-                        let msg = payload(m.seq, sent);
-                        g[..sent].copy_from_slice(&msg);
-                        g.commit(commit);
-                        m.seq += 1;
-                        m.push_reserved(len, msg);
-                    }
-                    Err(e) => assert_eq!(Err(e), want, "{op:?}"),
-                }
-            }
-            Op::ReserveAbort(len) => {
-                let Some(tx) = tx.as_mut() else { continue };
-                let want = expect_send(&m, rx_alive, len);
-                assert_eq!(tx.reserve(len).map(drop), want, "{op:?}");
-            }
-            Op::BatchSend(lens) => {
-                let Some(tx) = tx.as_mut() else { continue };
-                let mut batch = tx.batch();
-                let mut pending = Vec::new();
-                for len in lens {
-                    let msg = payload(m.seq, len);
-                    let want = expect_send(&m, rx_alive, len);
-                    assert_eq!(batch.try_send(&msg), want, "{op:?}");
-                    if want.is_ok() {
-                        m.seq += 1;
-                        pending.push(m.queue.len());
-                        m.push(msg);
-                    }
-                }
-                assert_eq!(batch.publish(), pending.len());
-            }
-            Op::TryRecv(buf_len) => {
-                let Some(rx) = rx.as_mut() else { continue };
-                let mut out = vec![0; buf_len];
-                match expect_recv(&m, tx.is_some()) {
-                    Ok(()) => {
-                        let front_len = m.queue[0].1.len();
-                        if front_len > buf_len {
-                            assert_eq!(
-                                rx.try_recv(&mut out),
-                                Err(Error::BufferTooSmall {
-                                    needed: front_len,
-                                    available: buf_len
-                                })
-                            );
-                        } else {
-                            let want = m.pop();
-                            assert_eq!(rx.try_recv(&mut out), Ok(want.len()));
-                            assert_eq!(&out[..want.len()], &want[..]);
-                        }
-                    }
-                    Err(e) => assert_eq!(rx.try_recv(&mut out), Err(e)),
-                }
-            }
-            Op::Read => {
-                let Some(rx) = rx.as_mut() else { continue };
-                match expect_recv(&m, tx.is_some()) {
-                    Ok(()) => assert_eq!(&*rx.read().unwrap(), &m.pop()[..]),
-                    Err(e) => assert_eq!(rx.read().err(), Some(e)),
-                }
-            }
-            Op::BatchRecv(n) => {
-                let Some(rx) = rx.as_mut() else { continue };
-                let mut batch = rx.batch();
-                for _ in 0..n {
-                    match expect_recv(&m, tx.is_some()) {
-                        Ok(()) => assert_eq!(&*batch.read().unwrap(), &m.pop()[..]),
-                        Err(e) => assert_eq!(batch.read().err(), Some(e)),
-                    }
-                }
-                // The producer sees the room only after the release below;
-                // the model frees it at once, which is what it sees next.
-                batch.release();
-            }
-            Op::CloseProducer => tx = None,
-            Op::CloseConsumer => {
-                rx = None;
-                m.queue.clear();
-            }
-        }
-        // After every step the shared positions match the model.
-        use crate::sync::Ordering::Relaxed;
-        assert_eq!(r.header().producer.position.load(Relaxed), m.write);
-        if rx.is_some() {
-            // A padding record skipped while peeking at the next message
-            // (e.g. one too large for the buffer) is freed at the next release.
-            let read = r.header().consumer.position.load(Relaxed);
-            let skipped = m.queue.front().map_or(0, |&(pad, _)| pad);
-            assert!(
-                read == m.read || read == m.read + skipped,
-                "{read} vs {}",
-                m.read
-            );
-        }
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: if cfg!(miri) { 3 } else { 512 },
@@ -910,14 +681,14 @@ proptest! {
             Op::TryRecv(l) => Op::TryRecv(fix(l)),
             other => other,
         }).collect();
-        run_model(capacity, &ops);
+        run_ops(capacity, &ops);
     }
 }
 
 #[test]
 fn model_covers_the_wrap_padding() {
     // A fixed sequence that must pad: sizes chosen against a 64-byte ring.
-    run_model(
+    run_ops(
         64,
         &[
             Op::TrySend(8),
