@@ -105,6 +105,33 @@ pub enum Error {
     NotSealed,
     /// A value read from shared memory broke the protocol.
     Corrupt(Corruption),
+    /// An endpoint address could not be parsed; `reason` says what is wrong.
+    InvalidAddress {
+        /// The address given.
+        address: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A byte-stream peer announced a frame longer than the maximum; the
+    /// stream cannot be trusted any further.
+    FrameTooLarge {
+        /// The announced length.
+        len: usize,
+        /// The maximum message size.
+        max: usize,
+    },
+    /// A byte stream ended in the middle of a frame.
+    Truncated,
+    /// A request exceeds a system limit; `limit` names it (e.g.
+    /// `/proc/sys/fs/mqueue/msg_max`).
+    LimitExceeded {
+        /// The limit, as the file or resource that sets it.
+        limit: &'static str,
+        /// The value asked for.
+        requested: u64,
+        /// The limit's current value.
+        max: u64,
+    },
     /// An operating-system call failed.
     Io {
         /// The call, e.g. `"mmap"`.
@@ -215,6 +242,21 @@ impl fmt::Display for Error {
             }
             Error::NotSealed => f.write_str("anonymous segment is not sealed against resizing"),
             Error::Corrupt(what) => write!(f, "corrupt ring: {what}"),
+            Error::InvalidAddress { address, reason } => {
+                write!(f, "invalid address {address:?}: {reason}")
+            }
+            Error::FrameTooLarge { len, max } => {
+                write!(
+                    f,
+                    "peer sent a frame of {len} bytes, over the maximum of {max}"
+                )
+            }
+            Error::Truncated => f.write_str("stream ended in the middle of a message"),
+            Error::LimitExceeded {
+                limit,
+                requested,
+                max,
+            } => write!(f, "{requested} exceeds the system limit {limit} = {max}"),
             Error::Io { op, source } => write!(f, "{op}: {source}"),
         }
     }

@@ -28,11 +28,15 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
+pub mod address;
 pub mod channel;
 mod error;
+pub mod framing;
 pub mod gate;
 pub mod lock;
+pub mod mqueue;
 pub mod segment;
+pub mod transport;
 
 pub use channel::{Options, ReadGrant, Receiver, RecvBatch, SendBatch, Sender, WriteGrant};
 pub use error::{Error, Result};

@@ -1,0 +1,1646 @@
+//! POSIX message queues (`mq_overview(7)`): a small safe wrapper for Linux.
+//!
+//! A message queue is a kernel object with a name (`/something`), a fixed
+//! capacity in messages (`mq_maxmsg`) and a fixed maximum message size in
+//! bytes (`mq_msgsize`), both set when it is created. Every message carries
+//! a priority (`0..=`[`MAX_PRIORITY`]); the kernel hands out the message of
+//! the highest priority first, and messages of equal priority in the order
+//! they were sent.
+//!
+//! Unlike the shared-memory channels of this crate, every message is copied
+//! into and out of the kernel, and any number of processes may send and
+//! receive on one queue. It suits low-rate control traffic, or a peer that
+//! only speaks POSIX message queues.
+//!
+//! Invariants of this module:
+//!
+//! - On Linux a queue descriptor (`mqd_t`) is a file descriptor: a
+//!   [`MessageQueue`] keeps it as an [`OwnedFd`], so it is closed on drop
+//!   (`mq_close` is `close` there) and it can be polled (readable when the
+//!   queue holds a message, writable when it has room).
+//! - The descriptor is never switched to `O_NONBLOCK`: the non-blocking
+//!   calls ([`MessageQueue::try_send`], [`MessageQueue::try_receive`]) pass
+//!   an absolute timeout that has already passed, which the kernel answers
+//!   with `ETIMEDOUT` at once instead of waiting. So another handle sharing
+//!   the open file description is never affected.
+//! - No message is ever lost on the receiving side: the kernel refuses
+//!   `mq_receive` into a buffer shorter than `mq_msgsize` (`EMSGSIZE`), so
+//!   a short caller buffer is never handed to it. The message is received
+//!   into a scratch buffer instead, and if it does not fit the caller's
+//!   buffer it stays in the handle (with its priority) and the next receive
+//!   call returns it first ([`Error::BufferTooSmall`] meanwhile).
+//! - Bad input gives a typed error before any system call, never a panic.
+//! - `EINTR` is retried; a timed call keeps its absolute deadline across
+//!   retries.
+//!
+//! Queue names follow the rules of [`validate_name`]; the kernel keeps the
+//! queues of an IPC namespace in the `mqueue` filesystem (often mounted at
+//! `/dev/mqueue`, where `ls` lists them).
+//!
+//! # Examples
+//!
+//! ```
+//! use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+//!
+//! let mut server = MessageQueue::create("/doc-mq-module", &MqOptions::new().max_message(256))?;
+//! let client = MessageQueue::open("/doc-mq-module")?;
+//! client.send(b"routine", 1)?;
+//! client.send(b"urgent", 9)?;
+//!
+//! let mut buf = [0u8; 256];
+//! let (len, priority) = server.receive(&mut buf)?;
+//! assert_eq!((&buf[..len], priority), (&b"urgent"[..], 9)); // highest priority first
+//! let (len, priority) = server.receive(&mut buf)?;
+//! assert_eq!((&buf[..len], priority), (&b"routine"[..], 1));
+//! # Ok::<(), shmlane_posix::Error>(())
+//! ```
+
+use std::ffi::CString;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::time::ClockId;
+
+use crate::segment::{DEFAULT_MODE, validate_name};
+use crate::{Error, Result};
+
+/// Highest message priority: `MQ_PRIO_MAX - 1` (Linux's `MQ_PRIO_MAX` is
+/// 32768). Priorities run from 0 (lowest) to this value (highest).
+pub const MAX_PRIORITY: u32 = 32767;
+
+/// Default capacity of a new queue, in messages (Linux's `msg_default`).
+pub const DEFAULT_CAPACITY: usize = 10;
+
+/// Default maximum message size of a new queue, in bytes (Linux's
+/// `msgsize_default`).
+pub const DEFAULT_MAX_MESSAGE: usize = 8192;
+
+/// The file holding the largest capacity an unprivileged process may ask for.
+const MSG_MAX: &str = "/proc/sys/fs/mqueue/msg_max";
+/// The file holding the largest message size an unprivileged process may ask for.
+const MSGSIZE_MAX: &str = "/proc/sys/fs/mqueue/msgsize_max";
+/// The file holding the most queues the IPC namespace may hold.
+const QUEUES_MAX: &str = "/proc/sys/fs/mqueue/queues_max";
+
+/// How a new message queue is made: capacity, maximum message size and
+/// permission bits.
+///
+/// The defaults are Linux's: 10 messages of up to 8192 bytes, and mode
+/// 0600 (read and write for the owner only).
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::mqueue::MqOptions;
+///
+/// let options = MqOptions::new().capacity(4).max_message(1024).mode(0o660);
+/// assert_eq!(options.get_capacity(), 4);
+/// assert_eq!(options.get_max_message(), 1024);
+/// assert_eq!(options.get_mode(), 0o660);
+/// ```
+#[derive(Debug, Clone)]
+pub struct MqOptions {
+    capacity: usize,
+    max_message: usize,
+    mode: u32,
+}
+
+impl Default for MqOptions {
+    fn default() -> Self {
+        MqOptions {
+            capacity: DEFAULT_CAPACITY,
+            max_message: DEFAULT_MAX_MESSAGE,
+            mode: DEFAULT_MODE,
+        }
+    }
+}
+
+impl MqOptions {
+    /// The defaults: 10 messages of up to 8192 bytes, mode 0600.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::MqOptions;
+    ///
+    /// let options = MqOptions::new();
+    /// assert_eq!((options.get_capacity(), options.get_max_message()), (10, 8192));
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many messages the queue holds (`mq_maxmsg`): at least 1, and at
+    /// most `/proc/sys/fs/mqueue/msg_max`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::MqOptions;
+    ///
+    /// assert_eq!(MqOptions::new().capacity(3).get_capacity(), 3);
+    /// ```
+    pub fn capacity(mut self, messages: usize) -> Self {
+        self.capacity = messages;
+        self
+    }
+
+    /// The longest message in bytes (`mq_msgsize`): at least 1, and at most
+    /// `/proc/sys/fs/mqueue/msgsize_max`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::MqOptions;
+    ///
+    /// assert_eq!(MqOptions::new().max_message(64).get_max_message(), 64);
+    /// ```
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
+        self
+    }
+
+    /// Permission bits of the new queue (default 0600). Only the low nine
+    /// bits count, and they are applied exactly: the umask does not filter
+    /// them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::MqOptions;
+    ///
+    /// assert_eq!(MqOptions::new().mode(0o640).get_mode(), 0o640);
+    /// ```
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The capacity set, in messages.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::MqOptions;
+    ///
+    /// assert_eq!(MqOptions::new().get_capacity(), 10);
+    /// ```
+    pub fn get_capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The maximum message size set, in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::MqOptions;
+    ///
+    /// assert_eq!(MqOptions::new().get_max_message(), 8192);
+    /// ```
+    pub fn get_max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// The permission bits set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::MqOptions;
+    ///
+    /// assert_eq!(MqOptions::new().get_mode(), 0o600);
+    /// ```
+    pub fn get_mode(&self) -> u32 {
+        self.mode
+    }
+}
+
+/// A handle to a POSIX message queue, open for sending and receiving.
+///
+/// It owns the queue descriptor (an [`OwnedFd`] on Linux, closed on drop,
+/// available through [`AsFd`] for `poll`/`epoll`: readable when the queue
+/// holds a message, writable when it has room). A message kept by this
+/// handle after [`Error::BufferTooSmall`] is not visible to `poll`: call a
+/// receive method again with a larger buffer instead of waiting.
+///
+/// Dropping the handle removes the queue's name if this handle created the
+/// queue (see [`MessageQueue::set_unlink_on_drop`]); other open handles
+/// keep working, and the kernel frees the queue when the last one closes.
+///
+/// Sending takes `&self`, so one handle may be shared between threads for
+/// sending. Receiving takes `&mut self` because of the message kept back
+/// after [`Error::BufferTooSmall`]; open one handle per receiving thread.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+/// use shmlane_posix::Error;
+///
+/// let mut q = MessageQueue::create("/doc-mq-struct", &MqOptions::new().capacity(2).max_message(64))?;
+/// q.try_send(b"one", 0)?;
+/// q.try_send(b"two", 0)?;
+/// assert!(matches!(q.try_send(b"three", 0), Err(Error::Full)));
+///
+/// let mut buf = [0u8; 64];
+/// assert_eq!(q.receive(&mut buf)?, (3, 0));
+/// assert_eq!(&buf[..3], b"one");
+/// # Ok::<(), shmlane_posix::Error>(())
+/// ```
+pub struct MessageQueue {
+    fd: OwnedFd,
+    name: String,
+    capacity: usize,
+    max_message: usize,
+    unlink_on_drop: bool,
+    /// Receive buffer of `max_message` bytes, allocated on first use.
+    scratch: Vec<u8>,
+    /// A received message (length, priority) that did not fit the caller's
+    /// buffer; its bytes are `scratch[..length]`.
+    pending: Option<(usize, u32)>,
+}
+
+impl fmt::Debug for MessageQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageQueue")
+            .field("name", &self.name)
+            .field("fd", &self.fd.as_raw_fd())
+            .field("capacity", &self.capacity)
+            .field("max_message", &self.max_message)
+            .field("unlink_on_drop", &self.unlink_on_drop)
+            .field("pending", &self.pending)
+            .finish()
+    }
+}
+
+impl AsFd for MessageQueue {
+    /// The queue descriptor, e.g. to `poll` it or `fstat` it.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    ///
+    /// let q = MessageQueue::create("/doc-mq-asfd", &MqOptions::new().max_message(64).mode(0o640))?;
+    /// let stat = rustix::fs::fstat(q.as_fd()).unwrap();
+    /// assert_eq!(stat.st_mode & 0o777, 0o640);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// How long a send or receive may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// Until it can go through.
+    Forever,
+    /// Not at all: would-block is `Full`/`Empty`.
+    Never,
+    /// Until this `CLOCK_REALTIME` instant: then `TimedOut`.
+    Until(libc::timespec),
+}
+
+impl Wait {
+    /// `timeout` from now on `CLOCK_REALTIME`, the clock the kernel measures
+    /// message-queue deadlines on. Saturates instead of overflowing.
+    fn after(timeout: Duration) -> Wait {
+        let now = rustix::time::clock_gettime(ClockId::Realtime);
+        let mut secs = now
+            .tv_sec
+            .saturating_add(i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX));
+        let mut nanos = now.tv_nsec + i64::from(timeout.subsec_nanos());
+        if nanos >= 1_000_000_000 {
+            nanos -= 1_000_000_000;
+            secs = secs.saturating_add(1);
+        }
+        Wait::Until(timespec(secs, nanos))
+    }
+
+    /// The absolute deadline to pass to the kernel, `None` for none. For
+    /// `Never` it is the epoch, long past: the kernel then answers
+    /// `ETIMEDOUT` at once when the call would block, without waiting and
+    /// without `O_NONBLOCK` on the descriptor.
+    fn deadline(self) -> Option<libc::timespec> {
+        match self {
+            Wait::Forever => None,
+            Wait::Never => Some(timespec(0, 0)),
+            Wait::Until(deadline) => Some(deadline),
+        }
+    }
+}
+
+/// A `libc::timespec` (built field by field: on some targets it has private
+/// padding). Seconds beyond `time_t` saturate.
+fn timespec(secs: i64, nanos: i64) -> libc::timespec {
+    // SAFETY: `timespec` is a plain C struct of integers; all-zero is valid.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    ts.tv_sec = libc::time_t::try_from(secs).unwrap_or(libc::time_t::MAX);
+    // `nanos` is below 10^9, which every `tv_nsec` type holds.
+    ts.tv_nsec = nanos as _;
+    ts
+}
+
+/// The errno of the libc call that just failed.
+fn last_errno() -> Errno {
+    Errno::from_io_error(&io::Error::last_os_error()).unwrap_or(Errno::IO)
+}
+
+/// A limit from `/proc/sys/fs/mqueue`, if it can be read.
+fn read_limit(file: &str) -> Option<u64> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+/// `Err(LimitExceeded)` if `requested` is above the limit in `file`. A limit
+/// that cannot be read is not checked here (`mq_open` still is).
+fn check_limit(file: &'static str, requested: usize) -> Result<()> {
+    let requested = requested as u64;
+    match read_limit(file) {
+        Some(max) if requested > max => Err(Error::LimitExceeded {
+            limit: file,
+            requested,
+            max,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn invalid_input(what: &'static str) -> Error {
+    Error::io("mq_open", io::Error::new(io::ErrorKind::InvalidInput, what))
+}
+
+/// The name as a C string (after [`validate_name`], which rules out NUL).
+fn c_name(name: &str) -> Result<CString> {
+    CString::new(name).map_err(|_| Error::InvalidName {
+        name: name.to_owned(),
+        reason: "must not contain NUL",
+    })
+}
+
+/// Maps an `mq_open`/`mq_unlink` errno to an error about the queue `name`.
+fn named_err(name: &str, op: &'static str, e: Errno) -> Error {
+    match e {
+        Errno::NOENT => Error::NotFound {
+            name: name.to_owned(),
+        },
+        Errno::EXIST => Error::AlreadyExists {
+            name: name.to_owned(),
+        },
+        Errno::ACCESS | Errno::PERM => Error::PermissionDenied {
+            name: name.to_owned(),
+        },
+        Errno::NAMETOOLONG | Errno::INVAL => Error::InvalidName {
+            name: name.to_owned(),
+            reason: "refused by the system",
+        },
+        e => Error::io(op, e),
+    }
+}
+
+/// `mq_getattr` on `fd`.
+fn getattr(fd: BorrowedFd<'_>) -> Result<libc::mq_attr> {
+    // SAFETY: `mq_attr` is a plain C struct of integers; all-zero is valid.
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is an open queue descriptor (it is borrowed, so it stays
+    // open during the call), and `attr` is a valid `mq_attr` to write to.
+    let r = unsafe { libc::mq_getattr(fd.as_raw_fd(), &mut attr) };
+    if r == 0 {
+        Ok(attr)
+    } else {
+        Err(Error::io("mq_getattr", last_errno()))
+    }
+}
+
+/// Opens the queue `name` with `flags` (plus `O_CLOEXEC`), creating it with
+/// `mode` and `attr` if `attr` is given.
+fn mq_open(
+    name: &CString,
+    flags: libc::c_int,
+    create: Option<(libc::mode_t, &libc::mq_attr)>,
+) -> std::result::Result<OwnedFd, Errno> {
+    let flags = flags | libc::O_CLOEXEC;
+    let fd = match create {
+        // SAFETY: `name` is a NUL-terminated string and `attr` a valid
+        // `mq_attr`, both alive during the call; with O_CREAT, `mq_open`
+        // reads exactly these two extra arguments (a `mode_t` and a
+        // `struct mq_attr *`), of these types.
+        Some((mode, attr)) => unsafe {
+            libc::mq_open(
+                name.as_ptr(),
+                flags | libc::O_CREAT,
+                mode,
+                attr as *const libc::mq_attr,
+            )
+        },
+        // SAFETY: `name` is a NUL-terminated string alive during the call;
+        // without O_CREAT, `mq_open` reads no further argument.
+        None => unsafe { libc::mq_open(name.as_ptr(), flags) },
+    };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: on Linux a queue descriptor is a file descriptor, and this one
+    // was just returned by `mq_open`: it is open and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether the name `name` still refers to the queue open as `fd` (the name
+/// may have been removed and given to another queue since).
+fn names_same_queue(name: &str, fd: &OwnedFd) -> bool {
+    let Ok(c) = CString::new(name) else {
+        return false;
+    };
+    // Either direction will do to compare inodes; the mode may allow one only.
+    let other = mq_open(&c, libc::O_RDONLY, None).or_else(|_| mq_open(&c, libc::O_WRONLY, None));
+    let Ok(other) = other else {
+        return false;
+    };
+    match (rustix::fs::fstat(fd), rustix::fs::fstat(&other)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    }
+}
+
+impl MessageQueue {
+    /// Creates the queue `name` with the capacity, maximum message size and
+    /// mode of `options`, open for sending and receiving. Exclusive: an
+    /// existing queue of that name gives [`Error::AlreadyExists`]. Dropping
+    /// the handle removes the name.
+    ///
+    /// Before calling `mq_open`, the capacity and message size are checked
+    /// against `/proc/sys/fs/mqueue/msg_max` and `msgsize_max`
+    /// ([`Error::LimitExceeded`] naming the file). A process with
+    /// `CAP_SYS_RESOURCE` (root) could go beyond them, but is refused too,
+    /// for the same error on every machine and user. A capacity or size of
+    /// zero is [`Error::Io`] with [`io::ErrorKind::InvalidInput`].
+    ///
+    /// Other limits, known only once `mq_open` fails:
+    ///
+    /// - `ENOSPC` (the namespace has `/proc/sys/fs/mqueue/queues_max`
+    ///   queues): [`Error::LimitExceeded`] naming that file, with `max` its
+    ///   value and `requested` one more.
+    /// - `EMFILE` because the user's queues would take more than
+    ///   `RLIMIT_MSGQUEUE` bytes: [`Error::LimitExceeded`] with limit
+    ///   `"RLIMIT_MSGQUEUE"`, `max` the soft limit, and `requested` the
+    ///   payload bytes of this queue (capacity × message size; the kernel
+    ///   also counts per-message overhead and the user's other queues).
+    /// - `EMFILE` because this process has no file descriptor left, `ENFILE`,
+    ///   `ENOMEM`, `ENOSYS` (a kernel without message queues): [`Error::Io`]
+    ///   with op `"mq_open"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    /// use shmlane_posix::Error;
+    ///
+    /// let q = MessageQueue::create("/doc-mq-create", &MqOptions::new().capacity(5).max_message(100))?;
+    /// assert_eq!((q.capacity(), q.max_message()), (5, 100));
+    /// assert!(matches!(
+    ///     MessageQueue::create("/doc-mq-create", &MqOptions::new()),
+    ///     Err(Error::AlreadyExists { .. })
+    /// ));
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn create(name: &str, options: &MqOptions) -> Result<Self> {
+        validate_name(name)?;
+        let (capacity, max_message) = (options.capacity, options.max_message);
+        if capacity == 0 {
+            return Err(invalid_input(
+                "message queue capacity must be at least 1 message",
+            ));
+        }
+        if max_message == 0 {
+            return Err(invalid_input(
+                "message queue maximum message size must be at least 1 byte",
+            ));
+        }
+        check_limit(MSG_MAX, capacity)?;
+        check_limit(MSGSIZE_MAX, max_message)?;
+        let c = c_name(name)?;
+        // SAFETY: `mq_attr` is a plain C struct of integers; all-zero is valid.
+        let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+        // Beyond `c_long` only if the limits could not be read: the kernel
+        // then refuses the saturated value (EINVAL).
+        attr.mq_maxmsg = capacity.try_into().unwrap_or(libc::c_long::MAX as _);
+        attr.mq_msgsize = max_message.try_into().unwrap_or(libc::c_long::MAX as _);
+        let mode = options.mode & 0o777;
+        let fd = mq_open(&c, libc::O_RDWR | libc::O_EXCL, Some((mode, &attr)))
+            .map_err(|e| Self::create_err(name, capacity, max_message, e))?;
+        // From here on the queue exists: remove it again on any failure.
+        let created = (|| {
+            // `mq_open` applied the umask; set the mode exactly.
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+                .map_err(|e| Error::io("fchmod", e))?;
+            Self::from_fd(fd, name)
+        })();
+        match created {
+            Ok(mut q) => {
+                q.unlink_on_drop = true;
+                Ok(q)
+            }
+            Err(e) => {
+                // SAFETY: `c` is a NUL-terminated string alive during the call.
+                unsafe { libc::mq_unlink(c.as_ptr()) };
+                Err(e)
+            }
+        }
+    }
+
+    fn create_err(name: &str, capacity: usize, max_message: usize, e: Errno) -> Error {
+        match e {
+            Errno::INVAL => {
+                // The name was checked; the attributes are the likely cause
+                // (a limit lowered since we read it).
+                if let Err(limit) = check_limit(MSG_MAX, capacity)
+                    .and_then(|()| check_limit(MSGSIZE_MAX, max_message))
+                {
+                    return limit;
+                }
+                named_err(name, "mq_open", e)
+            }
+            Errno::NOSPC => {
+                let max = read_limit(QUEUES_MAX).unwrap_or(0);
+                Error::LimitExceeded {
+                    limit: QUEUES_MAX,
+                    requested: max.saturating_add(1),
+                    max,
+                }
+            }
+            Errno::MFILE => {
+                // Either the descriptor table is full or RLIMIT_MSGQUEUE is
+                // reached; if a descriptor can still be opened, it is the latter.
+                let fd_free =
+                    rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).is_ok();
+                match rustix::process::getrlimit(rustix::process::Resource::Msgqueue).current {
+                    Some(max) if fd_free => Error::LimitExceeded {
+                        limit: "RLIMIT_MSGQUEUE",
+                        requested: (capacity as u64).saturating_mul(max_message as u64),
+                        max,
+                    },
+                    _ => Error::io("mq_open", e),
+                }
+            }
+            e => named_err(name, "mq_open", e),
+        }
+    }
+
+    /// Opens the existing queue `name` for sending and receiving. Dropping
+    /// the handle leaves the queue in place.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    /// use shmlane_posix::Error;
+    ///
+    /// let created = MessageQueue::create("/doc-mq-open", &MqOptions::new().capacity(3).max_message(32))?;
+    /// let opened = MessageQueue::open("/doc-mq-open")?;
+    /// assert_eq!((opened.capacity(), opened.max_message()), (3, 32));
+    /// assert!(matches!(MessageQueue::open("/doc-mq-missing"), Err(Error::NotFound { .. })));
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Self> {
+        validate_name(name)?;
+        let c = c_name(name)?;
+        let fd = mq_open(&c, libc::O_RDWR, None).map_err(|e| named_err(name, "mq_open", e))?;
+        Self::from_fd(fd, name)
+    }
+
+    /// A handle on the queue open as `fd`, with its attributes read back.
+    fn from_fd(fd: OwnedFd, name: &str) -> Result<Self> {
+        let attr = getattr(fd.as_fd())?;
+        let bad = || Error::io("mq_getattr", Errno::OVERFLOW);
+        let capacity = usize::try_from(attr.mq_maxmsg).map_err(|_| bad())?;
+        let max_message = usize::try_from(attr.mq_msgsize).map_err(|_| bad())?;
+        Ok(MessageQueue {
+            fd,
+            name: name.to_owned(),
+            capacity,
+            max_message,
+            unlink_on_drop: false,
+            scratch: Vec::new(),
+            pending: None,
+        })
+    }
+
+    /// Removes the name of the queue `name`. Open handles keep working; the
+    /// kernel frees the queue when the last one closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    /// use shmlane_posix::Error;
+    ///
+    /// let q = MessageQueue::create("/doc-mq-unlink", &MqOptions::new().max_message(64))?;
+    /// MessageQueue::unlink("/doc-mq-unlink")?;
+    /// assert!(matches!(MessageQueue::open("/doc-mq-unlink"), Err(Error::NotFound { .. })));
+    /// q.try_send(b"still works", 0)?;
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn unlink(name: &str) -> Result<()> {
+        validate_name(name)?;
+        let c = c_name(name)?;
+        // SAFETY: `c` is a NUL-terminated string alive during the call.
+        if unsafe { libc::mq_unlink(c.as_ptr()) } == 0 {
+            Ok(())
+        } else {
+            Err(named_err(name, "mq_unlink", last_errno()))
+        }
+    }
+
+    /// The queue's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    ///
+    /// let q = MessageQueue::create("/doc-mq-name", &MqOptions::new().max_message(64))?;
+    /// assert_eq!(q.name(), "/doc-mq-name");
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many messages the queue holds at most (`mq_maxmsg`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    ///
+    /// let q = MessageQueue::create("/doc-mq-capacity", &MqOptions::new().capacity(4).max_message(64))?;
+    /// assert_eq!(q.capacity(), 4);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The longest message in bytes (`mq_msgsize`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    ///
+    /// let q = MessageQueue::create("/doc-mq-max-message", &MqOptions::new().max_message(200))?;
+    /// assert_eq!(q.max_message(), 200);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// How many messages the queue holds now (`mq_curmsgs`). A message kept
+    /// by a handle after [`Error::BufferTooSmall`] has left the queue and is
+    /// not counted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    ///
+    /// let q = MessageQueue::create("/doc-mq-len", &MqOptions::new().max_message(64))?;
+    /// q.send(b"a", 0)?;
+    /// q.send(b"b", 0)?;
+    /// assert_eq!(q.len()?, 2);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn len(&self) -> Result<usize> {
+        let attr = getattr(self.fd.as_fd())?;
+        usize::try_from(attr.mq_curmsgs).map_err(|_| Error::io("mq_getattr", Errno::OVERFLOW))
+    }
+
+    /// Whether the queue holds no message now (see [`MessageQueue::len`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    ///
+    /// let q = MessageQueue::create("/doc-mq-is-empty", &MqOptions::new().max_message(64))?;
+    /// assert!(q.is_empty()?);
+    /// q.send(b"x", 0)?;
+    /// assert!(!q.is_empty()?);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Whether dropping this handle removes the queue's name: true for a
+    /// queue created by this handle, false for one opened. Dropping removes
+    /// the name only while it still refers to this queue (and this process
+    /// may still open it to check).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    ///
+    /// let mut q = MessageQueue::create("/doc-mq-keep", &MqOptions::new().max_message(64))?;
+    /// q.set_unlink_on_drop(false);
+    /// drop(q);
+    /// let again = MessageQueue::open("/doc-mq-keep")?; // still there
+    /// MessageQueue::unlink("/doc-mq-keep")?;
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn set_unlink_on_drop(&mut self, unlink: bool) {
+        self.unlink_on_drop = unlink;
+    }
+
+    /// Sends `msg` with `priority`, waiting while the queue is full.
+    ///
+    /// [`Error::TooLarge`] if `msg` is longer than [`MessageQueue::max_message`],
+    /// [`Error::LimitExceeded`] (limit `"MQ_PRIO_MAX - 1"`) if `priority` is
+    /// above [`MAX_PRIORITY`]; nothing is sent then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    ///
+    /// let mut q = MessageQueue::create("/doc-mq-send", &MqOptions::new().max_message(64))?;
+    /// q.send(b"hello", 3)?;
+    /// let mut buf = [0u8; 64];
+    /// assert_eq!(q.receive(&mut buf)?, (5, 3));
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn send(&self, msg: &[u8], priority: u32) -> Result<()> {
+        self.send_until(msg, priority, Wait::Forever)
+    }
+
+    /// Sends `msg` with `priority` if the queue has room now, [`Error::Full`]
+    /// (nothing sent) otherwise. Never waits, and leaves the descriptor's
+    /// blocking mode alone. Other errors as for [`MessageQueue::send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    /// use shmlane_posix::Error;
+    ///
+    /// let q = MessageQueue::create("/doc-mq-try-send", &MqOptions::new().capacity(1).max_message(64))?;
+    /// q.try_send(b"first", 0)?;
+    /// assert!(matches!(q.try_send(b"second", 0), Err(Error::Full)));
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn try_send(&self, msg: &[u8], priority: u32) -> Result<()> {
+        self.send_until(msg, priority, Wait::Never)
+    }
+
+    /// Sends `msg` with `priority`, waiting at most `timeout` for room:
+    /// [`Error::TimedOut`] (nothing sent) when it runs out. The kernel
+    /// measures the deadline on the wall clock (`CLOCK_REALTIME`), so a
+    /// clock change during the wait lengthens or shortens it. Other errors
+    /// as for [`MessageQueue::send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    /// use shmlane_posix::Error;
+    ///
+    /// let q = MessageQueue::create("/doc-mq-send-timeout", &MqOptions::new().capacity(1).max_message(64))?;
+    /// q.send_timeout(b"fits", 0, Duration::from_millis(10))?;
+    /// assert!(matches!(
+    ///     q.send_timeout(b"no room", 0, Duration::from_millis(10)),
+    ///     Err(Error::TimedOut)
+    /// ));
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn send_timeout(&self, msg: &[u8], priority: u32, timeout: Duration) -> Result<()> {
+        self.send_until(msg, priority, Wait::after(timeout))
+    }
+
+    fn check_send(&self, msg: &[u8], priority: u32) -> Result<()> {
+        if msg.len() > self.max_message {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max: self.max_message,
+            });
+        }
+        if priority > MAX_PRIORITY {
+            return Err(Error::LimitExceeded {
+                limit: "MQ_PRIO_MAX - 1",
+                requested: u64::from(priority),
+                max: u64::from(MAX_PRIORITY),
+            });
+        }
+        Ok(())
+    }
+
+    fn send_until(&self, msg: &[u8], priority: u32, wait: Wait) -> Result<()> {
+        self.check_send(msg, priority)?;
+        let fd = self.fd.as_raw_fd();
+        let deadline = wait.deadline();
+        loop {
+            let r = match &deadline {
+                // SAFETY: `fd` is our open queue descriptor; `msg` is valid
+                // for reads of `msg.len()` bytes during the call.
+                None => unsafe { libc::mq_send(fd, msg.as_ptr().cast(), msg.len(), priority) },
+                // SAFETY: as above, and `deadline` is a valid `timespec`
+                // alive during the call.
+                Some(deadline) => unsafe {
+                    libc::mq_timedsend(fd, msg.as_ptr().cast(), msg.len(), priority, deadline)
+                },
+            };
+            if r == 0 {
+                return Ok(());
+            }
+            return Err(match last_errno() {
+                // The same absolute deadline on the next try.
+                Errno::INTR => continue,
+                Errno::TIMEDOUT if matches!(wait, Wait::Never) => Error::Full,
+                Errno::TIMEDOUT => Error::TimedOut,
+                // Only if someone set O_NONBLOCK on the description.
+                Errno::AGAIN => Error::Full,
+                Errno::MSGSIZE => Error::TooLarge {
+                    len: msg.len(),
+                    max: self.max_message,
+                },
+                e => Error::io("mq_send", e),
+            });
+        }
+    }
+
+    /// Receives the next message into `buf`, waiting while the queue is
+    /// empty; returns its length and priority. The message of the highest
+    /// priority comes first, and among equal priorities the oldest.
+    ///
+    /// If the message is longer than `buf`, the call returns
+    /// [`Error::BufferTooSmall`] and the message stays in this handle: the
+    /// next receive call (of any kind) returns it first, before anything in
+    /// the queue. Nothing is lost. A buffer of [`MessageQueue::max_message`]
+    /// bytes always fits (and is received into directly, without a copy).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    /// use shmlane_posix::Error;
+    ///
+    /// let mut q = MessageQueue::create("/doc-mq-receive", &MqOptions::new().max_message(64))?;
+    /// q.send(b"twelve bytes", 5)?;
+    /// let mut small = [0u8; 4];
+    /// assert!(matches!(
+    ///     q.receive(&mut small),
+    ///     Err(Error::BufferTooSmall { needed: 12, available: 4 })
+    /// ));
+    /// let mut buf = [0u8; 16];
+    /// assert_eq!(q.receive(&mut buf)?, (12, 5)); // the same message
+    /// assert_eq!(&buf[..12], b"twelve bytes");
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn receive(&mut self, buf: &mut [u8]) -> Result<(usize, u32)> {
+        self.receive_until(buf, Wait::Forever)
+    }
+
+    /// Receives the next message into `buf` if there is one now,
+    /// [`Error::Empty`] otherwise. Never waits. Otherwise as
+    /// [`MessageQueue::receive`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    /// use shmlane_posix::Error;
+    ///
+    /// let mut q = MessageQueue::create("/doc-mq-try-receive", &MqOptions::new().max_message(64))?;
+    /// let mut buf = [0u8; 64];
+    /// assert!(matches!(q.try_receive(&mut buf), Err(Error::Empty)));
+    /// q.send(b"x", 0)?;
+    /// assert_eq!(q.try_receive(&mut buf)?, (1, 0));
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn try_receive(&mut self, buf: &mut [u8]) -> Result<(usize, u32)> {
+        self.receive_until(buf, Wait::Never)
+    }
+
+    /// Receives the next message into `buf`, waiting at most `timeout` for
+    /// one: [`Error::TimedOut`] when it runs out. The deadline is on the
+    /// wall clock, as for [`MessageQueue::send_timeout`]. Otherwise as
+    /// [`MessageQueue::receive`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    /// use shmlane_posix::Error;
+    ///
+    /// let mut q = MessageQueue::create("/doc-mq-receive-timeout", &MqOptions::new().max_message(64))?;
+    /// let mut buf = [0u8; 64];
+    /// assert!(matches!(
+    ///     q.receive_timeout(&mut buf, Duration::from_millis(10)),
+    ///     Err(Error::TimedOut)
+    /// ));
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn receive_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<(usize, u32)> {
+        self.receive_until(buf, Wait::after(timeout))
+    }
+
+    /// The message kept after [`Error::BufferTooSmall`], if any, delivered
+    /// into `buf` (or kept again).
+    fn take_pending(&mut self, buf: &mut [u8]) -> Option<Result<(usize, u32)>> {
+        let (len, priority) = self.pending?;
+        Some(self.deliver(buf, len, priority))
+    }
+
+    /// Copies the message in `scratch[..len]` to `buf`, or keeps it.
+    fn deliver(&mut self, buf: &mut [u8], len: usize, priority: u32) -> Result<(usize, u32)> {
+        if len > buf.len() {
+            self.pending = Some((len, priority));
+            return Err(Error::BufferTooSmall {
+                needed: len,
+                available: buf.len(),
+            });
+        }
+        self.pending = None;
+        buf[..len].copy_from_slice(&self.scratch[..len]);
+        Ok((len, priority))
+    }
+
+    fn receive_until(&mut self, buf: &mut [u8], wait: Wait) -> Result<(usize, u32)> {
+        if let Some(kept) = self.take_pending(buf) {
+            return kept;
+        }
+        if buf.len() >= self.max_message {
+            // Long enough for any message: no copy, and nothing to keep.
+            return Self::raw_receive(self.fd.as_fd(), buf, wait, self.max_message);
+        }
+        if self.scratch.len() < self.max_message {
+            self.scratch = vec![0; self.max_message];
+        }
+        let (len, priority) =
+            Self::raw_receive(self.fd.as_fd(), &mut self.scratch, wait, self.max_message)?;
+        self.deliver(buf, len, priority)
+    }
+
+    /// `mq_receive`/`mq_timedreceive` into `buf`, which holds at least
+    /// `max_message` bytes.
+    fn raw_receive(
+        fd: BorrowedFd<'_>,
+        buf: &mut [u8],
+        wait: Wait,
+        max_message: usize,
+    ) -> Result<(usize, u32)> {
+        debug_assert!(buf.len() >= max_message);
+        let fd = fd.as_raw_fd();
+        let mut priority: libc::c_uint = 0;
+        let deadline = wait.deadline();
+        loop {
+            let n = match &deadline {
+                // SAFETY: `fd` is an open queue descriptor (borrowed for the
+                // call); `buf` is valid for writes of `buf.len()` bytes and
+                // `priority` for one `c_uint`, during the call.
+                None => unsafe {
+                    libc::mq_receive(fd, buf.as_mut_ptr().cast(), buf.len(), &mut priority)
+                },
+                // SAFETY: as above, and `deadline` is a valid `timespec`
+                // alive during the call.
+                Some(deadline) => unsafe {
+                    libc::mq_timedreceive(
+                        fd,
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        &mut priority,
+                        deadline,
+                    )
+                },
+            };
+            if let Ok(len) = usize::try_from(n) {
+                return Ok((len, priority));
+            }
+            return Err(match last_errno() {
+                Errno::INTR => continue,
+                Errno::TIMEDOUT if matches!(wait, Wait::Never) => Error::Empty,
+                Errno::TIMEDOUT => Error::TimedOut,
+                Errno::AGAIN => Error::Empty,
+                // Cannot happen: the buffer holds `mq_msgsize` bytes.
+                Errno::MSGSIZE => Error::BufferTooSmall {
+                    needed: max_message,
+                    available: buf.len(),
+                },
+                e => Error::io("mq_receive", e),
+            });
+        }
+    }
+}
+
+impl Drop for MessageQueue {
+    fn drop(&mut self) {
+        // The descriptor closes itself (`OwnedFd`).
+        if self.unlink_on_drop && names_same_queue(&self.name, &self.fd) {
+            if let Ok(c) = CString::new(self.name.as_str()) {
+                // SAFETY: `c` is a NUL-terminated string alive during the call.
+                unsafe { libc::mq_unlink(c.as_ptr()) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A queue name unique to this test and this process.
+    fn qname(tag: &str) -> String {
+        format!("/shmlane-mq-test-{}-{tag}", std::process::id())
+    }
+
+    /// Removes a name when dropped, for tests that keep a queue past its
+    /// handles (also on panic).
+    struct Cleanup(String);
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = MessageQueue::unlink(&self.0);
+        }
+    }
+
+    fn small() -> MqOptions {
+        MqOptions::new().capacity(4).max_message(256)
+    }
+
+    /// Creates a queue, or `None` (with a note) if this kernel has no
+    /// POSIX message queues.
+    fn create(name: &str, options: &MqOptions) -> Option<MessageQueue> {
+        match MessageQueue::create(name, options) {
+            Ok(q) => Some(q),
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOSYS) => {
+                eprintln!("skipped: POSIX message queues are not available (ENOSYS)");
+                None
+            }
+            Err(e) => panic!("create {name}: {e}"),
+        }
+    }
+
+    fn limit(file: &str) -> u64 {
+        read_limit(file).expect("read /proc/sys/fs/mqueue limit")
+    }
+
+    #[test]
+    fn round_trip_sizes_zero_one_and_max() {
+        let max = limit(MSGSIZE_MAX).min(8192) as usize;
+        let name = qname("round-trip");
+        let Some(mut q) = create(&name, &MqOptions::new().capacity(3).max_message(max)) else {
+            return;
+        };
+        assert_eq!(q.max_message(), max);
+        let big: Vec<u8> = (0..max).map(|i| (i * 7 + 3) as u8).collect();
+        let msgs: [&[u8]; 3] = [b"", b"x", &big];
+        for m in msgs {
+            q.send(m, 0).unwrap();
+        }
+        assert_eq!(q.len().unwrap(), 3);
+        // Exactly `max` bytes (received directly) and a larger buffer.
+        for (m, mut buf) in
+            msgs.into_iter()
+                .zip([vec![0xAA; max], vec![0xAA; max + 10], vec![0; max]])
+        {
+            let (len, priority) = q.receive(&mut buf).unwrap();
+            assert_eq!((&buf[..len], priority), (m, 0));
+        }
+        assert!(q.is_empty().unwrap());
+        // The same through the scratch buffer (a caller buffer shorter than
+        // the queue's message size).
+        q.send(b"", 1).unwrap();
+        q.send(b"y", 2).unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(q.receive(&mut buf).unwrap(), (1, 2));
+        assert_eq!(buf, *b"y");
+        assert_eq!(q.receive(&mut [][..]).unwrap(), (0, 1));
+    }
+
+    #[test]
+    fn highest_priority_first_then_fifo() {
+        let name = qname("priorities");
+        let Some(mut q) = create(&name, &MqOptions::new().capacity(6).max_message(64)) else {
+            return;
+        };
+        let sent: [(&[u8], u32); 6] = [
+            (b"low-1", 1),
+            (b"high", MAX_PRIORITY),
+            (b"medium-1", 100),
+            (b"low-2", 1),
+            (b"medium-2", 100),
+            (b"zero", 0),
+        ];
+        for (m, p) in sent {
+            q.send(m, p).unwrap();
+        }
+        let expected: [(&[u8], u32); 6] = [
+            (b"high", MAX_PRIORITY),
+            (b"medium-1", 100),
+            (b"medium-2", 100),
+            (b"low-1", 1),
+            (b"low-2", 1),
+            (b"zero", 0),
+        ];
+        let mut buf = [0u8; 64];
+        for (m, p) in expected {
+            let (len, priority) = q.try_receive(&mut buf).unwrap();
+            assert_eq!((&buf[..len], priority), (m, p));
+        }
+    }
+
+    #[test]
+    fn priority_above_max_is_refused() {
+        let name = qname("bad-priority");
+        let Some(q) = create(&name, &small()) else {
+            return;
+        };
+        for r in [
+            q.send(b"x", MAX_PRIORITY + 1),
+            q.try_send(b"x", u32::MAX),
+            q.send_timeout(b"x", 32768, Duration::from_millis(1)),
+        ] {
+            assert!(
+                matches!(
+                    r,
+                    Err(Error::LimitExceeded {
+                        limit: "MQ_PRIO_MAX - 1",
+                        max: 32767,
+                        ..
+                    })
+                ),
+                "{r:?}"
+            );
+        }
+        assert!(q.is_empty().unwrap());
+    }
+
+    #[test]
+    fn try_send_on_full_queue_is_full_and_sends_nothing() {
+        let name = qname("full");
+        let Some(mut q) = create(&name, &MqOptions::new().capacity(2).max_message(32)) else {
+            return;
+        };
+        q.try_send(b"one", 1).unwrap();
+        q.try_send(b"two", 1).unwrap();
+        let started = Instant::now();
+        assert!(matches!(q.try_send(b"three", 9), Err(Error::Full)));
+        assert!(matches!(q.try_send(b"", 0), Err(Error::Full)));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "try_send waited"
+        );
+        assert_eq!(q.len().unwrap(), 2);
+        // The descriptor was never made non-blocking.
+        let attr = getattr(q.as_fd()).unwrap();
+        assert_eq!(attr.mq_flags & libc::O_NONBLOCK as libc::c_long, 0);
+
+        let mut buf = [0u8; 32];
+        for m in [&b"one"[..], b"two"] {
+            let (len, priority) = q.try_receive(&mut buf).unwrap();
+            assert_eq!((&buf[..len], priority), (m, 1));
+        }
+        assert!(matches!(q.try_receive(&mut buf), Err(Error::Empty)));
+        // Room again.
+        q.try_send(b"three", 9).unwrap();
+    }
+
+    #[test]
+    fn try_receive_on_empty_queue_is_empty() {
+        let name = qname("empty");
+        let Some(mut q) = create(&name, &small()) else {
+            return;
+        };
+        let mut big = [0u8; 256];
+        let mut short = [0u8; 8];
+        assert!(matches!(q.try_receive(&mut big), Err(Error::Empty)));
+        assert!(matches!(q.try_receive(&mut short), Err(Error::Empty)));
+        let attr = getattr(q.as_fd()).unwrap();
+        assert_eq!(attr.mq_flags & libc::O_NONBLOCK as libc::c_long, 0);
+    }
+
+    #[test]
+    fn timeouts_time_out_after_waiting() {
+        let name = qname("timeouts");
+        let Some(mut q) = create(&name, &MqOptions::new().capacity(1).max_message(16)) else {
+            return;
+        };
+        let timeout = Duration::from_millis(50);
+        let mut buf = [0u8; 16];
+
+        let started = Instant::now();
+        assert!(matches!(
+            q.receive_timeout(&mut buf, timeout),
+            Err(Error::TimedOut)
+        ));
+        assert!(started.elapsed() >= timeout / 2, "returned at once");
+
+        q.send_timeout(b"fills it", 0, timeout).unwrap();
+        let started = Instant::now();
+        assert!(matches!(
+            q.send_timeout(b"no room", 0, timeout),
+            Err(Error::TimedOut)
+        ));
+        assert!(started.elapsed() >= timeout / 2, "returned at once");
+        assert_eq!(q.len().unwrap(), 1);
+
+        // A zero timeout behaves like the try_ calls; a huge one saturates
+        // instead of overflowing into an invalid deadline.
+        assert!(matches!(
+            q.send_timeout(b"x", 0, Duration::ZERO),
+            Err(Error::TimedOut)
+        ));
+        assert_eq!(q.receive_timeout(&mut buf, Duration::MAX).unwrap(), (8, 0));
+        q.send_timeout(b"again", 3, Duration::MAX).unwrap();
+        assert_eq!(q.receive_timeout(&mut buf, Duration::ZERO).unwrap(), (5, 3));
+    }
+
+    #[test]
+    fn oversized_send_is_too_large() {
+        let name = qname("too-large");
+        let Some(q) = create(&name, &MqOptions::new().capacity(2).max_message(100)) else {
+            return;
+        };
+        let msg = [7u8; 101];
+        for r in [
+            q.send(&msg, 0),
+            q.try_send(&msg, 0),
+            q.send_timeout(&msg, 0, Duration::from_millis(1)),
+        ] {
+            assert!(
+                matches!(r, Err(Error::TooLarge { len: 101, max: 100 })),
+                "{r:?}"
+            );
+        }
+        assert!(q.is_empty().unwrap());
+        q.send(&msg[..100], 0).unwrap();
+    }
+
+    #[test]
+    fn small_buffer_keeps_the_message_until_a_large_one() {
+        let name = qname("small-buffer");
+        let Some(mut q) = create(&name, &MqOptions::new().capacity(4).max_message(128)) else {
+            return;
+        };
+        let msg: Vec<u8> = (0..100u8).collect();
+        q.send(&msg, 7).unwrap();
+        let mut small = [0u8; 10];
+        assert!(matches!(
+            q.receive(&mut small),
+            Err(Error::BufferTooSmall {
+                needed: 100,
+                available: 10
+            })
+        ));
+        // Kept by the handle, whatever kind of receive comes next.
+        assert!(matches!(
+            q.try_receive(&mut small),
+            Err(Error::BufferTooSmall {
+                needed: 100,
+                available: 10
+            })
+        ));
+        assert!(matches!(
+            q.receive_timeout(&mut small, Duration::from_millis(1)),
+            Err(Error::BufferTooSmall {
+                needed: 100,
+                available: 10
+            })
+        ));
+        assert_eq!(q.len().unwrap(), 0);
+        // A later message of higher priority does not overtake it.
+        q.send(b"later", MAX_PRIORITY).unwrap();
+
+        let mut buf = [0u8; 100];
+        assert_eq!(q.receive(&mut buf).unwrap(), (100, 7));
+        assert_eq!(&buf[..], &msg[..]);
+        assert_eq!(q.try_receive(&mut buf).unwrap(), (5, MAX_PRIORITY));
+        assert_eq!(&buf[..5], b"later");
+        assert!(matches!(q.try_receive(&mut buf), Err(Error::Empty)));
+    }
+
+    #[test]
+    fn capacity_above_msg_max_is_limit_exceeded() {
+        let max = limit(MSG_MAX);
+        let name = qname("msg-max");
+        let _cleanup = Cleanup(name.clone());
+        let r = MessageQueue::create(
+            &name,
+            &MqOptions::new().capacity(max as usize + 1).max_message(64),
+        );
+        match r {
+            Err(Error::LimitExceeded {
+                limit,
+                requested,
+                max: m,
+            }) => {
+                assert_eq!(limit, "/proc/sys/fs/mqueue/msg_max");
+                assert_eq!((requested, m), (max + 1, max));
+            }
+            r => panic!("expected LimitExceeded, got {r:?}"),
+        }
+        assert!(matches!(
+            MessageQueue::open(&name),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn message_size_above_msgsize_max_is_limit_exceeded() {
+        let max = limit(MSGSIZE_MAX);
+        let name = qname("msgsize-max");
+        let _cleanup = Cleanup(name.clone());
+        let r = MessageQueue::create(
+            &name,
+            &MqOptions::new().capacity(1).max_message(max as usize + 1),
+        );
+        match r {
+            Err(Error::LimitExceeded {
+                limit,
+                requested,
+                max: m,
+            }) => {
+                assert_eq!(limit, "/proc/sys/fs/mqueue/msgsize_max");
+                assert_eq!((requested, m), (max + 1, max));
+            }
+            r => panic!("expected LimitExceeded, got {r:?}"),
+        }
+        assert!(matches!(
+            MessageQueue::open(&name),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn zero_capacity_or_size_is_invalid_input() {
+        let name = qname("zero");
+        let _cleanup = Cleanup(name.clone());
+        for options in [
+            MqOptions::new().capacity(0),
+            MqOptions::new().max_message(0),
+        ] {
+            match MessageQueue::create(&name, &options) {
+                Err(Error::Io { op, source }) => {
+                    assert_eq!(op, "mq_open");
+                    assert_eq!(source.kind(), io::ErrorKind::InvalidInput);
+                }
+                r => panic!("expected InvalidInput, got {r:?}"),
+            }
+        }
+        assert!(matches!(
+            MessageQueue::open(&name),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_names_are_refused() {
+        let long = format!("/{}", "n".repeat(255));
+        for bad in [
+            "",
+            "no-slash",
+            "/",
+            "/a/b",
+            "/nul\0inside",
+            "/.",
+            "/..",
+            long.as_str(),
+        ] {
+            for r in [
+                MessageQueue::create(bad, &small()).map(drop),
+                MessageQueue::open(bad).map(drop),
+                MessageQueue::unlink(bad),
+            ] {
+                assert!(
+                    matches!(r, Err(Error::InvalidName { .. })),
+                    "{bad:?}: {r:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn create_twice_is_already_exists() {
+        let name = qname("twice");
+        let Some(q) = create(&name, &small()) else {
+            return;
+        };
+        assert!(matches!(
+            MessageQueue::create(&name, &small()),
+            Err(Error::AlreadyExists { name: n }) if n == name
+        ));
+        // The first queue is untouched.
+        q.try_send(b"ok", 0).unwrap();
+        assert_eq!(MessageQueue::open(&name).unwrap().len().unwrap(), 1);
+    }
+
+    #[test]
+    fn missing_queue_is_not_found() {
+        let name = qname("missing");
+        assert!(matches!(MessageQueue::open(&name), Err(Error::NotFound { name: n }) if n == name));
+        assert!(matches!(
+            MessageQueue::unlink(&name),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn two_handles_exchange_messages() {
+        let name = qname("two-handles");
+        let Some(mut a) = create(&name, &MqOptions::new().capacity(3).max_message(48)) else {
+            return;
+        };
+        let mut b = MessageQueue::open(&name).unwrap();
+        assert_eq!(
+            (b.capacity(), b.max_message(), b.name()),
+            (3, 48, name.as_str())
+        );
+        let mut buf = [0u8; 48];
+
+        a.send(b"ping", 1).unwrap();
+        assert_eq!(b.len().unwrap(), 1);
+        assert_eq!(b.receive(&mut buf).unwrap(), (4, 1));
+        assert_eq!(&buf[..4], b"ping");
+        b.send(b"pong", 2).unwrap();
+        assert_eq!(a.receive(&mut buf).unwrap(), (4, 2));
+        assert_eq!(&buf[..4], b"pong");
+
+        // Dropping the opener leaves the queue; dropping the creator removes it.
+        drop(b);
+        let c = MessageQueue::open(&name).unwrap();
+        drop(a);
+        assert!(matches!(
+            MessageQueue::open(&name),
+            Err(Error::NotFound { .. })
+        ));
+        // The remaining handle still works on the nameless queue.
+        c.try_send(b"still", 0).unwrap();
+        assert_eq!(c.len().unwrap(), 1);
+    }
+
+    #[test]
+    fn blocking_calls_wake_up() {
+        let name = qname("blocking");
+        let Some(q) = create(&name, &MqOptions::new().capacity(1).max_message(16)) else {
+            return;
+        };
+        let mut peer = MessageQueue::open(&name).unwrap();
+        q.send(b"first", 0).unwrap();
+        std::thread::scope(|s| {
+            // Blocks until the main thread makes room.
+            let sender = s.spawn(|| q.send(b"second", 0));
+            let mut buf = [0u8; 16];
+            let (len, _) = peer.receive(&mut buf).unwrap();
+            assert_eq!(&buf[..len], b"first");
+            let (len, _) = peer.receive(&mut buf).unwrap();
+            assert_eq!(&buf[..len], b"second");
+            sender.join().unwrap().unwrap();
+
+            // And a blocked receiver wakes for a message.
+            let receiver = s.spawn(move || {
+                let mut buf = [0u8; 4];
+                peer.receive(&mut buf)
+                    .map(|(len, p)| (buf[..len].to_vec(), p))
+            });
+            q.send(b"wake", 5).unwrap();
+            assert_eq!(receiver.join().unwrap().unwrap(), (b"wake".to_vec(), 5));
+        });
+    }
+
+    #[test]
+    fn mode_is_applied_exactly() {
+        for (tag, options, want) in [
+            ("mode-default", small(), 0o600),
+            // 0666 is what the usual umask (022) would cut down.
+            ("mode-666", small().mode(0o666), 0o666),
+            ("mode-640", small().mode(0o100_640), 0o640),
+        ] {
+            let name = qname(tag);
+            let Some(q) = create(&name, &options) else {
+                return;
+            };
+            let stat = rustix::fs::fstat(q.as_fd()).unwrap();
+            assert_eq!(stat.st_mode & 0o777, want, "{tag}");
+        }
+    }
+
+    #[test]
+    fn drop_unlinks_only_its_own_queue() {
+        let name = qname("drop");
+        let _cleanup = Cleanup(name.clone());
+        let Some(mut kept) = create(&name, &small()) else {
+            return;
+        };
+        kept.set_unlink_on_drop(false);
+        drop(kept);
+        let reopened = MessageQueue::open(&name).unwrap();
+        drop(reopened);
+
+        // The name now belongs to another queue: dropping the old creator
+        // must not remove it.
+        let mut old = MessageQueue::open(&name).unwrap();
+        old.set_unlink_on_drop(true);
+        MessageQueue::unlink(&name).unwrap();
+        let new = MessageQueue::create(&name, &small()).unwrap();
+        drop(old);
+        assert!(MessageQueue::open(&name).is_ok());
+        drop(new);
+        assert!(matches!(
+            MessageQueue::open(&name),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn descriptor_can_be_polled() {
+        let name = qname("poll");
+        let Some(mut q) = create(&name, &MqOptions::new().capacity(1).max_message(8)) else {
+            return;
+        };
+        let poll = |q: &MessageQueue| {
+            let mut pfd = libc::pollfd {
+                fd: q.as_fd().as_raw_fd(),
+                events: libc::POLLIN | libc::POLLOUT,
+                revents: 0,
+            };
+            // SAFETY: one valid `pollfd` for the call, timeout 0.
+            let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+            assert!(n >= 0, "poll: {}", io::Error::last_os_error());
+            pfd.revents
+        };
+        assert_eq!(poll(&q), libc::POLLOUT);
+        q.send(b"x", 0).unwrap();
+        assert_eq!(poll(&q), libc::POLLIN);
+        q.receive(&mut [0u8; 8]).unwrap();
+        assert_eq!(poll(&q), libc::POLLOUT);
+    }
+
+    const RLIMIT_CHILD: &str = "SHMLANE_MQ_RLIMIT_CHILD";
+
+    /// Runs `rlimit_msgqueue_child` in a child process: it lowers
+    /// `RLIMIT_MSGQUEUE`, which would disturb the other tests here.
+    #[test]
+    fn rlimit_msgqueue_is_limit_exceeded() {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "mqueue::tests::rlimit_msgqueue_child",
+                "--ignored",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(RLIMIT_CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("1 passed"),
+            "child did not run:\n{stdout}\n{stderr}"
+        );
+    }
+
+    #[test]
+    #[ignore = "run in a child process by rlimit_msgqueue_is_limit_exceeded"]
+    fn rlimit_msgqueue_child() {
+        if std::env::var_os(RLIMIT_CHILD).is_none() {
+            return;
+        }
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let hard = getrlimit(Resource::Msgqueue).maximum;
+        setrlimit(
+            Resource::Msgqueue,
+            Rlimit {
+                current: Some(0),
+                maximum: hard,
+            },
+        )
+        .unwrap();
+        let name = qname("rlimit");
+        let _cleanup = Cleanup(name.clone());
+        match MessageQueue::create(&name, &MqOptions::new().capacity(2).max_message(64)) {
+            Err(Error::LimitExceeded {
+                limit,
+                requested,
+                max,
+            }) => {
+                assert_eq!((limit, requested, max), ("RLIMIT_MSGQUEUE", 128, 0));
+            }
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOSYS) => {
+                eprintln!("skipped: POSIX message queues are not available (ENOSYS)");
+            }
+            r => panic!("expected LimitExceeded, got {r:?}"),
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! One message API over every transport.
+//!
+//! [`MessageSender`] and [`MessageReceiver`] send and receive whole messages,
+//! blocking, non-blocking (`Full` / `Empty`) or with a timeout (`TimedOut`),
+//! and end with `Disconnected` once the peer is gone and everything it sent
+//! was received. The shared-memory [`Sender`](crate::Sender) and
+//! [`Receiver`](crate::Receiver) implement them, and so does [`Framed`], the
+//! message framing over a byte stream (pipe, FIFO, unix stream socket, TCP).
+//!
+//! Byte streams carry each message as a 4-byte length and the payload
+//! ([`crate::framing`]). A peer announcing a frame over the maximum is an
+//! error ([`Error::FrameTooLarge`]), never a large allocation; a stream that
+//! ends inside a frame is [`Error::Truncated`].
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::io::Errno;
+
+use crate::framing::{FrameReader, HEADER_LEN, encode_header};
+use crate::{Error, Result};
+
+/// The sending half of any transport.
+pub trait MessageSender {
+    /// The longest message this transport carries.
+    fn max_message(&self) -> usize;
+
+    /// Sends `msg`, waiting as long as it takes for room.
+    fn send(&mut self, msg: &[u8]) -> Result<()>;
+
+    /// Sends `msg` if that needs no waiting: [`Error::Full`] otherwise, and
+    /// then nothing was sent.
+    fn try_send(&mut self, msg: &[u8]) -> Result<()>;
+
+    /// Sends `msg`, waiting at most `timeout` ([`Error::TimedOut`]).
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()>;
+}
+
+/// The receiving half of any transport.
+pub trait MessageReceiver {
+    /// The longest message this transport carries.
+    fn max_message(&self) -> usize;
+
+    /// Copies the next message into `buf` and returns its length, waiting as
+    /// long as it takes. [`Error::BufferTooSmall`] leaves it queued.
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize>;
+
+    /// Like [`MessageReceiver::recv`], without waiting: [`Error::Empty`].
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize>;
+
+    /// Like [`MessageReceiver::recv`], waiting at most `timeout`.
+    fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize>;
+}
+
+impl MessageSender for crate::Sender {
+    fn max_message(&self) -> usize {
+        crate::Sender::max_message(self)
+    }
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        crate::Sender::send(self, msg)
+    }
+    fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        crate::Sender::try_send(self, msg)
+    }
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        crate::Sender::send_timeout(self, msg, timeout)
+    }
+}
+
+impl MessageReceiver for crate::Receiver {
+    fn max_message(&self) -> usize {
+        crate::Receiver::max_message(self)
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        crate::Receiver::recv(self, buf)
+    }
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        crate::Receiver::try_recv(self, buf)
+    }
+    fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        crate::Receiver::recv_timeout(self, buf, timeout)
+    }
+}
+
+/// How long a call may wait.
+#[derive(Clone, Copy)]
+enum Block {
+    /// Not at all.
+    No,
+    /// Until the deadline, or forever.
+    Until(Option<Instant>),
+}
+
+impl Block {
+    fn after(timeout: Duration) -> Block {
+        Block::Until(Instant::now().checked_add(timeout))
+    }
+}
+
+/// Waits until `fd` is ready for `events`, or the deadline passes.
+fn wait_ready(fd: BorrowedFd<'_>, events: PollFlags, deadline: Option<Instant>) -> Result<()> {
+    loop {
+        let timeout = match deadline {
+            None => None,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::TimedOut);
+                }
+                Some(rustix::time::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: left.subsec_nanos() as i64,
+                })
+            }
+        };
+        let mut fds = [PollFd::from_borrowed_fd(fd, events)];
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            // Ready, or an error/hang-up condition that the next read or
+            // write reports precisely.
+            Ok(n) if n > 0 => return Ok(()),
+            Ok(_) => {} // timed out: the loop checks the deadline
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(Error::io("poll", e)),
+        }
+    }
+}
+
+/// Messages framed over a byte stream: a pipe end, a FIFO, a unix stream
+/// socket or a TCP connection. Implements both message traits (a pipe or
+/// FIFO end uses one of them).
+///
+/// The descriptor is switched to non-blocking mode (for its whole open file
+/// description, so for a process that shares it too); waiting is `poll`.
+/// Sockets are written with `MSG_NOSIGNAL`; for pipes and FIFOs a vanished
+/// reader is `EPIPE` only while `SIGPIPE` is ignored, which Rust programs do
+/// by default.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
+///
+/// let (mut tx, mut rx) = Framed::pipe(1024)?;
+/// tx.send(b"over a pipe")?;
+/// let mut buf = [0; 1024];
+/// let n = rx.recv(&mut buf)?;
+/// assert_eq!(&buf[..n], b"over a pipe");
+/// drop(tx);
+/// assert!(matches!(rx.recv(&mut buf), Err(shmlane_posix::Error::Disconnected)));
+/// # Ok::<(), shmlane_posix::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Framed {
+    fd: OwnedFd,
+    socket: bool,
+    max: usize,
+    reader: FrameReader,
+    /// The unsent rest of a message accepted by a non-blocking send.
+    unsent: Vec<u8>,
+    /// A received message the caller's buffer was too small for.
+    unread: Option<Vec<u8>>,
+    eof: bool,
+}
+
+impl Framed {
+    /// Frames messages of at most `max_message` bytes over `fd`.
+    pub fn new(fd: impl Into<OwnedFd>, max_message: usize) -> Result<Framed> {
+        let fd = fd.into();
+        let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| Error::io("fcntl", e))?;
+        rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)
+            .map_err(|e| Error::io("fcntl", e))?;
+        let socket = rustix::fs::fstat(&fd)
+            .map(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
+            })
+            .unwrap_or(false);
+        Ok(Framed {
+            fd,
+            socket,
+            max: max_message,
+            reader: FrameReader::new(max_message),
+            unsent: Vec::new(),
+            unread: None,
+            eof: false,
+        })
+    }
+
+    /// A new anonymous pipe: (writing end, reading end).
+    pub fn pipe(max_message: usize) -> Result<(Framed, Framed)> {
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| Error::io("pipe", e))?;
+        Ok((
+            Framed::new(write, max_message)?,
+            Framed::new(read, max_message)?,
+        ))
+    }
+
+    /// The descriptor (to poll it, or to hand a pipe end to a child).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Writes some of `parts` (in order) without waiting: how many bytes
+    /// (0 if it would block).
+    fn write_some(&self, parts: &[&[u8]]) -> Result<usize> {
+        let iov: Vec<std::io::IoSlice<'_>> =
+            parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+        loop {
+            let written = if self.socket {
+                let mut no_control = rustix::net::SendAncillaryBuffer::default();
+                rustix::net::sendmsg(
+                    &self.fd,
+                    &iov,
+                    &mut no_control,
+                    rustix::net::SendFlags::NOSIGNAL,
+                )
+            } else {
+                rustix::io::writev(&self.fd, &iov)
+            };
+            return match written {
+                Ok(n) => Ok(n),
+                Err(Errno::AGAIN) => Ok(0),
+                Err(Errno::INTR) => continue,
+                Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => Err(Error::Disconnected),
+                Err(e) => Err(Error::io("write", e)),
+            };
+        }
+    }
+
+    /// Writes out what a previous send left. With `Block::No`, `Full` if it
+    /// cannot all go now.
+    fn flush_unsent(&mut self, block: Block) -> Result<()> {
+        while !self.unsent.is_empty() {
+            let n = self.write_some(&[&self.unsent])?;
+            self.unsent.drain(..n);
+            if n == 0 {
+                match block {
+                    Block::No => return Err(Error::Full),
+                    Block::Until(d) => wait_ready(self.fd.as_fd(), PollFlags::OUT, d)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes out the rest of a message that a non-blocking or timed send
+    /// accepted but could not finish, waiting as long as it takes. (The next
+    /// send does this first anyway; dropping a `Framed` does not.)
+    pub fn flush(&mut self) -> Result<()> {
+        self.flush_unsent(Block::Until(None))
+    }
+
+    fn send_frame(&mut self, msg: &[u8], block: Block) -> Result<()> {
+        let header = encode_header(msg.len(), self.max)?;
+        self.flush_unsent(block)?;
+        let total = HEADER_LEN + msg.len();
+        let mut sent = 0;
+        while sent < total {
+            let n = if sent < HEADER_LEN {
+                self.write_some(&[&header[sent..], msg])?
+            } else {
+                self.write_some(&[&msg[sent - HEADER_LEN..]])?
+            };
+            sent += n;
+            if n > 0 || sent == total {
+                continue;
+            }
+            let waited = match block {
+                Block::No => Err(Error::Full),
+                Block::Until(d) => wait_ready(self.fd.as_fd(), PollFlags::OUT, d),
+            };
+            if let Err(e) = waited {
+                if sent == 0 {
+                    return Err(e); // nothing went out: not sent
+                }
+                // Part of it is on the wire: the rest must follow, first
+                // thing, on the next call (the frame cannot be taken back).
+                let mut rest = Vec::with_capacity(total - sent);
+                if sent < HEADER_LEN {
+                    rest.extend_from_slice(&header[sent..]);
+                    rest.extend_from_slice(msg);
+                } else {
+                    rest.extend_from_slice(&msg[sent - HEADER_LEN..]);
+                }
+                self.unsent = rest;
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn recv_frame(&mut self, buf: &mut [u8], block: Block) -> Result<usize> {
+        if let Some(unread) = &self.unread {
+            if unread.len() > buf.len() {
+                return Err(Error::BufferTooSmall {
+                    needed: unread.len(),
+                    available: buf.len(),
+                });
+            }
+            let n = unread.len();
+            buf[..n].copy_from_slice(unread);
+            self.unread = None;
+            return Ok(n);
+        }
+        loop {
+            if let Some(frame) = self.reader.next_frame()? {
+                let n = frame.len();
+                if n > buf.len() {
+                    self.unread = Some(frame.to_vec());
+                    return Err(Error::BufferTooSmall {
+                        needed: n,
+                        available: buf.len(),
+                    });
+                }
+                buf[..n].copy_from_slice(frame);
+                return Ok(n);
+            }
+            if self.eof {
+                self.reader.finish()?;
+                return Err(Error::Disconnected);
+            }
+            match rustix::io::read(&self.fd, self.reader.spare()) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.reader.filled(n),
+                Err(Errno::INTR) => {}
+                Err(Errno::CONNRESET) => self.eof = true,
+                Err(Errno::AGAIN) => match block {
+                    Block::No => return Err(Error::Empty),
+                    Block::Until(d) => wait_ready(self.fd.as_fd(), PollFlags::IN, d)?,
+                },
+                Err(e) => return Err(Error::io("read", e)),
+            }
+        }
+    }
+}
+
+impl MessageSender for Framed {
+    fn max_message(&self) -> usize {
+        self.max
+    }
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_frame(msg, Block::Until(None))
+    }
+    fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_frame(msg, Block::No)
+    }
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.send_frame(msg, Block::after(timeout))
+    }
+}
+
+impl MessageReceiver for Framed {
+    fn max_message(&self) -> usize {
+        self.max
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_frame(buf, Block::Until(None))
+    }
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_frame(buf, Block::No)
+    }
+    fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_frame(buf, Block::after(timeout))
+    }
+}
+
+impl Framed {
+    /// Connects to a unix stream socket listening at `path`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::transport::{Framed, FramedListener, MessageReceiver, MessageSender};
+    ///
+    /// let path = std::env::temp_dir().join(format!("doc-unix-{}.sock", std::process::id()));
+    /// let listener = FramedListener::bind_unix(&path, 256)?;
+    /// let mut client = Framed::connect_unix(&path, 256)?;
+    /// let mut server = listener.accept()?;
+    /// client.send(b"ping")?;
+    /// let mut buf = [0; 256];
+    /// assert_eq!(server.recv(&mut buf)?, 4);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn connect_unix(path: impl AsRef<std::path::Path>, max_message: usize) -> Result<Framed> {
+        let stream = std::os::unix::net::UnixStream::connect(path.as_ref()).map_err(connect_err)?;
+        Framed::new(stream, max_message)
+    }
+
+    /// Connects to a TCP listener at `host:port`, with `TCP_NODELAY` (every
+    /// message leaves at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::transport::{Framed, FramedListener, MessageReceiver, MessageSender};
+    ///
+    /// let listener = FramedListener::bind_tcp("127.0.0.1:0", 256)?; // any free port
+    /// let port = listener.local_port().unwrap();
+    /// let mut client = Framed::connect_tcp(&format!("127.0.0.1:{port}"), 256)?;
+    /// let mut server = listener.accept()?;
+    /// server.send(b"hello")?;
+    /// let mut buf = [0; 256];
+    /// assert_eq!(client.recv(&mut buf)?, 5);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn connect_tcp(host_port: &str, max_message: usize) -> Result<Framed> {
+        let stream = std::net::TcpStream::connect(host_port).map_err(connect_err)?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| Error::io("setsockopt(TCP_NODELAY)", e))?;
+        Framed::new(stream, max_message)
+    }
+}
+
+fn connect_err(e: std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound {
+            name: "socket".to_owned(),
+        },
+        std::io::ErrorKind::ConnectionRefused => Error::Disconnected,
+        std::io::ErrorKind::PermissionDenied => Error::PermissionDenied {
+            name: "socket".to_owned(),
+        },
+        _ => Error::io("connect", e),
+    }
+}
+
+/// A listening unix stream or TCP socket whose connections carry framed
+/// messages.
+#[derive(Debug)]
+pub struct FramedListener {
+    listener: Listener,
+    max: usize,
+}
+
+#[derive(Debug)]
+enum Listener {
+    Unix(std::os::unix::net::UnixListener, std::path::PathBuf),
+    Tcp(std::net::TcpListener),
+}
+
+impl FramedListener {
+    /// Listens on a unix stream socket at `path`. A socket file left there
+    /// by a dead process (nobody accepts on it) is replaced; a live one is
+    /// [`Error::AlreadyExists`], and any other file is never removed. The
+    /// socket file is removed when the listener drops.
+    pub fn bind_unix(
+        path: impl AsRef<std::path::Path>,
+        max_message: usize,
+    ) -> Result<FramedListener> {
+        let path = path.as_ref();
+        let taken = || Error::AlreadyExists {
+            name: path.display().to_string(),
+        };
+        let listener = match std::os::unix::net::UnixListener::bind(path) {
+            Ok(listener) => listener,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                use std::os::unix::fs::FileTypeExt;
+                let is_socket =
+                    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+                let stale = is_socket
+                    && std::os::unix::net::UnixStream::connect(path)
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+                if !stale {
+                    return Err(taken());
+                }
+                std::fs::remove_file(path).map_err(|e| Error::io("unlink", e))?;
+                std::os::unix::net::UnixListener::bind(path).map_err(|e| Error::io("bind", e))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(Error::PermissionDenied {
+                    name: path.display().to_string(),
+                });
+            }
+            Err(e) => return Err(Error::io("bind", e)),
+        };
+        Ok(FramedListener {
+            listener: Listener::Unix(listener, path.to_owned()),
+            max: max_message,
+        })
+    }
+
+    /// Listens on TCP at `host:port` (port 0: a free port, see
+    /// [`FramedListener::local_port`]).
+    pub fn bind_tcp(host_port: &str, max_message: usize) -> Result<FramedListener> {
+        let listener = std::net::TcpListener::bind(host_port).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => Error::AlreadyExists {
+                name: host_port.to_owned(),
+            },
+            _ => Error::io("bind", e),
+        })?;
+        Ok(FramedListener {
+            listener: Listener::Tcp(listener),
+            max: max_message,
+        })
+    }
+
+    /// The TCP port listened on (`None` for a unix socket).
+    pub fn local_port(&self) -> Option<u16> {
+        match &self.listener {
+            Listener::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
+            Listener::Unix(..) => None,
+        }
+    }
+
+    /// Waits for the next connection.
+    pub fn accept(&self) -> Result<Framed> {
+        match &self.listener {
+            Listener::Unix(l, _) => {
+                let (stream, _) = l.accept().map_err(|e| Error::io("accept", e))?;
+                Framed::new(stream, self.max)
+            }
+            Listener::Tcp(l) => {
+                let (stream, _) = l.accept().map_err(|e| Error::io("accept", e))?;
+                stream
+                    .set_nodelay(true)
+                    .map_err(|e| Error::io("setsockopt(TCP_NODELAY)", e))?;
+                Framed::new(stream, self.max)
+            }
+        }
+    }
+}
+
+impl Drop for FramedListener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = &self.listener {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
