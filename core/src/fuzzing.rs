@@ -510,6 +510,28 @@ pub fn hostile_peer(data: &[u8]) {
     drop(buf);
 }
 
+/// Runs `run` on every committed input of the fuzz target `target`
+/// (`fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` of this
+/// checkout) and panics, naming the file, if one fails or if the target has
+/// no committed corpus. For regression tests on stable Rust.
+pub fn replay_committed(target: &str, run: fn(&[u8])) {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut seeds = 0;
+    for dir in ["corpus", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join(target)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let input = std::fs::read(&path).unwrap();
+            let result = std::panic::catch_unwind(|| run(&input));
+            assert!(result.is_ok(), "{} fails", path.display());
+            seeds += usize::from(dir == "corpus");
+        }
+    }
+    assert!(seeds > 0, "no committed corpus for {target}");
+}
+
 #[cfg(test)]
 mod replay {
     //! Replays the committed corpus and the crash inputs of every target.
@@ -517,23 +539,7 @@ mod replay {
     use std::path::Path;
     use std::vec::Vec;
 
-    fn replay(target: &str, run: fn(&[u8])) {
-        let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-        let mut seeds = 0;
-        for dir in ["corpus", "regressions"] {
-            let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join(target)) else {
-                continue;
-            };
-            for entry in entries {
-                let path = entry.unwrap().path();
-                let input = std::fs::read(&path).unwrap();
-                let result = std::panic::catch_unwind(|| run(&input));
-                assert!(result.is_ok(), "{} fails", path.display());
-                seeds += usize::from(dir == "corpus");
-            }
-        }
-        assert!(seeds > 0, "no committed corpus for {target}");
-    }
+    use super::replay_committed as replay;
 
     /// Writes the seed corpus (real ring images for `attach`, short op
     /// sequences for the others). Run with
