@@ -30,6 +30,7 @@
 
 pub mod address;
 pub mod channel;
+pub mod dgram;
 mod error;
 pub mod framing;
 pub mod gate;

@@ -99,7 +99,11 @@ impl Block {
 }
 
 /// Waits until `fd` is ready for `events`, or the deadline passes.
-fn wait_ready(fd: BorrowedFd<'_>, events: PollFlags, deadline: Option<Instant>) -> Result<()> {
+pub(crate) fn wait_ready(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    deadline: Option<Instant>,
+) -> Result<()> {
     loop {
         let timeout = match deadline {
             None => None,
@@ -161,6 +165,16 @@ pub struct Framed {
     /// A received message the caller's buffer was too small for.
     unread: Option<Vec<u8>>,
     eof: bool,
+    /// A FIFO this end created, removed when it drops.
+    fifo: Option<std::path::PathBuf>,
+}
+
+impl Drop for Framed {
+    fn drop(&mut self) {
+        if let Some(path) = &self.fifo {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 impl Framed {
@@ -183,7 +197,94 @@ impl Framed {
             unsent: Vec::new(),
             unread: None,
             eof: false,
+            fifo: None,
         })
+    }
+
+    /// Creates a FIFO at `path` with permission bits `mode` (the effective
+    /// mode is `mode & !umask`, as for `mkfifo(3)`) and opens its reading
+    /// end, waiting until a writer opens it. The FIFO is removed when this
+    /// end drops (the creator unlinks). An existing file at `path` is
+    /// [`Error::AlreadyExists`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
+    ///
+    /// let path = std::env::temp_dir().join(format!("doc-fifo-{}", std::process::id()));
+    /// let writer_path = path.clone();
+    /// let writer = std::thread::spawn(move || -> shmlane_posix::Result<()> {
+    ///     // Opening the writing end waits for the reader (and vice versa);
+    ///     // retry until the reader has created the FIFO.
+    ///     let mut tx = loop {
+    ///         match Framed::open_fifo_writer(&writer_path, 64) {
+    ///             Ok(tx) => break tx,
+    ///             Err(shmlane_posix::Error::NotFound { .. }) => std::thread::yield_now(),
+    ///             Err(e) => return Err(e),
+    ///         }
+    ///     };
+    ///     tx.send(b"through a FIFO")
+    /// });
+    /// let mut rx = Framed::create_fifo(&path, 0o600, 64)?;
+    /// let mut buf = [0; 64];
+    /// let n = rx.recv(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"through a FIFO");
+    /// writer.join().unwrap()?;
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn create_fifo(
+        path: impl AsRef<std::path::Path>,
+        mode: u32,
+        max_message: usize,
+    ) -> Result<Framed> {
+        let path = path.as_ref();
+        let mode = rustix::fs::Mode::from_raw_mode(mode & 0o777);
+        rustix::fs::mkfifoat(rustix::fs::CWD, path, mode).map_err(|e| match e {
+            Errno::EXIST => Error::AlreadyExists {
+                name: path.display().to_string(),
+            },
+            Errno::ACCESS => Error::PermissionDenied {
+                name: path.display().to_string(),
+            },
+            e => Error::io("mkfifo", e),
+        })?;
+        let opened = std::fs::File::open(path).map_err(|e| Error::io("open", e));
+        let mut framed = match opened.and_then(|file| Framed::new(file, max_message)) {
+            Ok(framed) => framed,
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                return Err(e);
+            }
+        };
+        framed.fifo = Some(path.to_owned());
+        Ok(framed)
+    }
+
+    /// Opens the writing end of the FIFO at `path`, waiting until a reader
+    /// opens it. [`Error::NotFound`] if there is no FIFO yet.
+    pub fn open_fifo_writer(
+        path: impl AsRef<std::path::Path>,
+        max_message: usize,
+    ) -> Result<Framed> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound {
+                name: path.display().to_string(),
+            },
+            _ => Error::io("stat", e),
+        })?;
+        if !std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()) {
+            return Err(Error::InvalidAddress {
+                address: path.display().to_string(),
+                reason: "not a FIFO",
+            });
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io("open", e))?;
+        Framed::new(file, max_message)
     }
 
     /// A new anonymous pipe: (writing end, reading end).

@@ -201,3 +201,49 @@ fn a_live_unix_socket_is_not_stolen_and_a_stale_one_is_replaced() {
     assert_eq!(std::fs::read(&file).unwrap(), b"data");
     std::fs::remove_file(&file).unwrap();
 }
+
+#[test]
+fn fifo() {
+    let path = std::env::temp_dir().join(format!("shmlane-transport-fifo-{}", std::process::id()));
+    let writer_path = path.clone();
+    // Each end's open waits for the other: open the writer in a thread.
+    let writer = std::thread::spawn(move || {
+        loop {
+            match Framed::open_fifo_writer(&writer_path, 4096) {
+                Ok(tx) => return tx,
+                Err(Error::NotFound { .. }) => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    let mut rx = Framed::create_fifo(&path, 0o600, 4096).unwrap();
+    let mut tx = writer.join().unwrap();
+    edges(&mut tx, &mut rx);
+    stream_and_disconnect(tx, rx);
+    assert!(!path.exists(), "the creator removes the FIFO");
+}
+
+#[test]
+fn unix_datagram() {
+    use shmlane_posix::dgram::Datagram;
+    let dir = std::env::temp_dir();
+    let id = std::process::id();
+    let mut rx = Datagram::bind(dir.join(format!("shmlane-dg-rx-{id}")), 4096).unwrap();
+    let mut tx = Datagram::bind(dir.join(format!("shmlane-dg-tx-{id}")), 4096).unwrap();
+    tx.connect(dir.join(format!("shmlane-dg-rx-{id}"))).unwrap();
+    edges(&mut tx, &mut rx);
+    stream_and_disconnect(tx, rx);
+}
+
+#[test]
+fn mqueue() {
+    use shmlane_posix::dgram::MqChannel;
+    use shmlane_posix::mqueue::MqOptions;
+    let name = format!("/shmlane-transport-mq-{}", std::process::id());
+    let mut rx =
+        MqChannel::create(&name, &MqOptions::new().capacity(10).max_message(4097)).unwrap();
+    let mut tx = MqChannel::open(&name).unwrap();
+    assert_eq!(MessageSender::max_message(&tx), 4096);
+    edges(&mut tx, &mut rx);
+    stream_and_disconnect(tx, rx);
+}

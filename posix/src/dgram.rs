@@ -1,0 +1,369 @@
+//! Messages as unix datagrams, and over a POSIX message queue, behind the
+//! message API of [`crate::transport`].
+//!
+//! Both kernels keep message boundaries, but neither knows "the peer is
+//! gone". So each message carries one tag byte: `0` for a message, `1` for
+//! "the sender closed", which the sender sends when it drops. A receiver
+//! returns [`Error::Disconnected`] at that mark, after every message sent
+//! before it. (A sender killed with SIGKILL sends no mark: use the timeout
+//! calls, or the shared-memory channel, which notices dead peers.)
+
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::mqueue::{MessageQueue, MqOptions};
+use crate::transport::{MessageReceiver, MessageSender};
+use crate::{Error, Result};
+
+const TAG_MESSAGE: u8 = 0;
+const TAG_CLOSE: u8 = 1;
+
+/// A tagged message in `buf`, or the end: the payload's length.
+fn untag(buf: &[u8], n: usize) -> Result<usize> {
+    match buf.first() {
+        Some(&TAG_MESSAGE) if n >= 1 => Ok(n - 1),
+        Some(&TAG_CLOSE) => Err(Error::Disconnected),
+        _ => Err(Error::Truncated),
+    }
+}
+
+/// One unix datagram socket, bound to a path, that sends to one peer path
+/// and receives from anyone.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::dgram::Datagram;
+/// use shmlane_posix::transport::{MessageReceiver, MessageSender};
+///
+/// let dir = std::env::temp_dir();
+/// let (a, b) = (dir.join(format!("doc-dg-a-{}", std::process::id())), dir.join(format!("doc-dg-b-{}", std::process::id())));
+/// let mut server = Datagram::bind(&a, 1024)?;
+/// let mut client = Datagram::bind(&b, 1024)?;
+/// client.connect(&a)?;
+/// client.send(b"one datagram")?;
+/// let mut buf = [0; 1024];
+/// assert_eq!(server.recv(&mut buf)?, 12);
+/// drop(client); // sends the close mark
+/// assert!(matches!(server.recv(&mut buf), Err(shmlane_posix::Error::Disconnected)));
+/// # Ok::<(), shmlane_posix::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Datagram {
+    socket: UnixDatagram,
+    path: PathBuf,
+    peer: Option<PathBuf>,
+    max: usize,
+    scratch: Vec<u8>,
+    unread: Option<Vec<u8>>,
+}
+
+impl Datagram {
+    /// Binds a datagram socket at `path` for messages of at most
+    /// `max_message` bytes. A socket file left by a dead process is
+    /// replaced; any other file is [`Error::AlreadyExists`]. The file is
+    /// removed on drop.
+    pub fn bind(path: impl AsRef<Path>, max_message: usize) -> Result<Datagram> {
+        let path = path.as_ref();
+        let socket = match UnixDatagram::bind(path) {
+            Ok(socket) => socket,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                use std::os::unix::fs::FileTypeExt;
+                let is_socket =
+                    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+                // A datagram socket nobody has bound refuses a connect.
+                let stale = is_socket
+                    && UnixDatagram::unbound()
+                        .and_then(|probe| probe.connect(path))
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+                if !stale {
+                    return Err(Error::AlreadyExists {
+                        name: path.display().to_string(),
+                    });
+                }
+                std::fs::remove_file(path).map_err(|e| Error::io("unlink", e))?;
+                UnixDatagram::bind(path).map_err(|e| Error::io("bind", e))?
+            }
+            Err(e) => return Err(Error::io("bind", e)),
+        };
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("fcntl", e))?;
+        Ok(Datagram {
+            socket,
+            path: path.to_owned(),
+            peer: None,
+            max: max_message,
+            scratch: vec![0; max_message + 1],
+            unread: None,
+        })
+    }
+
+    /// Sends to the socket bound at `peer` from now on.
+    pub fn connect(&mut self, peer: impl AsRef<Path>) -> Result<()> {
+        self.peer = Some(peer.as_ref().to_owned());
+        Ok(())
+    }
+
+    fn send_tagged(
+        &mut self,
+        tag: u8,
+        msg: &[u8],
+        deadline: Option<Option<Instant>>,
+    ) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max: self.max,
+            });
+        }
+        let Some(peer) = &self.peer else {
+            return Err(Error::NotFound {
+                name: "datagram peer (call connect)".to_owned(),
+            });
+        };
+        self.scratch[0] = tag;
+        self.scratch[1..=msg.len()].copy_from_slice(msg);
+        loop {
+            match self.socket.send_to(&self.scratch[..=msg.len()], peer) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match deadline {
+                    None => return Err(Error::Full),
+                    Some(d) => wait(self.socket.as_fd(), rustix::event::PollFlags::OUT, d)?,
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+                    ) =>
+                {
+                    return Err(Error::Disconnected);
+                }
+                Err(e) => return Err(Error::io("sendto", e)),
+            }
+        }
+    }
+
+    fn recv_tagged(&mut self, buf: &mut [u8], deadline: Option<Option<Instant>>) -> Result<usize> {
+        if let Some(unread) = self.unread.take() {
+            return deliver(unread, buf, &mut self.unread);
+        }
+        loop {
+            match self.socket.recv(&mut self.scratch) {
+                Ok(n) => {
+                    let len = untag(&self.scratch, n)?;
+                    return deliver(self.scratch[1..=len].to_vec(), buf, &mut self.unread);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match deadline {
+                    None => return Err(Error::Empty),
+                    Some(d) => wait(self.socket.as_fd(), rustix::event::PollFlags::IN, d)?,
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("recv", e)),
+            }
+        }
+    }
+}
+
+/// Copies `msg` into `buf`, or keeps it in `unread` if it does not fit.
+fn deliver(msg: Vec<u8>, buf: &mut [u8], unread: &mut Option<Vec<u8>>) -> Result<usize> {
+    if msg.len() > buf.len() {
+        let needed = msg.len();
+        *unread = Some(msg);
+        return Err(Error::BufferTooSmall {
+            needed,
+            available: buf.len(),
+        });
+    }
+    buf[..msg.len()].copy_from_slice(&msg);
+    Ok(msg.len())
+}
+
+fn wait(
+    fd: std::os::fd::BorrowedFd<'_>,
+    events: rustix::event::PollFlags,
+    deadline: Option<Instant>,
+) -> Result<()> {
+    crate::transport::wait_ready(fd, events, deadline)
+}
+
+fn after(timeout: Duration) -> Option<Option<Instant>> {
+    Some(Instant::now().checked_add(timeout))
+}
+
+impl Drop for Datagram {
+    fn drop(&mut self) {
+        if self.peer.is_some() {
+            let _ = self.send_tagged(
+                TAG_CLOSE,
+                &[],
+                Some(Instant::now().checked_add(Duration::from_millis(100))),
+            );
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl MessageSender for Datagram {
+    fn max_message(&self) -> usize {
+        self.max
+    }
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_tagged(TAG_MESSAGE, msg, Some(None))
+    }
+    fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_tagged(TAG_MESSAGE, msg, None)
+    }
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.send_tagged(TAG_MESSAGE, msg, after(timeout))
+    }
+}
+
+impl MessageReceiver for Datagram {
+    fn max_message(&self) -> usize {
+        self.max
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_tagged(buf, Some(None))
+    }
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_tagged(buf, None)
+    }
+    fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_tagged(buf, after(timeout))
+    }
+}
+
+/// A POSIX message queue behind the message API: all messages at one
+/// priority, plus the close mark (see the module docs). For priorities use
+/// [`MessageQueue`] directly.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::dgram::MqChannel;
+/// use shmlane_posix::mqueue::MqOptions;
+/// use shmlane_posix::transport::{MessageReceiver, MessageSender};
+///
+/// let name = format!("/doc-mq-channel-{}", std::process::id());
+/// let mut rx = MqChannel::create(&name, &MqOptions::new().capacity(4).max_message(128))?;
+/// let mut tx = MqChannel::open(&name)?;
+/// tx.send(b"queued")?;
+/// drop(tx);
+/// let mut buf = [0; 127];
+/// assert_eq!(rx.recv(&mut buf)?, 6);
+/// assert!(matches!(rx.recv(&mut buf), Err(shmlane_posix::Error::Disconnected)));
+/// # Ok::<(), shmlane_posix::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct MqChannel {
+    queue: MessageQueue,
+    scratch: Vec<u8>,
+    unread: Option<Vec<u8>>,
+    sent: bool,
+}
+
+impl MqChannel {
+    /// Creates the queue `name` (its messages carry `max_message - 1`
+    /// payload bytes: one is the tag).
+    pub fn create(name: &str, options: &MqOptions) -> Result<MqChannel> {
+        Ok(Self::wrap(MessageQueue::create(name, options)?))
+    }
+
+    /// Opens the existing queue `name`.
+    pub fn open(name: &str) -> Result<MqChannel> {
+        Ok(Self::wrap(MessageQueue::open(name)?))
+    }
+
+    fn wrap(queue: MessageQueue) -> MqChannel {
+        let size = queue.max_message();
+        MqChannel {
+            queue,
+            scratch: vec![0; size],
+            unread: None,
+            sent: false,
+        }
+    }
+
+    /// The underlying queue.
+    pub fn queue(&self) -> &MessageQueue {
+        &self.queue
+    }
+
+    fn send_tagged(&mut self, msg: &[u8], how: Option<Option<Duration>>) -> Result<()> {
+        let max = self.queue.max_message().saturating_sub(1);
+        if msg.len() > max {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max,
+            });
+        }
+        self.scratch[0] = TAG_MESSAGE;
+        self.scratch[1..=msg.len()].copy_from_slice(msg);
+        let tagged = &self.scratch[..=msg.len()];
+        match how {
+            None => self.queue.try_send(tagged, 1)?,
+            Some(None) => self.queue.send(tagged, 1)?,
+            Some(Some(timeout)) => self.queue.send_timeout(tagged, 1, timeout)?,
+        }
+        self.sent = true;
+        Ok(())
+    }
+
+    fn recv_tagged(&mut self, buf: &mut [u8], how: Option<Option<Duration>>) -> Result<usize> {
+        if let Some(unread) = self.unread.take() {
+            return deliver(unread, buf, &mut self.unread);
+        }
+        let (n, _priority) = match how {
+            None => self.queue.try_receive(&mut self.scratch)?,
+            Some(None) => self.queue.receive(&mut self.scratch)?,
+            Some(Some(timeout)) => self.queue.receive_timeout(&mut self.scratch, timeout)?,
+        };
+        let len = untag(&self.scratch, n)?;
+        deliver(self.scratch[1..=len].to_vec(), buf, &mut self.unread)
+    }
+}
+
+impl Drop for MqChannel {
+    fn drop(&mut self) {
+        if self.sent {
+            // Priority 0, below every message: it arrives after all of them.
+            let _ = self
+                .queue
+                .send_timeout(&[TAG_CLOSE], 0, Duration::from_millis(100));
+        }
+    }
+}
+
+impl MessageSender for MqChannel {
+    fn max_message(&self) -> usize {
+        self.queue.max_message().saturating_sub(1)
+    }
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_tagged(msg, Some(None))
+    }
+    fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_tagged(msg, None)
+    }
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.send_tagged(msg, Some(Some(timeout)))
+    }
+}
+
+impl MessageReceiver for MqChannel {
+    fn max_message(&self) -> usize {
+        self.queue.max_message().saturating_sub(1)
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_tagged(buf, Some(None))
+    }
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_tagged(buf, None)
+    }
+    fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_tagged(buf, Some(Some(timeout)))
+    }
+}
