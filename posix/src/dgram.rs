@@ -19,6 +19,7 @@ use crate::{Error, Result};
 
 const TAG_MESSAGE: u8 = 0;
 const TAG_CLOSE: u8 = 1;
+const TAG_HELLO: u8 = 2;
 
 /// A tagged message in `buf`, or the end: the payload's length.
 fn untag(buf: &[u8], n: usize) -> Result<usize> {
@@ -58,6 +59,8 @@ pub struct Datagram {
     max: usize,
     scratch: Vec<u8>,
     unread: Option<Vec<u8>>,
+    /// Whether this handle removes the socket file when it drops.
+    owns_path: bool,
 }
 
 impl Datagram {
@@ -98,13 +101,67 @@ impl Datagram {
             max: max_message,
             scratch: vec![0; max_message + 1],
             unread: None,
+            owns_path: true,
         })
+    }
+
+    /// The path this socket is bound to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Splits into a sending half (which sends the close mark when it
+    /// drops) and a receiving half (which removes the socket file when it
+    /// drops), each with its own descriptor of the one socket.
+    pub fn split(mut self) -> Result<(Datagram, Datagram)> {
+        let socket = self.socket.try_clone().map_err(|e| Error::io("dup", e))?;
+        let receiver = Datagram {
+            socket,
+            path: self.path.clone(),
+            peer: None,
+            max: self.max,
+            scratch: vec![0; self.max + 1],
+            unread: self.unread.take(),
+            owns_path: true,
+        };
+        self.owns_path = false;
+        Ok((self, receiver))
     }
 
     /// Sends to the socket bound at `peer` from now on.
     pub fn connect(&mut self, peer: impl AsRef<Path>) -> Result<()> {
         self.peer = Some(peer.as_ref().to_owned());
         Ok(())
+    }
+
+    /// Introduces this socket to the peer set with `connect` (the peer's
+    /// [`Datagram::accept_hello`] learns where to answer).
+    pub fn send_hello(&mut self) -> Result<()> {
+        self.send_tagged(TAG_HELLO, &[], Some(None))
+    }
+
+    /// Waits for a peer's [`Datagram::send_hello`] and sends to that peer
+    /// from now on.
+    pub fn accept_hello(&mut self) -> Result<()> {
+        loop {
+            match self.socket.recv_from(&mut self.scratch) {
+                Ok((n, from)) => {
+                    if n >= 1 && self.scratch[0] == TAG_HELLO {
+                        let path = from.as_pathname().ok_or_else(|| Error::InvalidAddress {
+                            address: "datagram peer".to_owned(),
+                            reason: "the peer's socket has no path to answer to",
+                        })?;
+                        self.peer = Some(path.to_owned());
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    wait(self.socket.as_fd(), rustix::event::PollFlags::IN, None)?
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("recvfrom", e)),
+            }
+        }
     }
 
     fn send_tagged(
@@ -203,7 +260,9 @@ impl Drop for Datagram {
                 Some(Instant::now().checked_add(Duration::from_millis(100))),
             );
         }
-        let _ = std::fs::remove_file(&self.path);
+        if self.owns_path {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

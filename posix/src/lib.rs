@@ -31,6 +31,7 @@
 pub mod address;
 pub mod channel;
 pub mod dgram;
+pub mod endpoint;
 mod error;
 pub mod framing;
 pub mod gate;

@@ -297,6 +297,30 @@ impl Framed {
         ))
     }
 
+    /// Opens the reading end of the existing FIFO at `path`, waiting until a
+    /// writer opens it.
+    pub fn open_fifo_reader(
+        path: impl AsRef<std::path::Path>,
+        max_message: usize,
+    ) -> Result<Framed> {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound {
+                name: path.display().to_string(),
+            },
+            _ => Error::io("open", e),
+        })?;
+        Framed::new(file, max_message)
+    }
+
+    /// Splits a two-way stream (a socket) into a sending and a receiving
+    /// half, each with its own duplicate of the descriptor.
+    pub fn split(self) -> Result<(Framed, Framed)> {
+        let fd = self.fd.try_clone().map_err(|e| Error::io("dup", e))?;
+        let max = self.max;
+        Ok((Framed::new(fd, max)?, self))
+    }
+
     /// The descriptor (to poll it, or to hand a pipe end to a child).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -595,6 +619,19 @@ impl FramedListener {
             listener: Listener::Tcp(listener),
             max: max_message,
         })
+    }
+
+    /// The address clients connect to: `unix:path`, or `tcp:host:port`
+    /// with the port actually bound.
+    pub fn address(&self) -> String {
+        match &self.listener {
+            Listener::Unix(_, path) => format!("unix:{}", path.display()),
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(std::net::SocketAddr::V6(a)) => format!("tcp:[{}]:{}", a.ip(), a.port()),
+                Ok(a) => format!("tcp:{}:{}", a.ip(), a.port()),
+                Err(_) => "tcp:?".to_owned(),
+            },
+        }
     }
 
     /// The TCP port listened on (`None` for a unix socket).
