@@ -1,0 +1,771 @@
+//! The classic IPC programs, run as real processes.
+//!
+//! Nothing here sleeps to order events: a test waits for a line a program
+//! prints (read from its stdout pipe), or for a process to exit. Every
+//! read and wait has a 30-second deadline as a safety net only: a program
+//! that hangs is killed and the test fails, instead of hanging the suite.
+//!
+//! Every test uses names and paths of its own (with this process's id), and
+//! checks that the programs removed what they created.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, poll};
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
+use shmlane_posix::Segment;
+use shmlane_posix::mqueue::MessageQueue;
+
+/// How long any one program may run before it is killed and its test fails.
+const SAFETY_NET: Duration = Duration::from_secs(30);
+
+/// The path of the program `name`, built by Cargo for these tests.
+fn exe(name: &str) -> &'static str {
+    match name {
+        "pipe_hello" => env!("CARGO_BIN_EXE_pipe_hello"),
+        "filter" => env!("CARGO_BIN_EXE_filter"),
+        "fifo_reader" => env!("CARGO_BIN_EXE_fifo_reader"),
+        "fifo_writer" => env!("CARGO_BIN_EXE_fifo_writer"),
+        "shm_writer" => env!("CARGO_BIN_EXE_shm_writer"),
+        "shm_reader" => env!("CARGO_BIN_EXE_shm_reader"),
+        "mq_server" => env!("CARGO_BIN_EXE_mq_server"),
+        "mq_client" => env!("CARGO_BIN_EXE_mq_client"),
+        "socket_server" => env!("CARGO_BIN_EXE_socket_server"),
+        "socket_client" => env!("CARGO_BIN_EXE_socket_client"),
+        _ => panic!("no program {name}"),
+    }
+}
+
+/// Waits until `fd` is readable (or at end of file): false if `deadline`
+/// passes first.
+fn readable_before(fd: BorrowedFd<'_>, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout = rustix::time::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(Errno::INTR) => {}
+            Err(e) => panic!("poll: {e}"),
+        }
+    }
+}
+
+/// A program running as a child process, with its stdin, stdout and stderr
+/// piped to the test. Dropping it kills the process if it still runs.
+struct Program {
+    name: String,
+    child: Child,
+    /// A pidfd: pollable for the exit, and a kill that can never hit another
+    /// process that reused the pid.
+    pidfd: OwnedFd,
+    stdin: Option<ChildStdin>,
+    stdout: ChildStdout,
+    /// Stdout bytes read but not yet returned as lines.
+    pending: Vec<u8>,
+    deadline: Instant,
+    reaped: bool,
+}
+
+/// What a program left when it exited.
+struct Finished {
+    name: String,
+    status: ExitStatus,
+    /// Stdout after the lines already read with [`Program::line`].
+    stdout: String,
+    stderr: String,
+}
+
+impl Finished {
+    fn assert_success(&self) -> &Self {
+        assert!(
+            self.status.success(),
+            "{} failed ({})\nstdout:\n{}\nstderr:\n{}",
+            self.name,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts that it failed with exit status 1 and an error containing
+    /// `message` on stderr.
+    fn assert_failure(&self, message: &str) -> &Self {
+        assert_eq!(
+            self.status.code(),
+            Some(1),
+            "{} should have failed\nstdout:\n{}\nstderr:\n{}",
+            self.name,
+            self.stdout,
+            self.stderr
+        );
+        let prefix = format!("{}: ", self.name);
+        assert!(
+            self.stderr.starts_with(&prefix) && self.stderr.contains(message),
+            "{}: expected an error containing {message:?}, got stderr:\n{}",
+            self.name,
+            self.stderr
+        );
+        self
+    }
+}
+
+impl Program {
+    fn start(name: &str, args: &[&str]) -> Program {
+        Program::start_in_env(name, args, &[])
+    }
+
+    fn start_in_env(name: &str, args: &[&str], env: &[(&str, &Path)]) -> Program {
+        let mut child = Command::new(exe(name))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let pidfd = pidfd_open(Pid::from_child(&child), PidfdFlags::empty())
+            .unwrap_or_else(|e| panic!("pidfd_open({name}): {e}"));
+        Program {
+            name: name.to_owned(),
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take().expect("stdout is piped"),
+            child,
+            pidfd,
+            pending: Vec::new(),
+            deadline: Instant::now() + SAFETY_NET,
+            reaped: false,
+        }
+    }
+
+    /// Runs `name` to the end with stdin closed.
+    fn run(name: &str, args: &[&str]) -> Finished {
+        Program::start(name, args).finish()
+    }
+
+    fn write_stdin(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin
+            .write_all(text.as_bytes())
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("writing to {}'s stdin: {e}", self.name));
+    }
+
+    /// Reads more of stdout into `pending`; false at end of file.
+    fn fill(&mut self) -> bool {
+        if !readable_before(self.stdout.as_fd(), self.deadline) {
+            self.kill_and_fail("stdout");
+        }
+        let mut chunk = [0u8; 4096];
+        let n = self
+            .stdout
+            .read(&mut chunk)
+            .unwrap_or_else(|e| panic!("reading {}'s stdout: {e}", self.name));
+        self.pending.extend_from_slice(&chunk[..n]);
+        n > 0
+    }
+
+    /// The next line of stdout, without its newline.
+    fn line(&mut self) -> String {
+        loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                return String::from_utf8_lossy(&line[..end]).into_owned();
+            }
+            if !self.fill() {
+                let finished = self.finish_now();
+                panic!(
+                    "{} ended its output before a whole line ({})\nstdout:\n{}\nstderr:\n{}",
+                    finished.name, finished.status, finished.stdout, finished.stderr
+                );
+            }
+        }
+    }
+
+    /// Closes stdin, reads stdout and stderr to the end, waits for the exit.
+    fn finish(mut self) -> Finished {
+        self.finish_now()
+    }
+
+    fn finish_now(&mut self) -> Finished {
+        self.stdin = None;
+        while self.fill() {}
+        let stdout = String::from_utf8_lossy(&std::mem::take(&mut self.pending)).into_owned();
+        let mut stderr_pipe = self.child.stderr.take().expect("stderr is piped");
+        let mut stderr = Vec::new();
+        loop {
+            if !readable_before(stderr_pipe.as_fd(), self.deadline) {
+                self.kill_and_fail("stderr");
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stderr_pipe
+                .read(&mut chunk)
+                .unwrap_or_else(|e| panic!("reading {}'s stderr: {e}", self.name));
+            if n == 0 {
+                break;
+            }
+            stderr.extend_from_slice(&chunk[..n]);
+        }
+        // A pidfd is readable once its process has exited.
+        if !readable_before(self.pidfd.as_fd(), self.deadline) {
+            self.kill_and_fail("exit");
+        }
+        let status = self.child.wait().expect("wait");
+        self.reaped = true;
+        Finished {
+            name: self.name.clone(),
+            status,
+            stdout,
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    fn kill(mut self) -> ExitStatus {
+        pidfd_send_signal(&self.pidfd, Signal::KILL).expect("pidfd_send_signal");
+        self.reaped = true;
+        self.child.wait().expect("wait")
+    }
+
+    fn kill_and_fail(&mut self, what: &str) -> ! {
+        let _ = pidfd_send_signal(&self.pidfd, Signal::KILL);
+        let _ = self.child.wait();
+        self.reaped = true;
+        // The end of what it printed, which says where it got stuck.
+        let tail = &self.pending[self.pending.len().saturating_sub(400)..];
+        panic!(
+            "{} timed out after {SAFETY_NET:?} (waiting for its {what}); killed it. \
+             Unread stdout ends with: {:?}",
+            self.name,
+            String::from_utf8_lossy(tail)
+        );
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = pidfd_send_signal(&self.pidfd, Signal::KILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A directory of its own for one test, removed with everything in it.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> TempDir {
+        let path =
+            std::env::temp_dir().join(format!("shmlane-classics-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir(&path).expect("create the test directory");
+        TempDir(path)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn path_str(&self, name: &str) -> String {
+        self.join(name).to_str().expect("UTF-8 temp dir").to_owned()
+    }
+
+    fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.0)
+            .expect("read the test directory")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A shared-memory segment name of one test, removed at the end whatever
+/// happens (the test checks first that the programs removed it).
+struct ShmName(String);
+
+impl ShmName {
+    fn new(test: &str) -> ShmName {
+        ShmName(format!("/shmlane-classics-{test}-{}", std::process::id()))
+    }
+
+    fn exists(&self) -> bool {
+        match Segment::open(&self.0) {
+            Ok(_) => true,
+            Err(shmlane_posix::Error::NotFound { .. }) => false,
+            Err(e) => panic!("Segment::open({}): {e}", self.0),
+        }
+    }
+}
+
+impl Drop for ShmName {
+    fn drop(&mut self) {
+        let _ = Segment::unlink(&self.0);
+    }
+}
+
+/// A message-queue name of one test, removed at the end whatever happens.
+struct QueueName(String);
+
+impl QueueName {
+    fn new(test: &str) -> QueueName {
+        QueueName(format!("/shmlane-classics-{test}-{}", std::process::id()))
+    }
+
+    fn exists(&self) -> bool {
+        match MessageQueue::open(&self.0) {
+            Ok(_) => true,
+            Err(shmlane_posix::Error::NotFound { .. }) => false,
+            Err(e) => panic!("MessageQueue::open({}): {e}", self.0),
+        }
+    }
+}
+
+impl Drop for QueueName {
+    fn drop(&mut self) {
+        let _ = MessageQueue::unlink(&self.0);
+    }
+}
+
+/// This process's umask (which the programs inherit).
+fn umask() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .expect("a Umask line in /proc/self/status");
+    u32::from_str_radix(line.trim(), 8).expect("an octal umask")
+}
+
+// ---------------------------------------------------------------- pipes
+
+#[test]
+fn pipe_hello_child_prints_what_the_parent_wrote() {
+    let out = Program::run("pipe_hello", &[]);
+    out.assert_success();
+    assert_eq!(out.stdout, "Hello World!\n");
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn pipe_hello_child_reads_until_end_of_file() {
+    let mut child = Program::start("pipe_hello", &["--child"]);
+    child.write_stdin("two\n");
+    child.write_stdin("lines");
+    // `finish` closes stdin: the end of file the child waits for.
+    let out = child.finish();
+    out.assert_success();
+    assert_eq!(out.stdout, "two\nlines\n");
+}
+
+#[test]
+fn pipe_hello_refuses_unknown_arguments() {
+    let out = Program::run("pipe_hello", &["--parent"]);
+    out.assert_failure("unexpected arguments");
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn filter_pipeline_keeps_the_even_numbers() {
+    let out = Program::run("filter", &[]);
+    out.assert_success();
+    assert_eq!(out.stdout, "2\n4\n6\n8\n10\n");
+
+    let out = Program::run("filter", &["7"]);
+    out.assert_success();
+    assert_eq!(out.stdout, "2\n4\n6\n");
+
+    let out = Program::run("filter", &["1"]);
+    out.assert_success();
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn filter_pipeline_carries_more_than_a_pipe_buffer() {
+    // 100 000 numbers are some 590 kB: many times the 64 KiB a pipe
+    // buffers, so the producer blocks on a full pipe until the filter reads.
+    let out = Program::run("filter", &["100000"]);
+    out.assert_success();
+    let expected: String = (1..=100_000)
+        .filter(|n| n % 2 == 0)
+        .map(|n| format!("{n}\n"))
+        .collect();
+    assert!(out.stdout == expected, "wrong pipeline output");
+}
+
+#[test]
+fn filter_refuses_bad_input() {
+    Program::run("filter", &["ten"]).assert_failure("COUNT must be a whole number");
+    Program::run("filter", &["-5"]).assert_failure("COUNT must be a whole number");
+    // Roles given descriptors that are not inherited pipe ends.
+    Program::run("filter", &["--keep-even", "1", "2"]).assert_failure("not an inherited pipe end");
+    Program::run("filter", &["--keep-even", "40", "41"])
+        .assert_failure("not an inherited pipe end");
+    Program::run("filter", &["--produce", "3", "9", "9"]).assert_failure("must differ");
+    Program::run("filter", &["--produce", "3", "x", "9"])
+        .assert_failure("not a file descriptor number");
+}
+
+// ---------------------------------------------------------------- FIFOs
+
+#[test]
+fn fifo_reader_prints_what_fifo_writer_wrote() {
+    let dir = TempDir::new("fifo");
+    let path = dir.path_str("named_pipe");
+    let mut reader = Program::start("fifo_reader", &[&path]);
+
+    // The FIFO exists once the reader says so; its mode is 0666 & !umask.
+    let mode = 0o666 & !umask();
+    assert_eq!(
+        reader.line(),
+        format!(
+            "ready: {path} has mode {mode:o} (asked for 666; the umask removed {:03o})",
+            0o666 & umask()
+        )
+    );
+    let meta = fs::metadata(&path).expect("the FIFO exists");
+    assert!(meta.file_type().is_fifo());
+    assert_eq!(meta.permissions().mode() & 0o777, mode);
+
+    let writer = Program::run("fifo_writer", &[&path, "through", "a", "FIFO"]);
+    writer.assert_success();
+    assert_eq!(writer.stdout, "");
+
+    let out = reader.finish();
+    out.assert_success();
+    assert_eq!(out.stdout, "through a FIFO\n");
+    assert!(dir.entries().is_empty(), "the reader removes its FIFO");
+}
+
+#[test]
+fn fifo_writer_sends_hello_world_by_default() {
+    let dir = TempDir::new("fifo-default");
+    let path = dir.path_str("named_pipe");
+    let mut reader = Program::start("fifo_reader", &[&path]);
+    assert!(reader.line().starts_with("ready: "));
+    Program::run("fifo_writer", &[&path]).assert_success();
+    let out = reader.finish();
+    out.assert_success();
+    assert_eq!(out.stdout, "Hello World\n");
+    assert!(dir.entries().is_empty());
+}
+
+#[test]
+fn fifo_writer_refuses_a_missing_fifo_and_a_regular_file() {
+    let dir = TempDir::new("fifo-refuse");
+    Program::run("fifo_writer", &[&dir.path_str("missing")]).assert_failure("start fifo_reader");
+    assert!(
+        dir.entries().is_empty(),
+        "the writer never creates the FIFO"
+    );
+
+    let file = dir.join("notes.txt");
+    fs::write(&file, "keep me").unwrap();
+    Program::run("fifo_writer", &[file.to_str().unwrap(), "overwritten"])
+        .assert_failure("is not a FIFO");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "keep me");
+}
+
+#[test]
+fn fifo_reader_refuses_a_taken_path_and_keeps_the_file() {
+    let dir = TempDir::new("fifo-taken");
+    let file = dir.join("named_pipe");
+    fs::write(&file, "not a FIFO").unwrap();
+    let out = Program::run("fifo_reader", &[file.to_str().unwrap()]);
+    out.assert_failure("cannot create the FIFO");
+    assert_eq!(out.stdout, "");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "not a FIFO");
+}
+
+// ---------------------------------------------------------------- shared memory
+
+#[test]
+fn shm_reader_prints_every_message_in_order() {
+    let name = ShmName::new("shm");
+    let mut writer = Program::start("shm_writer", &[&name.0, "one", "two words", "three"]);
+    assert_eq!(writer.line(), "ready");
+    assert!(name.exists());
+
+    let reader = Program::run("shm_reader", &[&name.0]);
+    reader.assert_success();
+    assert_eq!(reader.stdout, "one\ntwo words\nthree\n");
+
+    let out = writer.finish();
+    out.assert_success();
+    assert_eq!(out.stdout, "sent: one\nsent: two words\nsent: three\n");
+    assert!(!name.exists(), "the writer removes its segment");
+}
+
+#[test]
+fn shm_writer_sends_three_lines_by_default() {
+    let name = ShmName::new("shm-default");
+    let mut writer = Program::start("shm_writer", &[&name.0]);
+    assert_eq!(writer.line(), "ready");
+    let reader = Program::run("shm_reader", &[&name.0]);
+    reader.assert_success();
+    assert_eq!(
+        reader.stdout,
+        "Hello World\nsome synchronisation is required\nand two binary semaphores provide it\n"
+    );
+    writer.finish().assert_success();
+    assert!(!name.exists());
+}
+
+#[test]
+fn shm_reader_reports_a_killed_writer_and_the_next_writer_starts_afresh() {
+    let name = ShmName::new("shm-killed");
+    let mut writer = Program::start("shm_writer", &[&name.0, "first", "second"]);
+    assert_eq!(writer.line(), "ready");
+    // "first" is in the mailbox; the writer now waits for a reader to take
+    // it before it can send "second". Kill it there.
+    assert_eq!(writer.line(), "sent: first");
+    assert!(!writer.kill().success());
+    assert!(name.exists(), "a killed writer cannot remove its segment");
+
+    // The reader gets what was sent, then learns that nothing more comes.
+    let reader = Program::run("shm_reader", &[&name.0]);
+    reader.assert_failure("the writer exited without sending \"done\"");
+    assert_eq!(reader.stdout, "first\n");
+
+    // The abandoned segment does not block the next writer.
+    let mut writer = Program::start("shm_writer", &[&name.0, "again"]);
+    assert_eq!(writer.line(), "ready");
+    let reader = Program::run("shm_reader", &[&name.0]);
+    reader.assert_success();
+    assert_eq!(reader.stdout, "again\n");
+    writer.finish().assert_success();
+    assert!(!name.exists());
+}
+
+#[test]
+fn shm_programs_refuse_bad_input() {
+    let name = ShmName::new("shm-refuse");
+    Program::run("shm_reader", &[&name.0]).assert_failure("start shm_writer first");
+    Program::run("shm_writer", &[&name.0, "fine", ""]).assert_failure("must not be empty");
+    let long = "x".repeat(1025);
+    Program::run("shm_writer", &[&name.0, &long]).assert_failure("exceeds the maximum of 1024");
+    Program::run("shm_writer", &["no-slash"]).assert_failure("must start with '/'");
+    assert!(!name.exists(), "nothing was created");
+}
+
+// ---------------------------------------------------------------- message queues
+
+#[test]
+fn mq_urgent_messages_overtake_routine_ones() {
+    let name = QueueName::new("mq");
+    let mut server = Program::start("mq_server", &[&name.0]);
+    assert_eq!(server.line(), "ready");
+
+    // Everything is queued before the server receives anything.
+    let client = Program::run("mq_client", &[&name.0]);
+    client.assert_success();
+    assert_eq!(
+        client.stdout,
+        "sent priority 1: routine: rotate the logs\n\
+         sent priority 9: URGENT: the build is on fire\n\
+         sent priority 5: normal: review the pull request\n\
+         sent priority 1: routine: water the plants\n\
+         sent priority 9: URGENT: page the on-call\n\
+         sent priority 0: quit\n"
+    );
+
+    server.write_stdin("go\n");
+    let out = server.finish();
+    out.assert_success();
+    // Highest priority first; the order sent within one priority.
+    assert_eq!(
+        out.stdout,
+        "priority 9: URGENT: the build is on fire\n\
+         priority 9: URGENT: page the on-call\n\
+         priority 5: normal: review the pull request\n\
+         priority 1: routine: rotate the logs\n\
+         priority 1: routine: water the plants\n\
+         priority 0: quit\n"
+    );
+    assert!(!name.exists(), "the server removes its queue");
+}
+
+#[test]
+fn mq_equal_priorities_keep_their_order_and_quit_comes_last() {
+    let name = QueueName::new("mq-args");
+    let mut server = Program::start("mq_server", &[&name.0]);
+    assert_eq!(server.line(), "ready");
+    Program::run(
+        "mq_client",
+        &[
+            &name.0,
+            "0:low first",
+            "2:b1",
+            "7:a",
+            "2:b2",
+            "0:low second",
+        ],
+    )
+    .assert_success();
+    server.write_stdin("go\n");
+    let out = server.finish();
+    out.assert_success();
+    assert_eq!(
+        out.stdout,
+        "priority 7: a\n\
+         priority 2: b1\n\
+         priority 2: b2\n\
+         priority 0: low first\n\
+         priority 0: low second\n\
+         priority 0: quit\n"
+    );
+    assert!(!name.exists());
+}
+
+#[test]
+fn mq_programs_refuse_bad_input() {
+    let name = QueueName::new("mq-refuse");
+    Program::run("mq_client", &[&name.0]).assert_failure("start mq_server first");
+    Program::run("mq_client", &[&name.0, "urgent"]).assert_failure("is not PRIORITY:TEXT");
+    Program::run("mq_client", &[&name.0, "40000:too high"])
+        .assert_failure("is not a number from 0 to 32767");
+    Program::run("mq_server", &["no-slash"]).assert_failure("must start with '/'");
+    assert!(!name.exists());
+
+    // A second server on a live queue is refused, and the first keeps it.
+    let mut server = Program::start("mq_server", &[&name.0]);
+    assert_eq!(server.line(), "ready");
+    Program::run("mq_server", &[&name.0]).assert_failure("exists already");
+    Program::run("mq_client", &[&name.0, "1:still here"]).assert_success();
+    server.write_stdin("\n");
+    let out = server.finish();
+    out.assert_success();
+    assert_eq!(out.stdout, "priority 1: still here\npriority 0: quit\n");
+}
+
+// ---------------------------------------------------------------- sockets
+
+/// Client A stays connected (texts from its stdin) while B and C come and
+/// go: a server that served one client at a time would never answer B.
+fn three_clients_at_once(mode: &str, dir: &TempDir, server_path: &str) -> usize {
+    let env = [("TMPDIR", dir.0.as_path())];
+    let mut a = Program::start_in_env("socket_client", &[mode, server_path], &env);
+    a.write_stdin("first from a\n");
+    assert_eq!(a.line(), "FIRST FROM A");
+
+    let b = Program::start_in_env(
+        "socket_client",
+        &[mode, server_path, "hello", "world"],
+        &env,
+    );
+    let c = Program::start_in_env("socket_client", &[mode, server_path, "Mixed Case 42"], &env);
+    let (b, c) = (b.finish(), c.finish());
+    b.assert_success();
+    assert_eq!(b.stdout, "HELLO\nWORLD\n");
+    c.assert_success();
+    assert_eq!(c.stdout, "MIXED CASE 42\n");
+
+    a.write_stdin("last from a\n");
+    assert_eq!(a.line(), "LAST FROM A");
+    let a = a.finish();
+    a.assert_success();
+    assert_eq!(a.stdout, "");
+    5 // messages answered
+}
+
+#[test]
+fn socket_stream_server_serves_clients_at_once() {
+    let dir = TempDir::new("stream");
+    let path = dir.path_str("server.sock");
+    let mut server = Program::start("socket_server", &["stream", &path, "3"]);
+    assert_eq!(server.line(), "listening");
+    let messages = three_clients_at_once("stream", &dir, &path);
+    let out = server.finish();
+    out.assert_success();
+    assert_eq!(
+        out.stdout,
+        format!("served 3 clients, {messages} messages\n")
+    );
+    assert!(dir.entries().is_empty(), "the server removes its socket");
+}
+
+#[test]
+fn socket_dgram_server_serves_clients_at_once() {
+    let dir = TempDir::new("dgram");
+    let path = dir.path_str("server.sock");
+    let mut server = Program::start("socket_server", &["dgram", &path]);
+    assert_eq!(server.line(), "listening");
+    let messages = three_clients_at_once("dgram", &dir, &path);
+    assert_eq!(
+        dir.entries(),
+        ["server.sock"],
+        "every client removes its socket"
+    );
+
+    let env = [("TMPDIR", dir.0.as_path())];
+    let quit = Program::start_in_env("socket_client", &["dgram", &path, "quit"], &env).finish();
+    quit.assert_success();
+    assert_eq!(quit.stdout, "QUIT\n");
+    let out = server.finish();
+    out.assert_success();
+    assert_eq!(out.stdout, format!("served {} datagrams\n", messages + 1));
+    assert!(dir.entries().is_empty(), "the server removes its socket");
+}
+
+#[test]
+fn socket_dgram_server_replaces_only_an_abandoned_socket_file() {
+    let dir = TempDir::new("dgram-stale");
+    let path = dir.path_str("server.sock");
+
+    // A live socket at the path is never taken over.
+    let live = UnixDatagram::bind(&path).unwrap();
+    Program::run("socket_server", &["dgram", &path]).assert_failure("cannot bind");
+    // Once nobody is bound to it, the file is a leftover and is replaced.
+    drop(live);
+    assert!(dir.join("server.sock").exists());
+    let mut server = Program::start("socket_server", &["dgram", &path]);
+    assert_eq!(server.line(), "listening");
+    let env = [("TMPDIR", dir.0.as_path())];
+    Program::start_in_env("socket_client", &["dgram", &path, "quit"], &env)
+        .finish()
+        .assert_success();
+    server.finish().assert_success();
+    assert!(dir.entries().is_empty());
+}
+
+#[test]
+fn socket_programs_refuse_bad_input() {
+    let dir = TempDir::new("socket-refuse");
+    let path = dir.path_str("nobody.sock");
+    let env = [("TMPDIR", dir.0.as_path())];
+    Program::start_in_env("socket_client", &["stream", &path, "hi"], &env)
+        .finish()
+        .assert_failure("start socket_server stream first");
+    Program::start_in_env("socket_client", &["dgram", &path, "hi"], &env)
+        .finish()
+        .assert_failure("start socket_server dgram first");
+    assert!(
+        dir.entries().is_empty(),
+        "the client removes its own socket"
+    );
+    Program::run("socket_client", &["pipe", &path, "hi"]).assert_failure("unknown mode");
+    Program::run("socket_client", &["stream"]).assert_failure("usage");
+    Program::run("socket_server", &["stream", &path, "three"])
+        .assert_failure("CLIENTS must be a whole number");
+    Program::run("socket_server", &["tcp", &path]).assert_failure("unexpected arguments");
+    assert!(dir.entries().is_empty());
+}
