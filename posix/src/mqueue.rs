@@ -65,7 +65,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::time::ClockId;
 
-use crate::segment::{DEFAULT_MODE, validate_name};
+use crate::segment::{DEFAULT_MODE, named_err, validate_name};
 use crate::{Error, Result};
 
 /// Highest message priority: `MQ_PRIO_MAX - 1` (Linux's `MQ_PRIO_MAX` is
@@ -381,26 +381,6 @@ fn c_name(name: &str) -> Result<CString> {
         name: name.to_owned(),
         reason: "must not contain NUL",
     })
-}
-
-/// Maps an `mq_open`/`mq_unlink` errno to an error about the queue `name`.
-fn named_err(name: &str, op: &'static str, e: Errno) -> Error {
-    match e {
-        Errno::NOENT => Error::NotFound {
-            name: name.to_owned(),
-        },
-        Errno::EXIST => Error::AlreadyExists {
-            name: name.to_owned(),
-        },
-        Errno::ACCESS | Errno::PERM => Error::PermissionDenied {
-            name: name.to_owned(),
-        },
-        Errno::NAMETOOLONG | Errno::INVAL => Error::InvalidName {
-            name: name.to_owned(),
-            reason: "refused by the system",
-        },
-        e => Error::io(op, e),
-    }
 }
 
 /// `mq_getattr` on `fd`.

@@ -109,7 +109,9 @@ impl fmt::Debug for Segment {
     }
 }
 
-fn named_err(name: &str, op: &'static str, e: Errno) -> Error {
+/// Maps the errno of a call on the named IPC object `name` (`shm_open`,
+/// `mq_open`, their unlinks) to a typed error.
+pub(crate) fn named_err(name: &str, op: &'static str, e: Errno) -> Error {
     match e {
         Errno::NOENT => Error::NotFound {
             name: name.to_owned(),
