@@ -452,6 +452,19 @@ impl Sender {
 
     /// Reserves room for a `len`-byte message if there is room now
     /// ([`Error::Full`] otherwise); see [`Sender::reserve`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Error, Options, Sender};
+    ///
+    /// let mut tx = Sender::create("/doc-try-reserve", &Options::new().capacity(64))?;
+    /// let grant = tx.try_reserve(24)?;
+    /// grant.commit(24);
+    /// tx.try_reserve(24)?.commit(24);
+    /// assert!(matches!(tx.try_reserve(24), Err(Error::Full)));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         Ok(self.producer.reserve(len)?)
     }
@@ -485,6 +498,19 @@ impl Sender {
     }
 
     /// Whether the receiver closed or died.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Options, Receiver, Sender};
+    ///
+    /// let tx = Sender::create("/doc-is-disconnected", &Options::new())?;
+    /// let rx = Receiver::open("/doc-is-disconnected", &Options::new())?;
+    /// assert!(!tx.is_disconnected());
+    /// drop(rx);
+    /// assert!(tx.is_disconnected());
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         self.producer.is_disconnected() || self.producer.waiter().peer_died()
     }
@@ -553,6 +579,21 @@ impl Receiver {
 
     /// Creates the channel's named segment and becomes its receiver; see
     /// [`Sender::create`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Error, Options, Receiver, Sender};
+    ///
+    /// let rx = Receiver::create("/doc-receiver-create", &Options::new().capacity(1 << 20))?;
+    /// let tx = Sender::open("/doc-receiver-create", &Options::new())?;
+    /// assert_eq!(tx.capacity(), 1 << 20); // the creator's size
+    /// assert!(matches!(
+    ///     Receiver::open("/doc-receiver-create", &Options::new()),
+    ///     Err(Error::RoleTaken(_))
+    /// ));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn create(name: &str, options: &Options) -> Result<Receiver> {
         Self::start(Side::create_named(name, options, Role::Consumer)?)
     }
@@ -645,6 +686,19 @@ impl Receiver {
     }
 
     /// Receives the next message as a new vector, waiting as long as it takes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Options, Receiver, Sender};
+    ///
+    /// let mut rx = Receiver::create("/doc-recv-vec", &Options::new())?;
+    /// let mut tx = Sender::open("/doc-recv-vec", &Options::new())?;
+    /// tx.send(b"owned")?;
+    /// let msg: Vec<u8> = rx.recv_vec()?;
+    /// assert_eq!(msg, b"owned");
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn recv_vec(&mut self) -> Result<Vec<u8>> {
         Ok(self.read()?.to_vec())
     }
@@ -669,6 +723,19 @@ impl Receiver {
     }
 
     /// Hands out the next message in place if there is one now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Error, Options, Receiver, Sender};
+    ///
+    /// let mut rx = Receiver::create("/doc-try-read", &Options::new())?;
+    /// let mut tx = Sender::open("/doc-try-read", &Options::new())?;
+    /// assert!(matches!(rx.try_read(), Err(Error::Empty)));
+    /// tx.send(b"now")?;
+    /// assert_eq!(&*rx.try_read()?, b"now");
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn try_read(&mut self) -> Result<ReadGrant<'_>> {
         if self.consumer.waiter().peer_died_rate_limited() {
             // Drain first: `read` reports Disconnected only when empty.
@@ -678,6 +745,17 @@ impl Receiver {
     }
 
     /// Hands out the next message in place, waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmlane_posix::{Error, Options, Receiver};
+    ///
+    /// let mut rx = Receiver::create("/doc-read-timeout", &Options::new())?;
+    /// assert!(matches!(rx.read_timeout(Duration::from_millis(5)), Err(Error::TimedOut)));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn read_timeout(&mut self, timeout: Duration) -> Result<ReadGrant<'_>> {
         Ok(self.consumer.recv_blocking(deadline(timeout))?)
     }

@@ -136,6 +136,24 @@ impl Datagram {
 
     /// Introduces this socket to the peer set with `connect` (the peer's
     /// [`Datagram::accept_hello`] learns where to answer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::dgram::Datagram;
+    /// use shmlane_posix::transport::{MessageReceiver, MessageSender};
+    ///
+    /// let dir = std::env::temp_dir();
+    /// let id = std::process::id();
+    /// let mut server = Datagram::bind(dir.join(format!("doc-hello-s-{id}")), 64)?;
+    /// let mut client = Datagram::bind(dir.join(format!("doc-hello-c-{id}")), 64)?;
+    /// client.connect(server.path())?;
+    /// client.send_hello()?;
+    /// server.accept_hello()?; // now it can answer
+    /// server.send(b"welcome")?;
+    /// assert_eq!(client.recv(&mut [0; 64])?, 7);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn send_hello(&mut self) -> Result<()> {
         self.send_tagged(TAG_HELLO, &[], Some(None))
     }

@@ -24,7 +24,8 @@ use crate::mqueue::MqOptions;
 use crate::transport::{Framed, FramedListener, MessageReceiver, MessageSender};
 use crate::{Error, Options, Receiver, Result, Sender};
 
-/// A two-way message connection over any transport.
+/// A two-way message connection over any transport; see [`listen`] for an
+/// example.
 pub struct Connection {
     tx: Box<dyn MessageSender + Send>,
     rx: Box<dyn MessageReceiver + Send>,
@@ -60,6 +61,29 @@ impl Connection {
     }
 
     /// The two halves, to use from two threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::endpoint::{connect, listen, EndpointOptions};
+    /// use shmlane_posix::transport::{MessageReceiver, MessageSender};
+    ///
+    /// let address = format!("unix:{}/doc-split-{}.sock", std::env::temp_dir().display(), std::process::id());
+    /// let mut listener = listen(&address, &EndpointOptions::default())?;
+    /// let client = connect(&address, &EndpointOptions::default())?;
+    /// let (mut tx, mut rx) = client.split();
+    /// let reader = std::thread::spawn(move || {
+    ///     let mut buf = [0; 64];
+    ///     rx.recv(&mut buf).map(|n| buf[..n].to_vec())
+    /// });
+    /// let mut server = listener.accept()?;
+    /// tx.send(b"ping")?;
+    /// let mut buf = [0; 64];
+    /// let n = server.recv(&mut buf)?;
+    /// server.send(&buf[..n])?;
+    /// assert_eq!(reader.join().unwrap()?, b"ping");
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn split(
         self,
     ) -> (
@@ -101,6 +125,20 @@ impl MessageReceiver for Connection {
 }
 
 /// Sizes for [`listen`] and [`connect`].
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::endpoint::EndpointOptions;
+/// use shmlane_posix::{Options, WaitMode};
+///
+/// let options = EndpointOptions {
+///     max_message: 1024,
+///     shm: Options::new().capacity(1 << 20).wait_mode(WaitMode::BusyPoll),
+///     ..EndpointOptions::default()
+/// };
+/// # let _ = options;
+/// ```
 #[derive(Debug, Clone)]
 pub struct EndpointOptions {
     /// The longest message (byte streams, datagrams, queues).
@@ -134,7 +172,7 @@ fn path_suffixed(path: &std::path::Path, suffix: &str) -> PathBuf {
     PathBuf::from(os)
 }
 
-/// A listening endpoint; see [`listen`].
+/// A listening endpoint; see [`listen`] for an example.
 #[derive(Debug)]
 pub enum Listener {
     /// Shared-memory channels, created, waiting for their client.
@@ -315,6 +353,21 @@ impl Drop for Listener {
 }
 
 /// Connects to a listener at `address` (started first).
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::endpoint::{connect, EndpointOptions};
+/// use shmlane_posix::Error;
+///
+/// // Nobody listens there:
+/// let address = format!("shm:/doc-connect-nobody-{}", std::process::id());
+/// assert!(matches!(connect(&address, &EndpointOptions::default()), Err(Error::NotFound { .. })));
+/// assert!(matches!(
+///     connect("carrier-pigeon:/x", &EndpointOptions::default()),
+///     Err(Error::InvalidAddress { .. })
+/// ));
+/// ```
 pub fn connect(address: &str, options: &EndpointOptions) -> Result<Connection> {
     let max = options.max_message;
     match crate::address::parse(address)? {

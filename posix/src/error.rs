@@ -7,6 +7,23 @@ use shmlane_core::{Corruption, Role};
 
 /// Everything that can go wrong, as variants a caller can act on.
 ///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use shmlane_posix::{Error, Options, Receiver};
+///
+/// let mut rx = Receiver::create("/doc-error", &Options::new())?;
+/// let mut buf = [0; 64];
+/// match rx.recv_timeout(&mut buf, Duration::from_millis(1)) {
+///     Ok(n) => println!("got {n} bytes"),
+///     Err(Error::TimedOut) => println!("nothing yet"), // try again later
+///     Err(Error::Disconnected) => println!("sender gone"), // stop
+///     Err(e) => return Err(e),                          // a real problem
+/// }
+/// # Ok::<(), Error>(())
+/// ```
+///
 /// Errors from the ring itself (`Full`, `Empty`, `Disconnected`, …) keep
 /// their meaning from [`shmlane_core::Error`]; the rest are about segments,
 /// names and the operating system.

@@ -63,6 +63,17 @@ pub(crate) struct PeerWatch {
 
 /// The wait strategy of a channel side: a [`WaitMode`] plus the watch on
 /// the peer's liveness. Created by the channel constructors.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::{Options, Receiver, WaitMode};
+///
+/// // A channel side's gate is reached through its own calls:
+/// let rx = Receiver::create("/doc-gate", &Options::new().wait_mode(WaitMode::BusyPoll))?;
+/// assert!(!rx.sender_died()); // Gate::peer_died, through the receiver
+/// # Ok::<(), shmlane_posix::Error>(())
+/// ```
 pub struct Gate {
     mode: WaitMode,
     watch: Option<PeerWatch>,

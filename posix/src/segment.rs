@@ -82,6 +82,18 @@ pub fn validate_name(name: &str) -> Result<()> {
 
 /// A shared-memory segment mapped into this process.
 ///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::Segment;
+///
+/// let seg = Segment::create("/doc-segment-type", 4096, 0o600)?;
+/// assert_eq!((seg.name(), seg.len(), seg.is_empty()), (Some("/doc-segment-type"), 4096, false));
+/// // The mapping is page-aligned, ready for a ring header.
+/// assert_eq!(seg.as_ptr().as_ptr() as usize % 4096, 0);
+/// # Ok::<(), shmlane_posix::Error>(())
+/// ```
+///
 /// Dropping it unmaps it and, if it was created here as a named segment and
 /// [`Segment::set_unlink_on_drop`] did not say otherwise, removes its name.
 pub struct Segment {

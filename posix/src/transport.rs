@@ -22,6 +22,29 @@ use crate::framing::{FrameReader, HEADER_LEN, encode_header};
 use crate::{Error, Result};
 
 /// The sending half of any transport.
+///
+/// # Examples
+///
+/// Code written against the trait runs over every transport:
+///
+/// ```
+/// use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
+/// use shmlane_posix::{Options, Receiver, Sender};
+///
+/// fn greet(tx: &mut impl MessageSender) -> shmlane_posix::Result<()> {
+///     tx.send(b"hello")
+/// }
+///
+/// let (mut pipe_tx, mut pipe_rx) = Framed::pipe(64)?;
+/// greet(&mut pipe_tx)?;
+/// let mut shm_tx = Sender::create("/doc-trait-sender", &Options::new())?;
+/// let mut shm_rx = Receiver::open("/doc-trait-sender", &Options::new())?;
+/// greet(&mut shm_tx)?;
+/// let mut buf = [0; 64];
+/// assert_eq!(pipe_rx.recv(&mut buf)?, 5);
+/// assert_eq!(MessageReceiver::recv(&mut shm_rx, &mut buf)?, 5);
+/// # Ok::<(), shmlane_posix::Error>(())
+/// ```
 pub trait MessageSender {
     /// The longest message this transport carries.
     fn max_message(&self) -> usize;
@@ -38,6 +61,31 @@ pub trait MessageSender {
 }
 
 /// The receiving half of any transport.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use shmlane_posix::Error;
+/// use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
+///
+/// /// Drains whatever arrives within 10 ms of each message.
+/// fn drain(rx: &mut impl MessageReceiver) -> Vec<Vec<u8>> {
+///     let mut buf = vec![0; rx.max_message()];
+///     let mut got = Vec::new();
+///     while let Ok(n) = rx.recv_timeout(&mut buf, Duration::from_millis(10)) {
+///         got.push(buf[..n].to_vec());
+///     }
+///     got
+/// }
+///
+/// let (mut tx, mut rx) = Framed::pipe(16)?;
+/// tx.send(b"a")?;
+/// tx.send(b"bc")?;
+/// assert_eq!(drain(&mut rx), [b"a".to_vec(), b"bc".to_vec()]);
+/// assert!(matches!(rx.try_recv(&mut [0; 16]), Err(Error::Empty)));
+/// # Ok::<(), Error>(())
+/// ```
 pub trait MessageReceiver {
     /// The longest message this transport carries.
     fn max_message(&self) -> usize;
@@ -179,6 +227,19 @@ impl Drop for Framed {
 
 impl Framed {
     /// Frames messages of at most `max_message` bytes over `fd`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
+    ///
+    /// let (a, b) = UnixStream::pair().unwrap();
+    /// let (mut a, mut b) = (Framed::new(a, 128)?, Framed::new(b, 128)?);
+    /// a.send(b"framed")?;
+    /// assert_eq!(b.recv(&mut [0; 128])?, 6);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn new(fd: impl Into<OwnedFd>, max_message: usize) -> Result<Framed> {
         let fd = fd.into();
         let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| Error::io("fcntl", e))?;
@@ -315,6 +376,27 @@ impl Framed {
 
     /// Splits a two-way stream (a socket) into a sending and a receiving
     /// half, each with its own duplicate of the descriptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
+    ///
+    /// let (a, b) = UnixStream::pair().unwrap();
+    /// let (mut a_tx, mut a_rx) = Framed::new(a, 64)?.split()?;
+    /// let mut b = Framed::new(b, 64)?;
+    /// let echo = std::thread::spawn(move || {
+    ///     let mut buf = [0; 64];
+    ///     let n = a_rx.recv(&mut buf).unwrap();
+    ///     buf[..n].to_vec()
+    /// });
+    /// b.send(b"to the reading half")?;
+    /// assert_eq!(echo.join().unwrap(), b"to the reading half");
+    /// a_tx.send(b"from the writing half")?;
+    /// assert_eq!(b.recv(&mut [0; 64])?, 21);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn split(self) -> Result<(Framed, Framed)> {
         let fd = self.fd.try_clone().map_err(|e| Error::io("dup", e))?;
         let max = self.max;
@@ -552,7 +634,8 @@ fn connect_err(e: std::io::Error) -> Error {
 }
 
 /// A listening unix stream or TCP socket whose connections carry framed
-/// messages.
+/// messages. (See [`Framed::connect_unix`] and [`Framed::connect_tcp`] for
+/// examples.)
 #[derive(Debug)]
 pub struct FramedListener {
     listener: Listener,
@@ -643,6 +726,35 @@ impl FramedListener {
     }
 
     /// Waits for the next connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::transport::{Framed, FramedListener, MessageReceiver, MessageSender};
+    ///
+    /// let listener = FramedListener::bind_tcp("127.0.0.1:0", 64)?;
+    /// let address = listener.address(); // "tcp:127.0.0.1:<port>"
+    /// let host_port = address.strip_prefix("tcp:").unwrap().to_owned();
+    /// let clients: Vec<_> = (0..3u8)
+    ///     .map(|i| {
+    ///         let host_port = host_port.clone();
+    ///         std::thread::spawn(move || Framed::connect_tcp(&host_port, 64)?.send(&[i]))
+    ///     })
+    ///     .collect();
+    /// let mut seen = Vec::new();
+    /// for _ in 0..3 {
+    ///     let mut conn = listener.accept()?;
+    ///     let mut buf = [0; 64];
+    ///     conn.recv(&mut buf)?;
+    ///     seen.push(buf[0]);
+    /// }
+    /// seen.sort();
+    /// assert_eq!(seen, [0, 1, 2]);
+    /// for client in clients {
+    ///     client.join().unwrap()?;
+    /// }
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
     pub fn accept(&self) -> Result<Framed> {
         match &self.listener {
             Listener::Unix(l, _) => {
