@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::mqueue::{MessageQueue, MqOptions};
-use crate::transport::{MessageReceiver, MessageSender};
+use crate::transport::{MessageReceiver, MessageSender, bind_unix_path, deliver, take_unread};
 use crate::{Error, Result};
 
 const TAG_MESSAGE: u8 = 0;
@@ -70,27 +70,12 @@ impl Datagram {
     /// removed on drop.
     pub fn bind(path: impl AsRef<Path>, max_message: usize) -> Result<Datagram> {
         let path = path.as_ref();
-        let socket = match UnixDatagram::bind(path) {
-            Ok(socket) => socket,
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                use std::os::unix::fs::FileTypeExt;
-                let is_socket =
-                    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
-                // A datagram socket nobody has bound refuses a connect.
-                let stale = is_socket
-                    && UnixDatagram::unbound()
-                        .and_then(|probe| probe.connect(path))
-                        .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
-                if !stale {
-                    return Err(Error::AlreadyExists {
-                        name: path.display().to_string(),
-                    });
-                }
-                std::fs::remove_file(path).map_err(|e| Error::io("unlink", e))?;
-                UnixDatagram::bind(path).map_err(|e| Error::io("bind", e))?
-            }
-            Err(e) => return Err(Error::io("bind", e)),
-        };
+        // A datagram socket nobody has bound refuses a connect.
+        let socket = bind_unix_path(
+            path,
+            |p| UnixDatagram::bind(p),
+            |p| UnixDatagram::unbound()?.connect(p),
+        )?;
         socket
             .set_nonblocking(true)
             .map_err(|e| Error::io("fcntl", e))?;
@@ -223,14 +208,14 @@ impl Datagram {
     }
 
     fn recv_tagged(&mut self, buf: &mut [u8], deadline: Option<Option<Instant>>) -> Result<usize> {
-        if let Some(unread) = self.unread.take() {
-            return deliver(unread, buf, &mut self.unread);
+        if let Some(kept) = take_unread(&mut self.unread, buf) {
+            return kept;
         }
         loop {
             match self.socket.recv(&mut self.scratch) {
                 Ok(n) => {
                     let len = untag(&self.scratch, n)?;
-                    return deliver(self.scratch[1..=len].to_vec(), buf, &mut self.unread);
+                    return deliver(&self.scratch[1..=len], buf, &mut self.unread);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match deadline {
                     None => return Err(Error::Empty),
@@ -241,20 +226,6 @@ impl Datagram {
             }
         }
     }
-}
-
-/// Copies `msg` into `buf`, or keeps it in `unread` if it does not fit.
-fn deliver(msg: Vec<u8>, buf: &mut [u8], unread: &mut Option<Vec<u8>>) -> Result<usize> {
-    if msg.len() > buf.len() {
-        let needed = msg.len();
-        *unread = Some(msg);
-        return Err(Error::BufferTooSmall {
-            needed,
-            available: buf.len(),
-        });
-    }
-    buf[..msg.len()].copy_from_slice(&msg);
-    Ok(msg.len())
 }
 
 fn wait(
@@ -391,8 +362,8 @@ impl MqChannel {
     }
 
     fn recv_tagged(&mut self, buf: &mut [u8], how: Option<Option<Duration>>) -> Result<usize> {
-        if let Some(unread) = self.unread.take() {
-            return deliver(unread, buf, &mut self.unread);
+        if let Some(kept) = take_unread(&mut self.unread, buf) {
+            return kept;
         }
         let (n, _priority) = match how {
             None => self.queue.try_receive(&mut self.scratch)?,
@@ -400,7 +371,7 @@ impl MqChannel {
             Some(Some(timeout)) => self.queue.receive_timeout(&mut self.scratch, timeout)?,
         };
         let len = untag(&self.scratch, n)?;
-        deliver(self.scratch[1..=len].to_vec(), buf, &mut self.unread)
+        deliver(&self.scratch[1..=len], buf, &mut self.unread)
     }
 }
 

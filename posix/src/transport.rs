@@ -178,6 +178,59 @@ pub(crate) fn wait_ready(
     }
 }
 
+/// Copies a received message into the caller's `buf`; if it does not fit,
+/// keeps a copy in `unread` (for [`take_unread`]) and reports the size
+/// needed. Nothing is lost, and nothing is allocated unless it does not fit.
+pub(crate) fn deliver(msg: &[u8], buf: &mut [u8], unread: &mut Option<Vec<u8>>) -> Result<usize> {
+    let Some(dst) = buf.get_mut(..msg.len()) else {
+        *unread = Some(msg.to_vec());
+        return Err(Error::BufferTooSmall {
+            needed: msg.len(),
+            available: buf.len(),
+        });
+    };
+    dst.copy_from_slice(msg);
+    Ok(msg.len())
+}
+
+/// The message [`deliver`] kept, if any, copied into `buf` (or still kept,
+/// with `BufferTooSmall`, if `buf` is still too small).
+pub(crate) fn take_unread(unread: &mut Option<Vec<u8>>, buf: &mut [u8]) -> Option<Result<usize>> {
+    let kept = unread.take()?;
+    Some(deliver(&kept, buf, unread))
+}
+
+/// Binds a unix socket at `path` with `bind`. A socket file there that
+/// nobody serves (`probe`, a connect, is refused: its process died) is
+/// replaced; a live socket or any other file is [`Error::AlreadyExists`].
+pub(crate) fn bind_unix_path<T>(
+    path: &std::path::Path,
+    bind: impl Fn(&std::path::Path) -> std::io::Result<T>,
+    probe: impl Fn(&std::path::Path) -> std::io::Result<()>,
+) -> Result<T> {
+    use std::io::ErrorKind;
+    use std::os::unix::fs::FileTypeExt;
+    let name = || path.display().to_string();
+    match bind(path) {
+        Ok(bound) => Ok(bound),
+        Err(e) if e.kind() == ErrorKind::AddrInUse => {
+            let is_socket =
+                std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+            let stale =
+                is_socket && probe(path).is_err_and(|e| e.kind() == ErrorKind::ConnectionRefused);
+            if !stale {
+                return Err(Error::AlreadyExists { name: name() });
+            }
+            std::fs::remove_file(path).map_err(|e| Error::io("unlink", e))?;
+            bind(path).map_err(|e| Error::io("bind", e))
+        }
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+            Err(Error::PermissionDenied { name: name() })
+        }
+        Err(e) => Err(Error::io("bind", e)),
+    }
+}
+
 /// Messages framed over a byte stream: a pipe end, a FIFO, a unix stream
 /// socket or a TCP connection. Implements both message traits (a pipe or
 /// FIFO end uses one of them).
@@ -411,19 +464,24 @@ impl Framed {
     /// Writes some of `parts` (in order) without waiting: how many bytes
     /// (0 if it would block).
     fn write_some(&self, parts: &[&[u8]]) -> Result<usize> {
-        let iov: Vec<std::io::IoSlice<'_>> =
-            parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+        // At most a header and a payload: no allocation per send.
+        debug_assert!(parts.len() <= 2);
+        let all = [
+            std::io::IoSlice::new(parts.first().copied().unwrap_or_default()),
+            std::io::IoSlice::new(parts.get(1).copied().unwrap_or_default()),
+        ];
+        let iov = &all[..parts.len().min(2)];
         loop {
             let written = if self.socket {
                 let mut no_control = rustix::net::SendAncillaryBuffer::default();
                 rustix::net::sendmsg(
                     &self.fd,
-                    &iov,
+                    iov,
                     &mut no_control,
                     rustix::net::SendFlags::NOSIGNAL,
                 )
             } else {
-                rustix::io::writev(&self.fd, &iov)
+                rustix::io::writev(&self.fd, iov)
             };
             return match written {
                 Ok(n) => Ok(n),
@@ -498,30 +556,12 @@ impl Framed {
     }
 
     fn recv_frame(&mut self, buf: &mut [u8], block: Block) -> Result<usize> {
-        if let Some(unread) = &self.unread {
-            if unread.len() > buf.len() {
-                return Err(Error::BufferTooSmall {
-                    needed: unread.len(),
-                    available: buf.len(),
-                });
-            }
-            let n = unread.len();
-            buf[..n].copy_from_slice(unread);
-            self.unread = None;
-            return Ok(n);
+        if let Some(kept) = take_unread(&mut self.unread, buf) {
+            return kept;
         }
         loop {
             if let Some(frame) = self.reader.next_frame()? {
-                let n = frame.len();
-                if n > buf.len() {
-                    self.unread = Some(frame.to_vec());
-                    return Err(Error::BufferTooSmall {
-                        needed: n,
-                        available: buf.len(),
-                    });
-                }
-                buf[..n].copy_from_slice(frame);
-                return Ok(n);
+                return deliver(frame, buf, &mut self.unread);
             }
             if self.eof {
                 self.reader.finish()?;
@@ -658,31 +698,11 @@ impl FramedListener {
         max_message: usize,
     ) -> Result<FramedListener> {
         let path = path.as_ref();
-        let taken = || Error::AlreadyExists {
-            name: path.display().to_string(),
-        };
-        let listener = match std::os::unix::net::UnixListener::bind(path) {
-            Ok(listener) => listener,
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                use std::os::unix::fs::FileTypeExt;
-                let is_socket =
-                    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
-                let stale = is_socket
-                    && std::os::unix::net::UnixStream::connect(path)
-                        .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
-                if !stale {
-                    return Err(taken());
-                }
-                std::fs::remove_file(path).map_err(|e| Error::io("unlink", e))?;
-                std::os::unix::net::UnixListener::bind(path).map_err(|e| Error::io("bind", e))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(Error::PermissionDenied {
-                    name: path.display().to_string(),
-                });
-            }
-            Err(e) => return Err(Error::io("bind", e)),
-        };
+        let listener = bind_unix_path(
+            path,
+            |p| std::os::unix::net::UnixListener::bind(p),
+            |p| std::os::unix::net::UnixStream::connect(p).map(drop),
+        )?;
         Ok(FramedListener {
             listener: Listener::Unix(listener, path.to_owned()),
             max: max_message,
