@@ -47,6 +47,18 @@ fn new_ring(capacity: usize) -> (Arc<Memory>, Ring<'static>) {
     (memory, ring)
 }
 
+/// Spawns `f` on a thread that keeps the region alive until it is done.
+fn spawn_keeping<T: 'static>(
+    memory: &Arc<Memory>,
+    f: impl FnOnce() -> T + 'static,
+) -> thread::JoinHandle<T> {
+    let keep = memory.clone();
+    thread::spawn(move || {
+        let _keep = keep;
+        f()
+    })
+}
+
 /// A futex model shared by both sides (like the kernel's hash bucket).
 #[derive(Clone)]
 struct Futex(Arc<(Mutex<()>, Condvar)>);
@@ -111,9 +123,7 @@ fn fifo_across_wrap() {
         let (memory, ring) = new_ring(64);
         let sizes = [8, 16, 24, 0];
         let mut tx = ring.producer(Futex::new()).unwrap();
-        let keep = memory.clone();
-        let producer = thread::spawn(move || {
-            let _keep = keep;
+        let producer = spawn_keeping(&memory, move || {
             for (i, &len) in sizes.iter().enumerate() {
                 spin_send(&mut tx, &message(i, len));
             }
@@ -138,9 +148,7 @@ fn full_and_empty_edges_with_grants() {
         let (memory, ring) = new_ring(64);
         let max = ring.max_message();
         let mut tx = ring.producer(Futex::new()).unwrap();
-        let keep = memory.clone();
-        let producer = thread::spawn(move || {
-            let _keep = keep;
+        let producer = spawn_keeping(&memory, move || {
             for i in 0..3 {
                 let mut grant = loop {
                     match tx.reserve(max) {
@@ -178,9 +186,7 @@ fn blocking_gate_loses_no_wakeup() {
         let (memory, ring) = new_ring(64);
         let futex = Futex::new();
         let mut tx = ring.producer(futex.clone()).unwrap();
-        let keep = memory.clone();
-        let producer = thread::spawn(move || {
-            let _keep = keep;
+        let producer = spawn_keeping(&memory, move || {
             for i in 0..3 {
                 tx.send_blocking(&message(i, 24), None).unwrap();
             }
@@ -206,9 +212,7 @@ fn batch_publish_is_all_or_nothing() {
     loom::model(|| {
         let (memory, ring) = new_ring(64);
         let mut tx = ring.producer(Futex::new()).unwrap();
-        let keep = memory.clone();
-        let producer = thread::spawn(move || {
-            let _keep = keep;
+        let producer = spawn_keeping(&memory, move || {
             let mut batch = tx.batch();
             batch.try_send(&message(0, 8)).unwrap();
             batch.try_send(&message(1, 8)).unwrap();
@@ -238,9 +242,7 @@ fn producer_close_wakes_a_blocked_consumer() {
         let (memory, ring) = new_ring(64);
         let futex = Futex::new();
         let mut tx = ring.producer(futex.clone()).unwrap();
-        let keep = memory.clone();
-        let producer = thread::spawn(move || {
-            let _keep = keep;
+        let producer = spawn_keeping(&memory, move || {
             tx.try_send(b"last").unwrap();
             tx.close();
         });
@@ -267,9 +269,7 @@ fn consumer_close_wakes_a_blocked_producer() {
         tx.try_send(&[1; 24]).unwrap();
         tx.try_send(&[2; 24]).unwrap();
         let rx = ring.consumer(futex).unwrap();
-        let keep = memory.clone();
-        let consumer = thread::spawn(move || {
-            let _keep = keep;
+        let consumer = spawn_keeping(&memory, move || {
             rx.close();
         });
         assert_eq!(tx.send_blocking(&[3; 24], None), Err(Error::Disconnected));
