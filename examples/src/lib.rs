@@ -4,11 +4,14 @@
 //!   `program: message` to stderr and exit with status 1.
 //! - [`mailbox`]: the shared-memory mailbox of `shm_writer` and
 //!   `shm_reader` (one layout, so it is defined once, here).
+//! - [`rtt`]: round trips and their echoing peer, shared by `pingpong` and
+//!   `bench`.
 
 use std::error::Error;
 use std::process::ExitCode;
 
 pub mod mailbox;
+pub mod rtt;
 
 /// The error type of the programs' bodies: any error, with a message that
 /// says what failed. A `String` converts into it, so

@@ -18,11 +18,12 @@
 
 use std::os::fd::AsFd;
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use shmlane_examples::rtt::{Pair, Plan, echo, percentile, round_trips};
 use shmlane_posix::endpoint::{Connection, EndpointOptions, connect, listen};
-use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
-use shmlane_posix::{Error, Options, WaitMode};
+use shmlane_posix::transport::Framed;
+use shmlane_posix::{Options, WaitMode};
 
 struct Args {
     addr: String,
@@ -91,96 +92,6 @@ fn options(args: &Args) -> EndpointOptions {
     }
 }
 
-/// Receives one message, busy-polling with non-blocking calls in spin mode.
-fn recv(conn: &mut impl MessageReceiver, buf: &mut [u8], spin: bool) -> Result<usize, Error> {
-    if !spin {
-        return conn.recv(buf);
-    }
-    loop {
-        match conn.try_recv(buf) {
-            Err(Error::Empty) => std::hint::spin_loop(),
-            other => return other,
-        }
-    }
-}
-
-/// The peer: echoes every message until the other side closes.
-fn echo(conn: &mut (impl MessageSender + MessageReceiver), spin: bool) -> Result<(), Error> {
-    let mut buf = vec![0; MessageReceiver::max_message(conn)];
-    loop {
-        match recv(conn, &mut buf, spin) {
-            Ok(n) => conn.send(&buf[..n])?,
-            Err(Error::Disconnected) => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// Sends `count` messages and times each echo.
-fn measure(
-    conn: &mut (impl MessageSender + MessageReceiver),
-    args: &Args,
-) -> Result<Vec<Duration>, Error> {
-    let msg = vec![0xa5u8; args.size];
-    let mut buf = vec![0; MessageReceiver::max_message(conn)];
-    let warmup = (args.count / 10).min(10_000);
-    let mut rtts = Vec::with_capacity(args.count);
-    for i in 0..warmup + args.count {
-        let start = Instant::now();
-        conn.send(&msg)?;
-        let n = recv(conn, &mut buf, args.spin)?;
-        let rtt = start.elapsed();
-        if n != msg.len() || buf[..n] != msg[..] {
-            return Err(Error::Corrupt(shmlane_posix::Corruption::RecordLength));
-        }
-        if i >= warmup {
-            rtts.push(rtt);
-        }
-    }
-    rtts.sort();
-    Ok(rtts)
-}
-
-/// Framed pipe ends joined as one two-way connection.
-struct PipePair {
-    tx: Framed,
-    rx: Framed,
-}
-
-impl MessageSender for PipePair {
-    fn max_message(&self) -> usize {
-        MessageSender::max_message(&self.tx)
-    }
-    fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.tx.send(msg)
-    }
-    fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.tx.try_send(msg)
-    }
-    fn send_timeout(&mut self, msg: &[u8], t: Duration) -> Result<(), Error> {
-        self.tx.send_timeout(msg, t)
-    }
-}
-
-impl MessageReceiver for PipePair {
-    fn max_message(&self) -> usize {
-        MessageReceiver::max_message(&self.rx)
-    }
-    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        self.rx.recv(buf)
-    }
-    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        self.rx.try_recv(buf)
-    }
-    fn recv_timeout(&mut self, buf: &mut [u8], t: Duration) -> Result<usize, Error> {
-        self.rx.recv_timeout(buf, t)
-    }
-}
-
 fn run(args: &Args) -> Result<(), String> {
     let max = options(args).max_message;
     let mode = if args.spin { "spin" } else { "block" };
@@ -210,13 +121,13 @@ fn run(args: &Args) -> Result<(), String> {
             .spawn()
             .map_err(|e| format!("spawn the peer: {e}"))?;
         let framed = |fd| Framed::new(fd, max).map_err(|e| e.to_string());
-        let mut pair = PipePair {
+        let mut pair = Pair {
             tx: framed(to_child)?,
             rx: framed(from_child)?,
         };
         // (`to_child` and `from_child` were the parent's ends; the child's
         // ends were moved into the Command and are closed here.)
-        let rtts = measure(&mut pair, args);
+        let rtts = round_trips(&mut pair, args.size, args.spin, Plan::count(args.count));
         (rtts, "pipe", child)
     } else {
         let mut listener =
@@ -227,7 +138,8 @@ fn run(args: &Args) -> Result<(), String> {
             .map_err(|e| format!("spawn the peer: {e}"))?;
         let mut conn: Connection = listener.accept().map_err(|e| format!("accept: {e}"))?;
         let transport = conn.transport();
-        (measure(&mut conn, args), transport, child)
+        let rtts = round_trips(&mut conn, args.size, args.spin, Plan::count(args.count));
+        (rtts, transport, child)
     };
     // The connection is closed now: the peer sees Disconnected and exits.
     let status = child.wait().map_err(|e| format!("peer: {e}"))?;
@@ -235,14 +147,14 @@ fn run(args: &Args) -> Result<(), String> {
     if !status.success() {
         return Err(format!("peer failed: {status}"));
     }
-    let ns = |d: Duration| d.as_nanos();
+    let ns = |p| percentile(&rtts, p).map_or(0, Duration::as_nanos);
     println!(
         "{transport} {mode} {} B x {}: median {} ns, p99 {} ns, p99.9 {} ns",
         args.size,
         rtts.len(),
-        ns(percentile(&rtts, 0.5)),
-        ns(percentile(&rtts, 0.99)),
-        ns(percentile(&rtts, 0.999)),
+        ns(0.5),
+        ns(0.99),
+        ns(0.999),
     );
     Ok(())
 }
@@ -251,7 +163,7 @@ fn peer(args: &Args) -> Result<(), String> {
     let max = options(args).max_message;
     if args.addr == "pipe" {
         let framed = |fd| Framed::new(fd, max).map_err(|e| e.to_string());
-        let mut pair = PipePair {
+        let mut pair = Pair {
             tx: framed(dup(std::io::stdout().as_fd())?)?,
             rx: framed(dup(std::io::stdin().as_fd())?)?,
         };

@@ -1,0 +1,198 @@
+//! Round trips over any transport: the measuring side of `pingpong` and
+//! `bench`, and the echoing peer they both start.
+//!
+//! - [`Pair`] joins a sending and a receiving half (two pipes, two
+//!   channels) into one two-way connection;
+//! - [`recv`] receives one message, busy-polling when asked;
+//! - [`echo`] is the peer: it sends back every message until the other side
+//!   closes;
+//! - [`round_trips`] sends messages one at a time, times each echo and
+//!   checks it came back intact; [`Plan`] says how many.
+
+use std::time::{Duration, Instant};
+
+use shmlane_posix::Error;
+use shmlane_posix::transport::{MessageReceiver, MessageSender};
+
+/// A sending half and a receiving half used as one two-way connection.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_examples::rtt::Pair;
+/// use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
+///
+/// let (tx, rx) = Framed::pipe(64)?;
+/// let mut pair = Pair { tx, rx }; // a loop-back connection
+/// pair.send(b"hi")?;
+/// let mut buf = [0; 64];
+/// assert_eq!(pair.recv(&mut buf)?, 2);
+/// # Ok::<(), shmlane_posix::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Pair<T, R> {
+    /// Where messages go.
+    pub tx: T,
+    /// Where messages come from.
+    pub rx: R,
+}
+
+impl<T: MessageSender, R> MessageSender for Pair<T, R> {
+    fn max_message(&self) -> usize {
+        self.tx.max_message()
+    }
+    fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.tx.send(msg)
+    }
+    fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.tx.try_send(msg)
+    }
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), Error> {
+        self.tx.send_timeout(msg, timeout)
+    }
+}
+
+impl<T, R: MessageReceiver> MessageReceiver for Pair<T, R> {
+    fn max_message(&self) -> usize {
+        self.rx.max_message()
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.rx.recv(buf)
+    }
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.rx.try_recv(buf)
+    }
+    fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, Error> {
+        self.rx.recv_timeout(buf, timeout)
+    }
+}
+
+/// Receives one message into `buf`. With `spin`, busy-polls with
+/// non-blocking calls instead of waiting in the kernel.
+pub fn recv(conn: &mut impl MessageReceiver, buf: &mut [u8], spin: bool) -> Result<usize, Error> {
+    if !spin {
+        return conn.recv(buf);
+    }
+    loop {
+        match conn.try_recv(buf) {
+            Err(Error::Empty) => std::hint::spin_loop(),
+            other => return other,
+        }
+    }
+}
+
+/// The peer of [`round_trips`]: sends back every message until the other
+/// side closes (then returns `Ok`).
+pub fn echo(conn: &mut (impl MessageSender + MessageReceiver), spin: bool) -> Result<(), Error> {
+    let mut buf = vec![0; MessageReceiver::max_message(conn)];
+    loop {
+        match recv(conn, &mut buf, spin) {
+            Ok(n) => conn.send(&buf[..n])?,
+            Err(Error::Disconnected) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How many round trips [`round_trips`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Untimed round trips first (caches, branch predictors, page faults).
+    pub warmup: usize,
+    /// Timed round trips: at least this many...
+    pub min: usize,
+    /// ...and more until `time` has passed...
+    pub time: Duration,
+    /// ...but never more than this many.
+    pub max: usize,
+}
+
+impl Plan {
+    /// Exactly `count` timed round trips after a warm-up of a tenth of that
+    /// (at most 10 000).
+    pub fn count(count: usize) -> Plan {
+        Plan {
+            warmup: (count / 10).min(10_000),
+            min: count,
+            time: Duration::ZERO,
+            max: count,
+        }
+    }
+}
+
+/// Sends `size`-byte messages one at a time, each to be echoed back, and
+/// returns the sorted round-trip times. An echo that differs from what was
+/// sent is an error ([`Error::Corrupt`]).
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_examples::rtt::{Pair, Plan, echo, round_trips};
+/// use shmlane_posix::transport::Framed;
+///
+/// let (to_peer, peer_rx) = Framed::pipe(64)?;
+/// let (peer_tx, from_peer) = Framed::pipe(64)?;
+/// let peer = std::thread::spawn(move || echo(&mut Pair { tx: peer_tx, rx: peer_rx }, false));
+/// let rtts = round_trips(&mut Pair { tx: to_peer, rx: from_peer }, 64, false, Plan::count(100))?;
+/// assert_eq!(rtts.len(), 100);
+/// assert!(rtts.is_sorted());
+/// peer.join().unwrap()?; // our ends closed: the echo saw the end
+/// # Ok::<(), shmlane_posix::Error>(())
+/// ```
+pub fn round_trips(
+    conn: &mut (impl MessageSender + MessageReceiver),
+    size: usize,
+    spin: bool,
+    plan: Plan,
+) -> Result<Vec<Duration>, Error> {
+    // A pattern that changes from message to message, so that a stale
+    // echo is caught.
+    let mut msg: Vec<u8> = (0..size).map(|i| i as u8).collect();
+    let mut buf = vec![0; MessageReceiver::max_message(conn)];
+    let mut rtts = Vec::with_capacity(plan.min.min(1 << 20));
+    let mut started = None;
+    for i in 0.. {
+        if i >= plan.warmup {
+            let timed = rtts.len();
+            let begun = *started.get_or_insert_with(Instant::now);
+            // The clock is read every 64 round trips, not every one.
+            let enough = timed >= plan.min && timed % 64 == 0 && begun.elapsed() >= plan.time;
+            if timed >= plan.max || enough {
+                break;
+            }
+        }
+        if let Some(first) = msg.first_mut() {
+            *first = i as u8;
+        }
+        let start = Instant::now();
+        conn.send(&msg)?;
+        let n = recv(conn, &mut buf, spin)?;
+        let rtt = start.elapsed();
+        if buf.get(..n) != Some(&msg[..]) {
+            return Err(Error::Corrupt(shmlane_posix::Corruption::RecordLength));
+        }
+        if i >= plan.warmup {
+            rtts.push(rtt);
+        }
+    }
+    rtts.sort_unstable();
+    Ok(rtts)
+}
+
+/// The `p`-quantile (0.0 ..= 1.0) of sorted samples, by nearest rank;
+/// `None` when there are none.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_examples::rtt::percentile;
+///
+/// let samples: Vec<u32> = (1..=1000).collect();
+/// assert_eq!(percentile(&samples, 0.5), Some(&501));
+/// assert_eq!(percentile(&samples, 0.999), Some(&999));
+/// assert_eq!(percentile::<u32>(&[], 0.5), None);
+/// ```
+pub fn percentile<T>(sorted: &[T], p: f64) -> Option<&T> {
+    let last = sorted.len().checked_sub(1)?;
+    sorted.get((last as f64 * p.clamp(0.0, 1.0)).round() as usize)
+}
