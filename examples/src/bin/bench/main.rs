@@ -25,7 +25,8 @@
 //!
 //! It prints tables, or with `--json` one JSON document. `--quick` measures
 //! one size of each kind for a few milliseconds (a smoke test); `--plot`
-//! also draws the charts into an SVG file.
+//! also draws the charts into an SVG file; `--only shm,pipe` measures only
+//! the transports named (and their floors).
 
 mod peer;
 mod plot;
@@ -53,15 +54,24 @@ const STREAM_SIZES: [usize; 3] = [64, 4096, 1 << 20];
 
 struct Args {
     quick: bool,
+    /// `--only`: the transports to measure (all when empty).
+    only: Vec<String>,
     json: bool,
     plot: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: bench [--quick] [--json] [--plot FILE.svg]";
+const USAGE: &str = "usage: bench [--quick] [--json] [--plot FILE.svg] [--only TRANSPORT,...]";
+
+impl Args {
+    fn wants(&self, transport: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|t| t == transport)
+    }
+}
 
 fn parse_args(words: Vec<String>) -> Result<Args, String> {
     let mut args = Args {
         quick: false,
+        only: Vec::new(),
         json: false,
         plot: None,
     };
@@ -70,6 +80,18 @@ fn parse_args(words: Vec<String>) -> Result<Args, String> {
         match word.as_str() {
             "--quick" => args.quick = true,
             "--json" => args.json = true,
+            "--only" => {
+                let list = it.next().ok_or("--only needs a list of transports")?;
+                for t in list.split(',') {
+                    if t != "shm" && !FALLBACKS.contains(&t) {
+                        return Err(format!(
+                            "--only: unknown transport {t:?} (shm, {})",
+                            FALLBACKS.join(", ")
+                        ));
+                    }
+                    args.only.push(t.to_owned());
+                }
+            }
             "--plot" => args.plot = Some(it.next().ok_or("--plot needs a file name")?.into()),
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -998,7 +1020,7 @@ fn run_pass(pass: &Pass, args: &Args, records: &mut Vec<Record>) -> Result<(), S
     for size in copies {
         records.push(memcpy_floor(pass, size));
     }
-    for t in FALLBACKS {
+    for t in FALLBACKS.into_iter().filter(|t| args.wants(t)) {
         let raw = format!("{t}-raw");
         progress(&raw);
         for &size in rtt_sizes {
@@ -1010,16 +1032,18 @@ fn run_pass(pass: &Pass, args: &Args, records: &mut Vec<Record>) -> Result<(), S
             merge(records, streamed);
         }
     }
-    progress("shm");
-    for mode in ["spin", "block"] {
-        for &size in rtt_sizes {
-            records.push(round_trip(pass, "shm", mode, size)?);
+    if args.wants("shm") {
+        progress("shm");
+        for mode in ["spin", "block"] {
+            for &size in rtt_sizes {
+                records.push(round_trip(pass, "shm", mode, size)?);
+            }
+        }
+        for &size in stream_sizes {
+            records.push(stream(pass, "shm", "spin", size)?);
         }
     }
-    for &size in stream_sizes {
-        records.push(stream(pass, "shm", "spin", size)?);
-    }
-    for t in FALLBACKS {
+    for t in FALLBACKS.into_iter().filter(|t| args.wants(t)) {
         progress(t);
         for &size in rtt_sizes {
             records.push(round_trip(pass, t, "block", size)?);
@@ -1165,7 +1189,7 @@ fn main_run(args: Args) -> Result<(), String> {
         // Each pass's serial numbers start again: keep names apart.
         pass.serial.set(if pass.pinned { 0 } else { 1 << 20 });
         run_pass(pass, &args, &mut records)?;
-        if idle.is_none() {
+        if idle.is_none() && args.wants("shm") {
             idle = Some(idle_receiver(pass)?);
         }
     }
