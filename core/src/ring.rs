@@ -756,13 +756,15 @@ impl<'a, W: Wait> Producer<'a, W> {
 
     fn wait_for_room(&mut self, len: usize, deadline: Option<W::Deadline>) -> Result<(), Error> {
         self.check_len(len)?;
+        // Spin only before the first sleep, as in `wait_for_message`.
+        let mut spin = true;
         loop {
             self.check_peer()?;
             let (_, needed) = self.placement(len as u64);
             if self.has_room(needed)? {
                 return Ok(());
             }
-            if self.spin_for_room(needed)? {
+            if core::mem::take(&mut spin) && self.spin_for_room(needed)? {
                 return Ok(());
             }
             let word = &self.ring.header().consumer.wait;
@@ -1193,13 +1195,16 @@ impl<'a, W: Wait> Consumer<'a, W> {
     }
 
     fn wait_for_message(&mut self, deadline: Option<W::Deadline>) -> Result<(), Error> {
+        // Spin first, unannounced, but only before the first sleep: a sleep
+        // that ends without a message (a time slice of the wait ran out)
+        // goes straight back to sleep, so an idle side costs no CPU.
+        let mut spin = self.wait.sleeps();
         loop {
             match self.next_message() {
                 Err(Error::Empty) => {}
                 other => return other.map(drop),
             }
-            if self.wait.sleeps() {
-                // Spin first, unannounced.
+            if core::mem::take(&mut spin) {
                 for _ in 0..self.wait.spin_rounds() {
                     for _ in 0..SPIN_ROUND {
                         crate::sync::spin_loop();

@@ -863,3 +863,61 @@ fn no_wake_call_while_nobody_sleeps_and_one_when_someone_does() {
     tx.try_send(b"no wake").unwrap();
     assert_eq!(tx.waiter().wakes.get(), 1);
 }
+
+/// Sleeps (for the ring's purposes) by returning at once, `slices` times,
+/// then times out; counts the spin phases the ring asks for.
+struct SlicedWait {
+    slices: core::cell::Cell<u32>,
+    spin_phases: core::cell::Cell<u32>,
+}
+
+impl SlicedWait {
+    fn new(slices: u32) -> Self {
+        SlicedWait {
+            slices: core::cell::Cell::new(slices),
+            spin_phases: core::cell::Cell::new(0),
+        }
+    }
+}
+
+impl crate::Wait for SlicedWait {
+    type Deadline = ();
+    fn wait(&self, _: &crate::AtomicU32, _: u32, _: Option<()>) -> Result<(), Error> {
+        match self.slices.get() {
+            0 => Err(Error::TimedOut),
+            n => {
+                self.slices.set(n - 1);
+                Ok(())
+            }
+        }
+    }
+    fn wake(&self, _: &crate::AtomicU32) {}
+    fn sleeps(&self) -> bool {
+        true
+    }
+    fn spin_rounds(&self) -> u32 {
+        self.spin_phases.set(self.spin_phases.get() + 1);
+        3
+    }
+}
+
+#[test]
+fn a_blocked_side_spins_once_then_only_sleeps() {
+    // An idle side whose sleep ends in slices (to probe its peer) must go
+    // back to sleep without spinning again, or idling costs CPU.
+    let mut buf = Buf::for_capacity(64);
+    let r = ring(&mut buf, 64);
+    let mut tx = r.producer(SlicedWait::new(5)).unwrap();
+    let mut rx = r.consumer(SlicedWait::new(5)).unwrap();
+    assert_eq!(rx.recv_blocking(Some(())).err(), Some(Error::TimedOut));
+    assert_eq!(rx.waiter().slices.get(), 0, "all five slices were slept");
+    assert_eq!(rx.waiter().spin_phases.get(), 1);
+    tx.try_send(&[1; 24]).unwrap();
+    tx.try_send(&[2; 24]).unwrap();
+    assert_eq!(
+        tx.send_blocking(&[3; 24], Some(())).err(),
+        Some(Error::TimedOut)
+    );
+    assert_eq!(tx.waiter().slices.get(), 0);
+    assert_eq!(tx.waiter().spin_phases.get(), 1);
+}
