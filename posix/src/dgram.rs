@@ -7,11 +7,20 @@
 //! returns [`Error::Disconnected`] at that mark, after every message sent
 //! before it. (A sender killed with SIGKILL sends no mark: use the timeout
 //! calls, or the shared-memory channel, which notices dead peers.)
+//!
+//! The calls that wait as long as it takes wait inside the kernel's send
+//! or receive call itself, as plain blocking calls do: the sockets stay in
+//! blocking mode and the other calls pass `MSG_DONTWAIT` (a message queue
+//! gets a deadline instead, see [`crate::mqueue`]).
 
+use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::net::{RecvFlags, SendFlags, SocketAddrUnix};
 
 use crate::mqueue::{MessageQueue, MqOptions};
 use crate::transport::{MessageReceiver, MessageSender, bind_unix_path, deliver, take_unread};
@@ -33,6 +42,17 @@ fn untag(buf: &[u8], n: usize) -> Result<usize> {
 /// One unix datagram socket, bound to a path, that sends to one peer path
 /// and receives from anyone.
 ///
+/// Messages to the peer leave through a second, unbound socket connected
+/// to the peer's socket (made by [`Datagram::connect`] or
+/// [`Datagram::accept_hello`]), so that a send need not look the path up
+/// again; the bound socket itself is never connected, so it still receives
+/// from anyone. If that connection breaks (the peer's socket closed), or
+/// could not be made, messages go to the peer's path as it is then, as
+/// `sendto` does. A send finds the peer gone ([`Error::Disconnected`]) when
+/// its socket is closed, when its receiving half is dropped, or when nothing
+/// is bound at its path any more; a blocking send that waits for room looks
+/// at the path again every 100 ms.
+///
 /// # Examples
 ///
 /// ```
@@ -53,14 +73,41 @@ fn untag(buf: &[u8], n: usize) -> Result<usize> {
 /// ```
 #[derive(Debug)]
 pub struct Datagram {
+    /// Bound to `path`, never connected; in blocking mode (see the module
+    /// docs).
     socket: UnixDatagram,
     path: PathBuf,
-    peer: Option<PathBuf>,
+    /// Where to send: the peer's address, made once, or why its path can't
+    /// be one (too long), which each send reports as `sendto` would.
+    peer: Option<std::result::Result<SocketAddrUnix, Errno>>,
+    /// An unbound socket connected to the peer's, which messages leave by
+    /// (none until a peer is set, or if that connection broke).
+    to_peer: Option<UnixDatagram>,
     max: usize,
     scratch: Vec<u8>,
     unread: Option<Vec<u8>>,
     /// Whether this handle removes the socket file when it drops.
     owns_path: bool,
+}
+
+/// How often a blocking [`Datagram`] send that waits for room checks that
+/// the peer's path still leads to a socket (the peer may have dropped its
+/// receiving half, or be gone, while its socket lives on).
+const LIVENESS_CHECK: Duration = Duration::from_millis(100);
+
+/// The longest message that [`Datagram`] copies behind its tag to send it
+/// as one buffer (cheaper than two); longer ones go out as two parts.
+const SMALL_MESSAGE: usize = 1024;
+
+/// The least [`Datagram`] maximum for which a receive into a buffer of at
+/// least that size receives straight into it, without a copy.
+const DIRECT_MIN: usize = 4096;
+
+/// The flags of a socket call that may wait (`Some(deadline)`) or not
+/// (`None`): only one that waits as long as it takes waits in the kernel;
+/// the others pass `MSG_DONTWAIT` (and a timed one waits in `poll`).
+fn dontwait(deadline: Option<Option<Instant>>) -> bool {
+    deadline != Some(None)
 }
 
 impl Datagram {
@@ -76,18 +123,24 @@ impl Datagram {
             |p| UnixDatagram::bind(p),
             |p| UnixDatagram::unbound()?.connect(p),
         )?;
-        socket
-            .set_nonblocking(true)
-            .map_err(|e| Error::io("fcntl", e))?;
-        Ok(Datagram {
+        let datagram = Datagram {
             socket,
             path: path.to_owned(),
             peer: None,
+            to_peer: None,
             max: max_message,
             scratch: vec![0; max_message + 1],
             unread: None,
             owns_path: true,
-        })
+        };
+        // A blocking send by the path gives up after a while, to look the
+        // path up again (see `send_tagged`). (On failure, the drop removes
+        // the path.)
+        datagram
+            .socket
+            .set_write_timeout(Some(LIVENESS_CHECK))
+            .map_err(|e| Error::io("setsockopt(SO_SNDTIMEO)", e))?;
+        Ok(datagram)
     }
 
     /// The path this socket is bound to.
@@ -96,14 +149,16 @@ impl Datagram {
     }
 
     /// Splits into a sending half (which sends the close mark when it
-    /// drops) and a receiving half (which removes the socket file when it
-    /// drops), each with its own descriptor of the one socket.
+    /// drops) and a receiving half (which, when it drops, removes the
+    /// socket file and shuts the socket for receiving, so that the peer's
+    /// sends find it gone), each with its own descriptor of the one socket.
     pub fn split(mut self) -> Result<(Datagram, Datagram)> {
         let socket = self.socket.try_clone().map_err(|e| Error::io("dup", e))?;
         let receiver = Datagram {
             socket,
             path: self.path.clone(),
             peer: None,
+            to_peer: None,
             max: self.max,
             scratch: vec![0; self.max + 1],
             unread: self.unread.take(),
@@ -115,8 +170,23 @@ impl Datagram {
 
     /// Sends to the socket bound at `peer` from now on.
     pub fn connect(&mut self, peer: impl AsRef<Path>) -> Result<()> {
-        self.peer = Some(peer.as_ref().to_owned());
+        self.set_peer(peer.as_ref());
         Ok(())
+    }
+
+    /// Sends to `path` from now on: connects a socket to the one bound
+    /// there, if there is one now. (Without one, each send looks the path
+    /// up.)
+    fn set_peer(&mut self, path: &Path) {
+        self.peer = Some(SocketAddrUnix::new(path));
+        self.to_peer = UnixDatagram::unbound()
+            .and_then(|s| {
+                s.connect(path)?;
+                // As for the bound socket (see `bind`).
+                s.set_write_timeout(Some(LIVENESS_CHECK))?;
+                Ok(s)
+            })
+            .ok();
     }
 
     /// Introduces this socket to the peer set with `connect` (the peer's
@@ -154,7 +224,7 @@ impl Datagram {
                             address: "datagram peer".to_owned(),
                             reason: "the peer's socket has no path to answer to",
                         })?;
-                        self.peer = Some(path.to_owned());
+                        self.set_peer(path);
                         return Ok(());
                     }
                 }
@@ -184,25 +254,67 @@ impl Datagram {
                 name: "datagram peer (call connect)".to_owned(),
             });
         };
-        self.scratch[0] = tag;
-        self.scratch[1..=msg.len()].copy_from_slice(msg);
+        let address = peer.as_ref().map_err(|e| Error::io("sendto", *e))?;
+        let flags = if dontwait(deadline) {
+            SendFlags::NOSIGNAL | SendFlags::DONTWAIT
+        } else {
+            SendFlags::NOSIGNAL
+        };
+        // A small message is copied behind its tag and sent as one buffer;
+        // a larger one goes out as tag and message, without the copy.
+        let small = msg.len() <= SMALL_MESSAGE;
+        if small {
+            self.scratch[0] = tag;
+            self.scratch[1..=msg.len()].copy_from_slice(msg);
+        }
+        let tag = [tag];
+        let message = Tagged {
+            whole: &self.scratch[..=msg.len()],
+            parts: [IoSlice::new(&tag), IoSlice::new(msg)],
+            small,
+        };
         loop {
-            match self.socket.send_to(&self.scratch[..=msg.len()], peer) {
+            // A hello goes from the bound socket: it tells the peer our path.
+            let connected = self.to_peer.as_ref().filter(|_| tag[0] != TAG_HELLO);
+            let sent = match connected {
+                Some(to_peer) => message.send(to_peer, None, flags),
+                None => message.send(&self.socket, Some(address), flags),
+            };
+            match sent {
                 Ok(_) => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match deadline {
+                Err(Errno::AGAIN) => match deadline {
                     None => return Err(Error::Full),
-                    Some(d) => wait(self.socket.as_fd(), rustix::event::PollFlags::OUT, d)?,
+                    // A blocking send waited `LIVENESS_CHECK` for room in
+                    // vain. By the path (which the next try looks up), the
+                    // peer is gone once nothing is bound there.
+                    Some(None) if connected.is_none() => {}
+                    // Through the connection: once by the path, without
+                    // waiting, before waiting again.
+                    Some(None) => {
+                        match message.send(&self.socket, Some(address), flags | SendFlags::DONTWAIT)
+                        {
+                            Ok(_) => return Ok(()),
+                            Err(Errno::AGAIN | Errno::INTR) => {}
+                            Err(e) => {
+                                // (Later sends go by the path too, and agree.)
+                                self.to_peer = None;
+                                return Err(send_error(e));
+                            }
+                        }
+                    }
+                    Some(Some(d)) => {
+                        let fd = connected.map_or(self.socket.as_fd(), |s| s.as_fd());
+                        wait(fd, rustix::event::PollFlags::OUT, Some(d))?
+                    }
                 },
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
-                    ) =>
-                {
-                    return Err(Error::Disconnected);
+                Err(Errno::INTR) => {}
+                // The connected peer socket is gone: from now on send to
+                // whatever is bound at the path (nothing, usually: then
+                // the next try says Disconnected).
+                Err(Errno::CONNREFUSED | Errno::NOTCONN) if connected.is_some() => {
+                    self.to_peer = None
                 }
-                Err(e) => return Err(Error::io("sendto", e)),
+                Err(e) => return Err(send_error(e)),
             }
         }
     }
@@ -211,20 +323,77 @@ impl Datagram {
         if let Some(kept) = take_unread(&mut self.unread, buf) {
             return kept;
         }
+        let flags = if dontwait(deadline) {
+            RecvFlags::DONTWAIT
+        } else {
+            RecvFlags::empty()
+        };
+        // A large message that surely fits `buf` is received straight into
+        // it, behind its tag; otherwise into `scratch` and copied.
+        let direct = self.max >= DIRECT_MIN && buf.len() >= self.max;
         loop {
-            match self.socket.recv(&mut self.scratch) {
-                Ok(n) => {
-                    let len = untag(&self.scratch, n)?;
-                    return deliver(&self.scratch[1..=len], buf, &mut self.unread);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match deadline {
+            let received = if direct {
+                let mut tag = [TAG_HELLO]; // (not a message, if nothing came)
+                let mut parts = [
+                    IoSliceMut::new(&mut tag),
+                    IoSliceMut::new(&mut buf[..self.max]),
+                ];
+                let mut no_control = rustix::net::RecvAncillaryBuffer::default();
+                rustix::net::recvmsg(&self.socket, &mut parts, &mut no_control, flags)
+                    .map(|got| untag(&tag, got.bytes))
+            } else {
+                rustix::net::recv(&self.socket, &mut self.scratch[..], flags)
+                    .map(|(n, _)| untag(&self.scratch, n))
+            };
+            match received {
+                Ok(len) if direct => return len,
+                Ok(len) => return deliver(&self.scratch[1..=len?], buf, &mut self.unread),
+                Err(Errno::AGAIN) => match deadline {
                     None => return Err(Error::Empty),
                     Some(d) => wait(self.socket.as_fd(), rustix::event::PollFlags::IN, d)?,
                 },
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(Errno::INTR) => {}
                 Err(e) => return Err(Error::io("recv", e)),
             }
         }
+    }
+}
+
+/// A tagged message ready to send: `whole`, the tag and message copied
+/// together, if `small`; else `parts`.
+struct Tagged<'a> {
+    whole: &'a [u8],
+    parts: [IoSlice<'a>; 2],
+    small: bool,
+}
+
+impl Tagged<'_> {
+    /// One send on `socket`, to `address` if given (else to the socket it
+    /// is connected to).
+    fn send(
+        &self,
+        socket: &UnixDatagram,
+        address: Option<&SocketAddrUnix>,
+        flags: SendFlags,
+    ) -> std::result::Result<usize, Errno> {
+        let mut no_control = rustix::net::SendAncillaryBuffer::default();
+        match (address, self.small) {
+            (None, true) => rustix::net::send(socket, self.whole, flags),
+            (None, false) => rustix::net::sendmsg(socket, &self.parts, &mut no_control, flags),
+            (Some(to), true) => rustix::net::sendto(socket, self.whole, flags, to),
+            (Some(to), false) => {
+                rustix::net::sendmsg_addr(socket, to, &self.parts, &mut no_control, flags)
+            }
+        }
+    }
+}
+
+/// A failed send as an error: the peer is gone if nothing is bound at its
+/// path (any more), or its receiving half was dropped (`EPIPE`).
+fn send_error(e: Errno) -> Error {
+    match e {
+        Errno::CONNREFUSED | Errno::NOENT | Errno::PIPE => Error::Disconnected,
+        e => Error::io("sendto", e),
     }
 }
 
@@ -250,6 +419,10 @@ impl Drop for Datagram {
             );
         }
         if self.owns_path {
+            // Nobody receives here any more: a sender connected to this
+            // socket (which a sending half of it may keep open) gets EPIPE,
+            // as one sending by the path finds it gone.
+            let _ = self.socket.shutdown(std::net::Shutdown::Read);
             let _ = std::fs::remove_file(&self.path);
         }
     }

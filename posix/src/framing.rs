@@ -398,6 +398,61 @@ impl FrameReader {
         Ok(())
     }
 
+    /// The payload length of the frame at the front and how many of its
+    /// payload bytes are buffered, if its header is buffered but not all of
+    /// its payload. Fails as [`next_frame`](Self::next_frame) does.
+    pub(crate) fn partial(&mut self) -> Result<Option<(usize, usize)>> {
+        let Some(total) = self.frame_total()? else {
+            return Ok(None);
+        };
+        let buffered = self.end - self.start;
+        Ok((buffered < total).then(|| (total - HEADER_LEN, buffered - HEADER_LEN)))
+    }
+
+    /// Takes out the frame that [`partial`](Self::partial) reported (for
+    /// the caller to read the rest of its payload elsewhere): copies its
+    /// buffered payload bytes into `dst`, which holds exactly that many, and
+    /// consumes the frame. The reader is then empty.
+    ///
+    /// # Panics
+    ///
+    /// If `dst` is not as long as the payload bytes buffered.
+    pub(crate) fn take_partial(&mut self, dst: &mut [u8]) {
+        let payload = self.start + HEADER_LEN..self.end;
+        dst.copy_from_slice(&self.buf[payload]);
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Puts a frame taken by [`take_partial`](Self::take_partial) back, as
+    /// its header (a payload of `len` bytes) and the first bytes of its
+    /// payload, `payload` (as many as were received), into the empty
+    /// reader: for when the rest could not be read elsewhere after all.
+    pub(crate) fn put_back(&mut self, len: usize, payload: &[u8]) {
+        debug_assert!(len <= self.max_frame && payload.len() < len);
+        let header = u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes();
+        self.refill(&[&header, payload]);
+    }
+
+    /// Gives the empty reader `parts`, in order, as the next bytes of the
+    /// stream: bytes that were read elsewhere (at most a frame and a read
+    /// chunk, the bound of the buffer).
+    pub(crate) fn refill(&mut self, parts: &[&[u8]]) {
+        debug_assert_eq!(self.start, self.end, "refill of a reader holding bytes");
+        let need: usize = parts.iter().map(|part| part.len()).sum();
+        debug_assert!(need <= self.bound());
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
+        }
+        let mut end = 0;
+        for part in parts {
+            self.buf[end..end + part.len()].copy_from_slice(part);
+            end += part.len();
+        }
+        self.start = 0;
+        self.end = end;
+    }
+
     /// Bytes received and not yet returned as frames (headers included).
     ///
     /// # Examples

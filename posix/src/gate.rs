@@ -77,8 +77,25 @@ pub(crate) struct PeerWatch {
 pub struct Gate {
     mode: WaitMode,
     watch: Option<PeerWatch>,
-    last_probe: Cell<Instant>,
+    /// When the peer was last probed, on the coarse clock (ns).
+    last_probe: Cell<u64>,
     peer_gone: Cell<bool>,
+}
+
+/// The coarse monotonic clock in ns: a read of the vDSO's page, no `rdtsc`
+/// (a few ns, where `Instant::now` costs tens in a VM), with a resolution
+/// of a few ms: plenty to rate-limit a 10 ms probe, cheap enough to read on
+/// every failed poll of a busy loop.
+fn coarse_now() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
+}
+
+/// Whether a probe is due: [`PROBE_INTERVAL`] passed since `last`.
+fn probe_due(last: u64) -> bool {
+    coarse_now().wrapping_sub(last) >= PROBE_INTERVAL.as_nanos() as u64
 }
 
 impl fmt::Debug for Gate {
@@ -95,7 +112,7 @@ impl Gate {
         Gate {
             mode,
             watch,
-            last_probe: Cell::new(Instant::now()),
+            last_probe: Cell::new(coarse_now()),
             peer_gone: Cell::new(false),
         }
     }
@@ -128,7 +145,7 @@ impl Gate {
         let Some(watch) = &self.watch else {
             return false;
         };
-        self.last_probe.set(Instant::now());
+        self.last_probe.set(coarse_now());
         let byte = match watch.peer {
             Role::Producer => lock::PRODUCER,
             Role::Consumer => lock::CONSUMER,
@@ -148,10 +165,7 @@ impl Gate {
         if self.peer_gone.get() {
             return true;
         }
-        if self.last_probe.get().elapsed() < PROBE_INTERVAL {
-            return false;
-        }
-        self.peer_died()
+        probe_due(self.last_probe.get()) && self.peer_died()
     }
 }
 
@@ -164,25 +178,21 @@ impl Wait for Gate {
         expected: u32,
         deadline: Option<Instant>,
     ) -> Result<(), CoreError> {
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(CoreError::TimedOut);
         }
-        if self.peer_gone.get()
-            || (now - self.last_probe.get() >= PROBE_INTERVAL && self.peer_died())
-        {
+        if self.peer_died_rate_limited() {
             return Err(CoreError::Disconnected);
         }
         match self.mode {
             WaitMode::BusyPoll => {
-                // A short pause, then the ring re-checks its positions. (A
-                // busy-polling side never announces sleep, so nobody bumps
-                // the word for it; and reading it on every pause would steal
-                // the cache line the peer publishes on.)
+                // One pause, then the ring re-checks its positions: a
+                // message is seen within about one pause of its
+                // publication. (A busy-polling side never announces sleep,
+                // so nobody bumps the word for it; and reading it on every
+                // pause would steal the cache line the peer publishes on.)
                 let _ = (word, expected);
-                for _ in 0..shmlane_core::SPIN_ROUND {
-                    std::hint::spin_loop();
-                }
+                std::hint::spin_loop();
             }
             WaitMode::SpinThenFutex => {
                 // The spin phase is done (see `spin_rounds`); sleep.

@@ -16,7 +16,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
+use rustix::net::{RecvFlags, SendFlags};
 
 use crate::framing::{FrameReader, HEADER_LEN, encode_header};
 use crate::{Error, Result};
@@ -235,8 +237,27 @@ pub(crate) fn bind_unix_path<T>(
 /// socket or a TCP connection. Implements both message traits (a pipe or
 /// FIFO end uses one of them).
 ///
-/// The descriptor is switched to non-blocking mode (for its whole open file
-/// description, so for a process that shares it too); waiting is `poll`.
+/// The calls that wait as long as it takes ([`MessageSender::send`],
+/// [`MessageReceiver::recv`], [`Framed::flush`]) wait inside the kernel's
+/// read or write itself, like plain blocking I/O: no `poll`, no extra
+/// system call per message (a frame goes out in one write; a receive reads
+/// at most one frame of the largest size ahead, and a large payload goes
+/// straight into the caller's buffer). The others never wait, or wait in
+/// `poll` until their deadline:
+///
+/// - A socket stays in blocking mode, and the calls that must not wait pass
+///   `MSG_DONTWAIT`, so halves made by [`Framed::split`] (which share the
+///   socket's open file description) never disturb each other.
+/// - A pipe or FIFO end is switched between blocking and non-blocking mode
+///   (`O_NONBLOCK`, which belongs to the open file description) only when
+///   the kind of call changes, so a run of blocking calls or a run of
+///   non-blocking ones costs no extra system call. This `Framed` must then
+///   be the only one to set that mode: a duplicate of the descriptor used
+///   elsewhere (by a child that inherited it, say) must leave `O_NONBLOCK`
+///   alone, or a non-blocking call here could wait. The halves of a split
+///   pipe end share one description, so they keep it non-blocking and wait
+///   in `poll`.
+///
 /// Sockets are written with `MSG_NOSIGNAL`; for pipes and FIFOs a vanished
 /// reader is `EPIPE` only while `SIGPIPE` is ignored, which Rust programs do
 /// by default.
@@ -258,16 +279,45 @@ pub(crate) fn bind_unix_path<T>(
 #[derive(Debug)]
 pub struct Framed {
     fd: OwnedFd,
-    socket: bool,
+    waiting: Waiting,
     max: usize,
     reader: FrameReader,
     /// The unsent rest of a message accepted by a non-blocking send.
     unsent: Vec<u8>,
+    /// A small frame being sent, copied together (see [`SMALL_FRAME`]).
+    small: Vec<u8>,
+    /// The length of the last message received (see `recv_direct`).
+    last_len: usize,
     /// A received message the caller's buffer was too small for.
     unread: Option<Vec<u8>>,
     eof: bool,
     /// A FIFO this end created, removed when it drops.
     fifo: Option<std::path::PathBuf>,
+}
+
+/// The longest payload that [`Framed`] copies behind its header to write
+/// the frame with one write(2) or send(2) (cheaper than writev(2) for
+/// small frames); longer ones go out as two parts in one writev(2).
+const SMALL_FRAME: usize = 1024;
+
+/// A blocking receive reads a payload straight into the caller's buffer
+/// when at least this much of it is still to come, or, with none of the
+/// next frame here yet, when the last message was at least this long (see
+/// `Framed::recv_direct`).
+const DIRECT_MIN: usize = 4096;
+
+/// How a [`Framed`] end makes its calls wait or not wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// A socket, in blocking mode: the calls that must not wait pass
+    /// `MSG_DONTWAIT`.
+    Socket,
+    /// A pipe or FIFO end used by this `Framed` alone: `O_NONBLOCK` is set
+    /// exactly when `nonblocking` says; `flags` are its other status flags.
+    Pipe { flags: OFlags, nonblocking: bool },
+    /// A pipe or FIFO end whose open file description another `Framed`
+    /// shares (see [`Framed::split`]): always non-blocking, waits in `poll`.
+    Shared,
 }
 
 impl Drop for Framed {
@@ -296,19 +346,32 @@ impl Framed {
     pub fn new(fd: impl Into<OwnedFd>, max_message: usize) -> Result<Framed> {
         let fd = fd.into();
         let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| Error::io("fcntl", e))?;
-        rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)
-            .map_err(|e| Error::io("fcntl", e))?;
         let socket = rustix::fs::fstat(&fd)
             .map(|st| {
                 rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
             })
             .unwrap_or(false);
+        let waiting = if socket {
+            // Blocking mode; `MSG_DONTWAIT` where a call must not wait.
+            if flags.contains(OFlags::NONBLOCK) {
+                set_flags(&fd, flags - OFlags::NONBLOCK)?;
+            }
+            Waiting::Socket
+        } else {
+            // Switched by the first call that needs the other mode.
+            Waiting::Pipe {
+                flags: flags - OFlags::NONBLOCK,
+                nonblocking: flags.contains(OFlags::NONBLOCK),
+            }
+        };
         Ok(Framed {
             fd,
-            socket,
+            waiting,
             max: max_message,
             reader: FrameReader::new(max_message),
             unsent: Vec::new(),
+            small: Vec::new(),
+            last_len: 0,
             unread: None,
             eof: false,
             fifo: None,
@@ -428,7 +491,9 @@ impl Framed {
     }
 
     /// Splits a two-way stream (a socket) into a sending and a receiving
-    /// half, each with its own duplicate of the descriptor.
+    /// half, each with its own duplicate of the descriptor. (A split pipe or
+    /// FIFO end works too, but its halves share the descriptor's blocking
+    /// mode, so they wait in `poll`.)
     ///
     /// # Examples
     ///
@@ -450,10 +515,19 @@ impl Framed {
     /// assert_eq!(b.recv(&mut [0; 64])?, 21);
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
-    pub fn split(self) -> Result<(Framed, Framed)> {
+    pub fn split(mut self) -> Result<(Framed, Framed)> {
         let fd = self.fd.try_clone().map_err(|e| Error::io("dup", e))?;
-        let max = self.max;
-        Ok((Framed::new(fd, max)?, self))
+        let mut tx = Framed::new(fd, self.max)?;
+        // The rest of a message accepted before the split goes out first.
+        tx.unsent = std::mem::take(&mut self.unsent);
+        if let Waiting::Pipe { flags, .. } = self.waiting {
+            // One open file description, so one `O_NONBLOCK` for both
+            // halves: neither may switch it under the other.
+            set_flags(&self.fd, flags | OFlags::NONBLOCK)?;
+            self.waiting = Waiting::Shared;
+            tx.waiting = Waiting::Shared;
+        }
+        Ok((tx, self))
     }
 
     /// The descriptor (to poll it, or to hand a pipe end to a child).
@@ -461,9 +535,36 @@ impl Framed {
         self.fd.as_fd()
     }
 
-    /// Writes some of `parts` (in order) without waiting: how many bytes
-    /// (0 if it would block).
-    fn write_some(&self, parts: &[&[u8]]) -> Result<usize> {
+    /// Puts a pipe end in the mode that a call made with `block` needs:
+    /// blocking for one that waits as long as it takes (it then waits in
+    /// the kernel's read or write), non-blocking for the others. A system
+    /// call only when the mode changes. Sockets need none: see
+    /// [`Framed::dontwait`].
+    fn prepare(&mut self, block: Block) -> Result<()> {
+        if let Waiting::Pipe { flags, nonblocking } = &mut self.waiting {
+            let want = !matches!(block, Block::Until(None));
+            if *nonblocking != want {
+                let new = if want {
+                    *flags | OFlags::NONBLOCK
+                } else {
+                    *flags
+                };
+                set_flags(&self.fd, new)?;
+                *nonblocking = want;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a socket call made with `block` passes `MSG_DONTWAIT`.
+    fn dontwait(block: Block) -> bool {
+        !matches!(block, Block::Until(None))
+    }
+
+    /// Writes some of `parts` (in order): how many bytes, 0 if it would
+    /// block. Waits in the kernel only for a blocking `block` (on a pipe,
+    /// after [`Framed::prepare`]).
+    fn write_some(&self, parts: &[&[u8]], block: Block) -> Result<usize> {
         // At most a header and a payload: no allocation per send.
         debug_assert!(parts.len() <= 2);
         let all = [
@@ -471,17 +572,21 @@ impl Framed {
             std::io::IoSlice::new(parts.get(1).copied().unwrap_or_default()),
         ];
         let iov = &all[..parts.len().min(2)];
+        let flags = if Self::dontwait(block) {
+            SendFlags::NOSIGNAL | SendFlags::DONTWAIT
+        } else {
+            SendFlags::NOSIGNAL
+        };
         loop {
-            let written = if self.socket {
-                let mut no_control = rustix::net::SendAncillaryBuffer::default();
-                rustix::net::sendmsg(
-                    &self.fd,
-                    iov,
-                    &mut no_control,
-                    rustix::net::SendFlags::NOSIGNAL,
-                )
-            } else {
-                rustix::io::writev(&self.fd, iov)
+            // One buffer: write(2)/send(2), which cost less than writev(2)/sendmsg(2).
+            let written = match (self.waiting == Waiting::Socket, iov) {
+                (true, [one]) => rustix::net::send(&self.fd, one, flags),
+                (false, [one]) => rustix::io::write(&self.fd, one),
+                (true, _) => {
+                    let mut no_control = rustix::net::SendAncillaryBuffer::default();
+                    rustix::net::sendmsg(&self.fd, iov, &mut no_control, flags)
+                }
+                (false, _) => rustix::io::writev(&self.fd, iov),
             };
             return match written {
                 Ok(n) => Ok(n),
@@ -493,15 +598,133 @@ impl Framed {
         }
     }
 
+    /// Reads what is available of the stream into the frame reader, at
+    /// most one frame of the largest size (so that a reader that keeps up
+    /// does not drain the pipe or socket at every call, which would make
+    /// every write wake it): how many bytes, 0 at end of stream. Waits in
+    /// the kernel for at least one byte only with a blocking `block`.
+    fn read_some(&mut self, block: Block) -> std::result::Result<usize, Errno> {
+        let spare = self.reader.spare();
+        let cap = spare.len().min(HEADER_LEN.saturating_add(self.max));
+        read_fd(&self.fd, self.waiting, &mut spare[..cap], block)
+    }
+
+    /// For a blocking receive, reads a large frame's payload straight into
+    /// `buf`, as plain blocking reads of the message would, instead of
+    /// through the frame reader and a copy: `Some(length)` if it did.
+    ///
+    /// - If the next frame has begun to arrive, its payload fits `buf` and
+    ///   much of it is still to come: the rest of it.
+    /// - If nothing is buffered, the last frame was large and `buf` holds
+    ///   any frame: one read takes the next header into the frame reader
+    ///   and the bytes after it into `buf` (those beyond the frame go back
+    ///   to the reader).
+    ///
+    /// `None` if not (yet): then the reader holds every byte received, as
+    /// after a plain read (at end of stream, `eof` is set).
+    fn recv_direct(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        let (len, mut got) = if self.reader.buffered() == 0 {
+            if self.last_len < DIRECT_MIN || buf.len() < self.max {
+                return Ok(None);
+            }
+            let Some((len, got)) = self.read_header_into(buf)? else {
+                return Ok(None);
+            };
+            if got >= len {
+                return Ok(Some(len));
+            }
+            (len, got)
+        } else {
+            let Some((len, got)) = self.reader.partial()? else {
+                return Ok(None);
+            };
+            if len > buf.len() || len - got < DIRECT_MIN {
+                return Ok(None); // (too small a buffer: the reader keeps it whole)
+            }
+            self.reader.take_partial(&mut buf[..got]);
+            (len, got)
+        };
+        let dst = &mut buf[..len];
+        while got < len {
+            match read_fd(&self.fd, self.waiting, &mut dst[got..], Block::Until(None)) {
+                Ok(0) | Err(Errno::CONNRESET) => self.eof = true,
+                Ok(n) => got += n,
+                Err(Errno::INTR) => continue,
+                // (As in `recv_frame`: someone else made it non-blocking.)
+                Err(Errno::AGAIN) => match wait_ready(self.fd.as_fd(), PollFlags::IN, None) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        self.reader.put_back(len, &dst[..got]);
+                        return Err(e);
+                    }
+                },
+                Err(e) => {
+                    self.reader.put_back(len, &dst[..got]);
+                    return Err(Error::io("read", e));
+                }
+            }
+            if self.eof {
+                self.reader.put_back(len, &dst[..got]);
+                return Ok(None);
+            }
+        }
+        Ok(Some(len))
+    }
+
+    /// With nothing buffered and `buf` long enough for any frame: one
+    /// blocking read of the next header into the frame reader and of what
+    /// follows it into `buf`. `Some((payload length, bytes of it in buf))`
+    /// once the header is in, with the frame taken out of the reader, and
+    /// anything read beyond the frame given back to it.
+    fn read_header_into(&mut self, buf: &mut [u8]) -> Result<Option<(usize, usize)>> {
+        let spare = self.reader.spare();
+        let mut parts = [
+            std::io::IoSliceMut::new(&mut spare[..HEADER_LEN]),
+            std::io::IoSliceMut::new(&mut buf[..self.max]),
+        ];
+        let n = match rustix::io::readv(&self.fd, &mut parts) {
+            Ok(0) | Err(Errno::CONNRESET) => {
+                self.eof = true;
+                return Ok(None);
+            }
+            Ok(n) => n,
+            Err(Errno::INTR) => return Ok(None),
+            // (As in `recv_frame`: someone else made it non-blocking.)
+            Err(Errno::AGAIN) => {
+                wait_ready(self.fd.as_fd(), PollFlags::IN, None)?;
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io("read", e)),
+        };
+        self.reader.filled(n.min(HEADER_LEN));
+        let Some(got) = n.checked_sub(HEADER_LEN) else {
+            return Ok(None); // part of a header: the reader has it
+        };
+        let Some((len, _)) = self.reader.partial()? else {
+            // The header of an empty frame: that is the message, and what
+            // came after it goes back to the reader.
+            let _ = self.reader.next_frame()?;
+            self.reader.refill(&[&buf[..got]]);
+            return Ok(Some((0, 0)));
+        };
+        self.reader.take_partial(&mut []);
+        if got > len {
+            self.reader.refill(&[&buf[len..got]]);
+        }
+        Ok(Some((len, got.min(len))))
+    }
+
     /// Writes out what a previous send left. With `Block::No`, `Full` if it
     /// cannot all go now.
     fn flush_unsent(&mut self, block: Block) -> Result<()> {
         while !self.unsent.is_empty() {
-            let n = self.write_some(&[&self.unsent])?;
+            let n = self.write_some(&[&self.unsent], block)?;
             self.unsent.drain(..n);
             if n == 0 {
                 match block {
                     Block::No => return Err(Error::Full),
+                    // (Blocking writes return 0 only if someone else made
+                    // the descriptor non-blocking: then `poll` waits.)
                     Block::Until(d) => wait_ready(self.fd.as_fd(), PollFlags::OUT, d)?,
                 }
             }
@@ -513,19 +736,36 @@ impl Framed {
     /// accepted but could not finish, waiting as long as it takes. (The next
     /// send does this first anyway; dropping a `Framed` does not.)
     pub fn flush(&mut self) -> Result<()> {
+        if self.unsent.is_empty() {
+            return Ok(());
+        }
+        self.prepare(Block::Until(None))?;
         self.flush_unsent(Block::Until(None))
     }
 
     fn send_frame(&mut self, msg: &[u8], block: Block) -> Result<()> {
         let header = encode_header(msg.len(), self.max)?;
+        self.prepare(block)?;
         self.flush_unsent(block)?;
         let total = HEADER_LEN + msg.len();
+        // A small frame is copied together and written as one buffer; a
+        // larger one goes out as header and payload in one writev. Either
+        // way one system call, and a blocking one returns only when all of
+        // the frame is written.
+        let small = msg.len() <= SMALL_FRAME;
+        if small {
+            self.small.clear();
+            self.small.extend_from_slice(&header);
+            self.small.extend_from_slice(msg);
+        }
         let mut sent = 0;
         while sent < total {
-            let n = if sent < HEADER_LEN {
-                self.write_some(&[&header[sent..], msg])?
+            let n = if small {
+                self.write_some(&[&self.small[sent..]], block)?
+            } else if sent < HEADER_LEN {
+                self.write_some(&[&header[sent..], msg], block)?
             } else {
-                self.write_some(&[&msg[sent - HEADER_LEN..]])?
+                self.write_some(&[&msg[sent - HEADER_LEN..]], block)?
             };
             sent += n;
             if n > 0 || sent == total {
@@ -559,27 +799,71 @@ impl Framed {
         if let Some(kept) = take_unread(&mut self.unread, buf) {
             return kept;
         }
+        let mut prepared = false;
         loop {
             if let Some(frame) = self.reader.next_frame()? {
+                self.last_len = frame.len();
                 return deliver(frame, buf, &mut self.unread);
             }
             if self.eof {
                 self.reader.finish()?;
                 return Err(Error::Disconnected);
             }
-            match rustix::io::read(&self.fd, self.reader.spare()) {
+            if !prepared {
+                // Only once the buffered frames are used up: a message
+                // already here costs no system call.
+                self.prepare(block)?;
+                prepared = true;
+            }
+            if matches!(block, Block::Until(None)) {
+                if let Some(n) = self.recv_direct(buf)? {
+                    self.last_len = n;
+                    return Ok(n);
+                }
+                if self.eof {
+                    continue;
+                }
+            }
+            match self.read_some(block) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.reader.filled(n),
                 Err(Errno::INTR) => {}
                 Err(Errno::CONNRESET) => self.eof = true,
                 Err(Errno::AGAIN) => match block {
                     Block::No => return Err(Error::Empty),
+                    // (A blocking read gets here only if someone else made
+                    // the descriptor non-blocking: then `poll` waits.)
                     Block::Until(d) => wait_ready(self.fd.as_fd(), PollFlags::IN, d)?,
                 },
                 Err(e) => return Err(Error::io("read", e)),
             }
         }
     }
+}
+
+/// One read(2) from `fd` into `dst` (recv(2), with `MSG_DONTWAIT` unless
+/// `block` waits as long as it takes, for a socket).
+fn read_fd(
+    fd: &OwnedFd,
+    waiting: Waiting,
+    dst: &mut [u8],
+    block: Block,
+) -> std::result::Result<usize, Errno> {
+    if waiting == Waiting::Socket {
+        let flags = if Framed::dontwait(block) {
+            RecvFlags::DONTWAIT
+        } else {
+            RecvFlags::empty()
+        };
+        rustix::net::recv(fd, dst, flags).map(|(n, _)| n)
+    } else {
+        rustix::io::read(fd, dst)
+    }
+}
+
+/// Sets a descriptor's status flags (`F_SETFL`).
+fn set_flags(fd: &OwnedFd, flags: OFlags) -> Result<()> {
+    rustix::fs::fcntl_setfl(fd, flags).map_err(|e| Error::io("fcntl", e))
 }
 
 impl MessageSender for Framed {

@@ -103,6 +103,9 @@ impl Job {
     }
 }
 
+/// How long [`Peer::report`] waits: far longer than any measurement.
+pub const REPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A running peer process and its report lines.
 pub struct Peer {
     child: Child,
@@ -149,8 +152,29 @@ impl Peer {
         !matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Waits for the peer's next report line.
+    /// Waits for the peer's next report line (at most [`REPORT_TIMEOUT`]:
+    /// a peer that hangs fails the bench instead of hanging it).
     pub fn report(&mut self) -> Result<String, String> {
+        if self.reports.buffer().is_empty() {
+            let mut fds = [rustix::event::PollFd::new(
+                self.reports.get_ref(),
+                rustix::event::PollFlags::IN,
+            )];
+            let timeout = rustix::event::Timespec {
+                tv_sec: REPORT_TIMEOUT.as_secs() as i64,
+                tv_nsec: 0,
+            };
+            match rustix::event::poll(&mut fds, Some(&timeout)) {
+                Ok(0) => {
+                    return Err(format!(
+                        "the peer did not report within {} s",
+                        REPORT_TIMEOUT.as_secs()
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(format!("poll: {e}")),
+            }
+        }
         let mut line = String::new();
         match self.reports.read_line(&mut line) {
             Ok(0) => Err("the peer exited without reporting".to_owned()),

@@ -320,7 +320,8 @@ impl RawDgram {
 
 impl Drop for RawDgram {
     fn drop(&mut self) {
-        let _ = rustix::net::send(&self.fd, &[], rustix::net::SendFlags::DONTWAIT);
+        // Blocking: the receiver is draining (a dead one refuses at once).
+        let _ = rustix::net::send(&self.fd, &[], rustix::net::SendFlags::empty());
     }
 }
 
@@ -436,13 +437,19 @@ impl RawMq {
 
 impl Drop for RawMq {
     fn drop(&mut self) {
+        // The end mark waits for room (the receiver is draining), but not
+        // forever: a receiver that died leaves the queue full.
+        let in_5s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + 5;
         let end = libc::timespec {
-            tv_sec: 0,
+            tv_sec: in_5s as libc::time_t,
             tv_nsec: 0,
         };
         // SAFETY: both descriptors are ours; the empty message needs no
-        // buffer; the names are NUL-terminated. Non-blocking in effect (an
-        // absolute deadline in the past) so that a full queue can't hang us.
+        // buffer; the names are NUL-terminated; `end` is a valid absolute
+        // CLOCK_REALTIME deadline, as mq_timedsend(3) takes.
         unsafe {
             libc::mq_timedsend(self.tx, [0u8; 1].as_ptr().cast(), 0, 0, &end);
             libc::mq_close(self.tx);
