@@ -1109,48 +1109,49 @@ fn charts(report: &Report) -> Vec<plot::Chart> {
                     || (r.kind == "floor" && (transport == "atomic" || transport == "futex")))
         })
     };
-    let sizes: Vec<usize> = RTT_SIZES
-        .iter()
-        .copied()
-        .filter(|&s| rows.iter().any(|r| r.kind == "rtt" && r.size == s))
-        .collect();
-    let latency = plot::Chart {
-        title: format!("Round trip, median ({which}); floors: atomic, futex, *-raw"),
-        y_label: "ns (log scale)".to_owned(),
-        categories: latency_categories.clone(),
-        series: sizes
+    // One bar per category and measured size, in one chart per kind.
+    let chart = |title: String,
+                 y_label: &str,
+                 categories: Vec<String>,
+                 all_sizes: &[usize],
+                 stream: bool,
+                 value: fn(&Record) -> Option<f64>| {
+        let kind = if stream { "stream" } else { "rtt" };
+        let series = all_sizes
             .iter()
+            .filter(|&&s| rows.iter().any(|r| r.kind == kind && r.size == s))
             .map(|&size| plot::Series {
                 name: format!("{size} B"),
-                values: latency_categories
+                values: categories
                     .iter()
-                    .map(|c| find(c, size, false).and_then(|r| r.p50_ns))
+                    .map(|c| find(c, size, stream).and_then(value))
                     .collect(),
             })
-            .collect(),
-        log_y: true,
+            .collect();
+        plot::Chart {
+            title,
+            y_label: y_label.to_owned(),
+            categories,
+            series,
+            log_y: true,
+        }
     };
-    let sizes: Vec<usize> = STREAM_SIZES
-        .iter()
-        .copied()
-        .filter(|&s| rows.iter().any(|r| r.kind == "stream" && r.size == s))
-        .collect();
-    let throughput = plot::Chart {
-        title: format!("Streaming throughput ({which}); floors: *-raw"),
-        y_label: "bytes/s (log scale)".to_owned(),
-        categories: stream_categories.clone(),
-        series: sizes
-            .iter()
-            .map(|&size| plot::Series {
-                name: format!("{size} B"),
-                values: stream_categories
-                    .iter()
-                    .map(|c| find(c, size, true).and_then(|r| r.bytes_per_s))
-                    .collect(),
-            })
-            .collect(),
-        log_y: true,
-    };
+    let latency = chart(
+        format!("Round trip, median ({which}); floors: atomic, futex, *-raw"),
+        "ns (log scale)",
+        latency_categories,
+        &RTT_SIZES,
+        false,
+        |r| r.p50_ns,
+    );
+    let throughput = chart(
+        format!("Streaming throughput ({which}); floors: *-raw"),
+        "bytes/s (log scale)",
+        stream_categories,
+        &STREAM_SIZES,
+        true,
+        |r| r.bytes_per_s,
+    );
     vec![latency, throughput]
 }
 
