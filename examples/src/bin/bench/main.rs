@@ -571,10 +571,6 @@ fn peer_open_raw(job: &Job, raw: &str) -> Result<Conn, String> {
     }
 }
 
-fn ns(d: Option<&Duration>) -> Option<f64> {
-    d.map(|d| d.as_nanos() as f64)
-}
-
 /// Round trips of `size` bytes over `transport` (shmlane's or raw).
 fn round_trip(
     pass: &Pass,
@@ -609,10 +605,7 @@ fn round_trip(
         },
     };
     peer.finish()?;
-    record.samples = rtts.len() as u64;
-    record.p50_ns = ns(rtt::percentile(&rtts, 0.5));
-    record.p99_ns = ns(rtt::percentile(&rtts, 0.99));
-    record.p999_ns = ns(rtt::percentile(&rtts, 0.999));
+    record.set_latency(&rtts);
     Ok(record)
 }
 
@@ -690,10 +683,7 @@ fn stream(pass: &Pass, transport: &str, mode: &'static str, size: usize) -> Resu
         }
         (sent, elapsed)
     };
-    let secs = elapsed.as_secs_f64();
-    record.samples = sent;
-    record.msgs_per_s = Some(sent as f64 / secs);
-    record.bytes_per_s = Some((sent * size as u64) as f64 / secs);
+    record.set_rate(sent, elapsed);
     Ok(record)
 }
 
@@ -819,20 +809,14 @@ fn ping_pong_floor(pass: &Pass, which: &str) -> Result<Record, String> {
     };
     peer.finish()?;
     let mut record = pass.record(which, "raw", "floor", if which == "atomic" { 8 } else { 4 });
-    record.samples = rtts.len() as u64;
-    record.p50_ns = ns(rtt::percentile(&rtts, 0.5));
-    record.p99_ns = ns(rtt::percentile(&rtts, 0.99));
-    record.p999_ns = ns(rtt::percentile(&rtts, 0.999));
+    record.set_latency(&rtts);
     Ok(record)
 }
 
 fn memcpy_floor(pass: &Pass, size: usize) -> Record {
     let (copies, elapsed) = raw::memcpy(size, pass.budget.memcpy);
     let mut record = pass.record("memcpy", "raw", "floor", size);
-    let secs = elapsed.as_secs_f64();
-    record.samples = copies;
-    record.msgs_per_s = Some(copies as f64 / secs);
-    record.bytes_per_s = Some((copies * size as u64) as f64 / secs);
+    record.set_rate(copies, elapsed);
     record
 }
 

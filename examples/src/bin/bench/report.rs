@@ -45,6 +45,22 @@ impl Record {
         self.p50_ns.is_some()
     }
 
+    /// Fills in the latency figures from sorted round-trip times.
+    pub fn set_latency(&mut self, sorted: &[std::time::Duration]) {
+        let ns = |p| shmlane_examples::rtt::percentile(sorted, p).map(|d| d.as_nanos() as f64);
+        self.samples = sorted.len() as u64;
+        (self.p50_ns, self.p99_ns, self.p999_ns) = (ns(0.5), ns(0.99), ns(0.999));
+    }
+
+    /// Fills in the rate figures from `count` messages (of `self.size`
+    /// bytes) in `elapsed`.
+    pub fn set_rate(&mut self, count: u64, elapsed: std::time::Duration) {
+        let secs = elapsed.as_secs_f64();
+        self.samples = count;
+        self.msgs_per_s = Some(count as f64 / secs);
+        self.bytes_per_s = Some((count * self.size as u64) as f64 / secs);
+    }
+
     /// Whether it has a throughput figure.
     pub fn has_rate(&self) -> bool {
         self.bytes_per_s.is_some()
@@ -424,6 +440,26 @@ mod tests {
         assert_eq!(num(Some(f64::NAN)), "null");
         assert_eq!(num(Some(3.0)), "3");
         assert_eq!(num(Some(0.5)), "0.5000");
+    }
+
+    #[test]
+    fn figures_come_from_samples_and_counts() {
+        use std::time::Duration;
+        let mut r = Record {
+            size: 64,
+            ..Record::default()
+        };
+        let rtts: Vec<Duration> = (1..=1000).map(Duration::from_nanos).collect();
+        r.set_latency(&rtts);
+        assert_eq!(
+            (r.samples, r.p50_ns, r.p999_ns),
+            (1000, Some(501.0), Some(999.0))
+        );
+        r.set_rate(2_000, Duration::from_millis(500));
+        assert_eq!(
+            (r.samples, r.msgs_per_s, r.bytes_per_s),
+            (2000, Some(4000.0), Some(256_000.0))
+        );
     }
 
     #[test]
