@@ -134,8 +134,16 @@ pub enum Error {
         /// Layout version this build speaks.
         expected: u32,
     },
-    /// A value read from shared memory broke the protocol.
+    /// A value read from shared memory broke the protocol. Once a side has
+    /// seen this, every later call on it returns the same error: it no
+    /// longer trusts the ring.
     Corrupt(Corruption),
+    /// This side and its peer wait in ways that cannot be combined: one of
+    /// them sleeps until woken (see [`Wait::sleeps`](crate::Wait::sleeps))
+    /// and the other cannot wake it (see [`Wait::wakes`](crate::Wait::wakes)),
+    /// so a wake-up would be lost. The role was not claimed; claim it with a
+    /// wait that does not sleep, or one that wakes.
+    IncompatibleWait,
 }
 
 impl fmt::Display for Error {
@@ -177,6 +185,9 @@ impl fmt::Display for Error {
                 "ring layout version {found} is not the supported version {expected}"
             ),
             Error::Corrupt(what) => write!(f, "corrupt ring: {what}"),
+            Error::IncompatibleWait => f.write_str(
+                "the peer's wait cannot be combined with this one: one sleeps and the other cannot wake it",
+            ),
         }
     }
 }

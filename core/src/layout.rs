@@ -11,6 +11,7 @@
 //!                32  producer_state u32  IDLE / ACTIVE / CLOSED
 //!                36  consumer_state u32  IDLE / ACTIVE / CLOSED
 //!                40  init           u32  INIT_READY, stored last (Release)
+//!                44  waits          u32  how each side waits (WAITS_* bits)
 //!    128   128  producer line: write position u64 @0, wait word u32 @8
 //!    256   128  consumer line: read position u64 @0, wait word u32 @8
 //!    384     …  data area, `capacity` bytes of 8-byte aligned records
@@ -40,7 +41,7 @@ use crate::sync::{AtomicU32, AtomicU64};
 /// `b"SHMLANE\0"` as the `u64` whose in-memory bytes spell it.
 pub const MAGIC: u64 = u64::from_ne_bytes(*b"SHMLANE\0");
 /// Version of this layout; bumped on any incompatible change.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Value of the init word once the creator has finished initialising.
 pub const INIT_READY: u32 = 0x5244_5952; // "RYDR"
 /// Record kind of a message.
@@ -57,6 +58,20 @@ pub const STATE_ACTIVE: u32 = 1;
 /// Role state: the role's holder closed it; it cannot be claimed again.
 pub const STATE_CLOSED: u32 = 2;
 
+/// The `waits` bits of one side (shifted by [`WAITS_PRODUCER_SHIFT`] or
+/// [`WAITS_CONSUMER_SHIFT`]): it has claimed its role and recorded them.
+pub const WAITS_SET: u32 = 1 << 0;
+/// The `waits` bits of one side: it may sleep until woken.
+pub const WAITS_SLEEPS: u32 = 1 << 1;
+/// The `waits` bits of one side: it wakes a sleeping peer.
+pub const WAITS_WAKES: u32 = 1 << 2;
+/// Where the producer's bits sit in the `waits` word.
+pub const WAITS_PRODUCER_SHIFT: u32 = 0;
+/// Where the consumer's bits sit in the `waits` word.
+pub const WAITS_CONSUMER_SHIFT: u32 = 4;
+/// Every bit the `waits` word may hold.
+pub const WAITS_ALL: u32 = 0x77;
+
 /// Low bit of a wait word: a peer announced that it is (about to be) asleep.
 pub(crate) const SLEEPING: u32 = 1;
 
@@ -71,7 +86,9 @@ pub(crate) struct Identity {
     pub producer_state: AtomicU32,
     pub consumer_state: AtomicU32,
     pub init: AtomicU32,
-    pub reserved: AtomicU32,
+    /// How each side waits: its `WAITS_*` bits, set when it claims its role,
+    /// so that a side that sleeps never pairs with one that cannot wake it.
+    pub waits: AtomicU32,
 }
 
 /// One side's hot line: its position and the word its peer sleeps on.
@@ -117,7 +134,7 @@ impl Header {
                 producer_state: AtomicU32::new(STATE_IDLE),
                 consumer_state: AtomicU32::new(STATE_IDLE),
                 init: AtomicU32::new(0),
-                reserved: AtomicU32::new(0),
+                waits: AtomicU32::new(0),
             }),
             producer: CachePadded::new(Line {
                 position: AtomicU64::new(0),
@@ -164,16 +181,47 @@ pub const MIN_CAPACITY: usize = 64;
 /// Largest supported data capacity in bytes (1 TiB).
 pub const MAX_CAPACITY: usize = if usize::BITS >= 64 { 1 << 40 } else { 1 << 30 };
 
-/// Bytes a region needs for a ring of `capacity` data bytes.
+/// The longest message any ring carries: a record header holds the length
+/// in 32 bits, and a record (header, payload, padding to 8) must not wrap.
+pub const MAX_MESSAGE: usize = (u32::MAX - 7) as usize - RECORD_HEADER as usize;
+
+/// Bytes a region needs for a ring of `capacity` data bytes. Saturates at
+/// `usize::MAX` for a capacity no ring can have (above [`MAX_CAPACITY`]),
+/// which [`Config::check`](crate::Config::check) refuses.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_core::{region_size, HEADER_SIZE};
+///
+/// assert_eq!(region_size(4096), HEADER_SIZE + 4096);
+/// assert_eq!(region_size(usize::MAX), usize::MAX); // no overflow, no panic
+/// ```
 pub const fn region_size(capacity: usize) -> usize {
-    HEADER_SIZE + capacity
+    HEADER_SIZE.saturating_add(capacity)
 }
 
 /// The largest payload a ring of `capacity` bytes can carry: a record of
 /// half the capacity always fits into an empty ring, wherever the write
-/// position stands (tail padding + record ≤ capacity).
+/// position stands (tail padding + record ≤ capacity); and never more than
+/// [`MAX_MESSAGE`]. Zero for a capacity too small for any record.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_core::{max_message_limit, MAX_MESSAGE};
+///
+/// assert_eq!(max_message_limit(4096), 2040);
+/// assert_eq!(max_message_limit(8), 0); // no underflow
+/// assert_eq!(max_message_limit(1 << 40), MAX_MESSAGE); // lengths fit 32 bits
+/// ```
 pub const fn max_message_limit(capacity: usize) -> usize {
-    capacity / 2 - RECORD_HEADER as usize
+    let half = (capacity / 2).saturating_sub(RECORD_HEADER as usize);
+    if half < MAX_MESSAGE {
+        half
+    } else {
+        MAX_MESSAGE
+    }
 }
 
 /// Bytes a record with a `len`-byte payload occupies.
@@ -233,7 +281,7 @@ mod pinned {
     const_assert_eq!(offset_of!(Identity, producer_state), 32);
     const_assert_eq!(offset_of!(Identity, consumer_state), 36);
     const_assert_eq!(offset_of!(Identity, init), 40);
-    const_assert_eq!(offset_of!(Identity, reserved), 44);
+    const_assert_eq!(offset_of!(Identity, waits), 44);
 
     const_assert_eq!(size_of::<Line>(), 16);
     const_assert_eq!(offset_of!(Line, position), 0);
@@ -260,6 +308,10 @@ mod pinned {
         const_assert_eq!(HEADER_SIZE, 384);
         const_assert_eq!(REGION_ALIGN, 128);
     }
+
+    // A maximal record (header + payload padded to 8) fits in 32 bits.
+    const_assert!(MAX_MESSAGE as u64 + RECORD_HEADER + 7 <= u32::MAX as u64);
+    const_assert_eq!(MAX_MESSAGE % 8, 0);
 
     // Records stay 8-byte aligned inside an aligned data area.
     const_assert_eq!(HEADER_SIZE % 8, 0);

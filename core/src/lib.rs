@@ -64,7 +64,8 @@ mod wait;
 
 pub use error::{Corruption, Error, Role};
 pub use layout::{
-    HEADER_SIZE, MAX_CAPACITY, MIN_CAPACITY, REGION_ALIGN, Region, max_message_limit, region_size,
+    HEADER_SIZE, MAX_CAPACITY, MAX_MESSAGE, MIN_CAPACITY, REGION_ALIGN, Region, max_message_limit,
+    region_size,
 };
 pub use ring::{
     Config, Consumer, Producer, ReadGrant, RecvBatch, Ring, RoleState, SendBatch, WriteGrant,

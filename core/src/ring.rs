@@ -327,6 +327,9 @@ impl<'a> Ring<'a> {
                 return Err(Error::Corrupt(Corruption::State));
             }
         }
+        if id.waits.load(Relaxed) & !WAITS_ALL != 0 {
+            return Err(Error::Corrupt(Corruption::State));
+        }
         let write = h.producer.position.load(Acquire);
         let read = h.consumer.position.load(Acquire);
         if read & 7 != 0 {
@@ -402,14 +405,14 @@ impl<'a> Ring<'a> {
     /// wakes a consumer that sleeps on an empty ring.
     pub fn producer<W: Wait>(&self, wait: W) -> Result<Producer<'a, W>, Error> {
         let h = self.header();
-        claim(&h.identity.producer_state, Role::Producer)?;
+        claim(&h.identity, Role::Producer, &wait)?;
         // Acquire: a producer that claims a ring someone else wrote to
         // before (not possible today, as roles are claimed once) would
         // see its predecessor's records.
         let write = h.producer.position.load(Acquire);
         let read = h.consumer.position.load(Acquire);
         if window(write, read, self.capacity).is_none() {
-            unclaim(&h.identity.producer_state);
+            unclaim(&h.identity, Role::Producer);
             return Err(Error::Corrupt(Corruption::WritePosition));
         }
         Ok(Producer {
@@ -419,6 +422,7 @@ impl<'a> Ring<'a> {
             published: write,
             cached_read: read,
             staged: 0,
+            poisoned: None,
         })
     }
 
@@ -429,11 +433,11 @@ impl<'a> Ring<'a> {
     /// wakes a producer that sleeps on a full ring.
     pub fn consumer<W: Wait>(&self, wait: W) -> Result<Consumer<'a, W>, Error> {
         let h = self.header();
-        claim(&h.identity.consumer_state, Role::Consumer)?;
+        claim(&h.identity, Role::Consumer, &wait)?;
         let read = h.consumer.position.load(Acquire);
         let write = h.producer.position.load(Acquire);
         if window(write, read, self.capacity).is_none() {
-            unclaim(&h.identity.consumer_state);
+            unclaim(&h.identity, Role::Consumer);
             return Err(Error::Corrupt(Corruption::ReadPosition));
         }
         Ok(Consumer {
@@ -442,6 +446,7 @@ impl<'a> Ring<'a> {
             read,
             released: read,
             cached_write: read,
+            poisoned: None,
         })
     }
 
@@ -497,15 +502,77 @@ impl<'a> Ring<'a> {
     }
 }
 
-fn claim(state: &AtomicU32, role: Role) -> Result<(), Error> {
-    match state.compare_exchange(STATE_IDLE, STATE_ACTIVE, AcqRel, Acquire) {
-        Ok(_) => Ok(()),
-        Err(STATE_ACTIVE | STATE_CLOSED) => Err(Error::RoleTaken(role)),
-        Err(_) => Err(Error::Corrupt(Corruption::State)),
+/// Records the first corruption in `result` in `poisoned`; fails with the
+/// recorded one if there is one. A side that saw the ring broken once never
+/// trusts it again: every later call fails the same way.
+#[inline(always)]
+fn sticky<T>(poisoned: &mut Option<Corruption>, result: Result<T, Error>) -> Result<T, Error> {
+    match result {
+        Err(Error::Corrupt(what)) => {
+            let first = *poisoned.get_or_insert(what);
+            Err(Error::Corrupt(first))
+        }
+        other => other,
     }
 }
 
-fn unclaim(state: &AtomicU32) {
+/// Fails with the corruption a side saw before, if any.
+#[inline(always)]
+fn trusted(poisoned: Option<Corruption>) -> Result<(), Error> {
+    match poisoned {
+        None => Ok(()),
+        Some(what) => Err(Error::Corrupt(what)),
+    }
+}
+
+/// A role's state word and the shift of its bits in the `waits` word.
+fn role_words(id: &Identity, role: Role) -> (&AtomicU32, u32, u32) {
+    match role {
+        Role::Producer => (
+            &id.producer_state,
+            WAITS_PRODUCER_SHIFT,
+            WAITS_CONSUMER_SHIFT,
+        ),
+        Role::Consumer => (
+            &id.consumer_state,
+            WAITS_CONSUMER_SHIFT,
+            WAITS_PRODUCER_SHIFT,
+        ),
+    }
+}
+
+/// Claims `role` for a side that waits with `wait`: marks the role active,
+/// then records how this side waits and checks it against the peer's record.
+fn claim<W: Wait>(id: &Identity, role: Role, wait: &W) -> Result<(), Error> {
+    let (state, mine, theirs) = role_words(id, role);
+    match state.compare_exchange(STATE_IDLE, STATE_ACTIVE, AcqRel, Acquire) {
+        Ok(_) => {}
+        Err(STATE_ACTIVE | STATE_CLOSED) => return Err(Error::RoleTaken(role)),
+        Err(_) => return Err(Error::Corrupt(Corruption::State)),
+    }
+    let sleeps = if wait.sleeps() { WAITS_SLEEPS } else { 0 };
+    let wakes = if wait.wakes() { WAITS_WAKES } else { 0 };
+    // Of two sides recording at once, the later RMW on this one word sees
+    // the earlier one's bits (RMWs of one location are totally ordered), so
+    // at least one of them checks the other.
+    let before = id
+        .waits
+        .fetch_or((WAITS_SET | sleeps | wakes) << mine, Relaxed);
+    let peer = (before >> theirs) & (WAITS_SET | WAITS_SLEEPS | WAITS_WAKES);
+    let mismatch = peer & WAITS_SET != 0
+        && ((sleeps != 0 && peer & WAITS_WAKES == 0) || (peer & WAITS_SLEEPS != 0 && wakes == 0));
+    if mismatch {
+        unclaim(id, role);
+        return Err(Error::IncompatibleWait);
+    }
+    Ok(())
+}
+
+/// Gives back a role claimed by [`claim`] that its side could not use.
+fn unclaim(id: &Identity, role: Role) {
+    let (state, mine, _) = role_words(id, role);
+    id.waits
+        .fetch_and(!((WAITS_SET | WAITS_SLEEPS | WAITS_WAKES) << mine), Relaxed);
     let _ = state.compare_exchange(STATE_ACTIVE, STATE_IDLE, AcqRel, Relaxed);
 }
 
@@ -566,6 +633,9 @@ pub struct Producer<'a, W: Wait = Spin> {
     cached_read: u64,
     /// Messages committed but not published yet.
     staged: usize,
+    /// The first corruption this side saw: from then on every call fails
+    /// with it (see [`Error::Corrupt`]).
+    poisoned: Option<Corruption>,
 }
 
 // SAFETY: the producer owns its role (claimed once); the ring handle is
@@ -654,13 +724,22 @@ impl<'a, W: Wait> Producer<'a, W> {
         Ok(())
     }
 
-    fn reserve_inner(&mut self, len: usize, publish: bool) -> Result<WriteGrant<'_, 'a, W>, Error> {
-        self.check_len(len)?;
+    /// Where a `len`-byte message goes if it fits now: (padding, bytes).
+    #[inline(always)]
+    fn room_for(&mut self, len: usize) -> Result<(u64, u64), Error> {
+        trusted(self.poisoned)?;
         self.check_peer()?;
         let (pad, needed) = self.placement(len as u64);
         if !self.has_room(needed)? {
             return Err(Error::Full);
         }
+        Ok((pad, needed))
+    }
+
+    fn reserve_inner(&mut self, len: usize, publish: bool) -> Result<WriteGrant<'_, 'a, W>, Error> {
+        self.check_len(len)?;
+        let room = self.room_for(len);
+        let (pad, needed) = sticky(&mut self.poisoned, room)?;
         let mask = self.ring.mask();
         self.ring.header().track(self.write & mask, needed, true);
         let ptr = self.ring.payload(self.write.wrapping_add(pad), len as u64);
@@ -755,6 +834,16 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     fn wait_for_room(&mut self, len: usize, deadline: Option<W::Deadline>) -> Result<(), Error> {
+        let waited = self.wait_for_room_inner(len, deadline);
+        sticky(&mut self.poisoned, waited)
+    }
+
+    fn wait_for_room_inner(
+        &mut self,
+        len: usize,
+        deadline: Option<W::Deadline>,
+    ) -> Result<(), Error> {
+        trusted(self.poisoned)?;
         self.check_len(len)?;
         // Spin only before the first sleep, as in `wait_for_message`.
         let mut spin = true;
@@ -983,6 +1072,8 @@ pub struct Consumer<'a, W: Wait = Spin> {
     released: u64,
     /// Last producer position seen; reloaded only when `read` reaches it.
     cached_write: u64,
+    /// The first corruption this side saw (see [`Producer`]'s field).
+    poisoned: Option<Corruption>,
 }
 
 // SAFETY: the consumer owns its role (claimed once); the ring handle is
@@ -1057,6 +1148,14 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// at offset 0, where padding is refused).
     #[inline(always)]
     fn next_message(&mut self) -> Result<(u64, u64), Error> {
+        trusted(self.poisoned)?;
+        let found = self.find_message();
+        sticky(&mut self.poisoned, found)
+    }
+
+    /// [`Consumer::next_message`] without the poison.
+    #[inline(always)]
+    fn find_message(&mut self) -> Result<(u64, u64), Error> {
         let capacity = self.ring.capacity;
         let mask = self.ring.mask();
         let mut skipped_padding = false;

@@ -568,8 +568,43 @@ fn padding_of_the_wrong_length_is_corrupt() {
     tx.try_send(&[3; 24]).unwrap(); // tail 8 < 32: padding 8 at 56, record at 0
     r.store_record(56, KIND_PADDING, 16);
     assert_eq!(rx.read().err(), Some(Error::Corrupt(Corruption::Padding)));
+    // Repairing the record does not make the consumer trust the ring again.
     r.store_record(56, KIND_PADDING, 8);
-    assert_eq!(&*rx.read().unwrap(), &[3; 24]);
+    assert_eq!(rx.read().err(), Some(Error::Corrupt(Corruption::Padding)));
+}
+
+#[test]
+fn corruption_is_sticky_on_both_sides() {
+    use crate::sync::Ordering::Relaxed;
+    let mut buf = Buf::for_capacity(64);
+    let r = ring(&mut buf, 64);
+    let (mut tx, _rx) = pair(&r);
+    tx.try_send(&[1; 24]).unwrap();
+    tx.try_send(&[2; 24]).unwrap();
+    // A bad read position: the producer sees it when the ring looks full.
+    r.header().consumer.position.store(4, Relaxed);
+    let bad = Err(Error::Corrupt(Corruption::ReadPosition));
+    assert_eq!(tx.try_send(&[0; 8]), bad);
+    // Put right again: the producer still refuses, on every path.
+    r.header().consumer.position.store(0, Relaxed);
+    assert_eq!(tx.try_send(&[0; 8]), bad);
+    assert_eq!(tx.reserve(0).map(drop), bad);
+    assert_eq!(tx.send_blocking(&[0; 8], None), bad);
+    assert_eq!(tx.batch().try_send(&[0; 8]), bad);
+    // A bad record kind: the consumer refuses it and everything after.
+    let mut buf = Buf::for_capacity(64);
+    let r = ring(&mut buf, 64);
+    let (mut tx, mut rx) = pair(&r);
+    tx.try_send(b"first").unwrap();
+    tx.try_send(b"second").unwrap();
+    r.store_record(0, 0x1234_5678, 5);
+    let bad = Err(Error::Corrupt(Corruption::RecordKind));
+    assert_eq!(rx.read().map(|m| m.len()), bad);
+    r.store_record(0, KIND_MESSAGE, 5);
+    assert_eq!(rx.read().map(|m| m.len()), bad);
+    assert_eq!(rx.try_recv(&mut [0; 16]), bad);
+    assert_eq!(rx.recv_blocking(None).map(|m| m.len()), bad);
+    assert_eq!(rx.batch().read().map(|m| m.len()), bad);
 }
 
 #[test]
@@ -920,4 +955,102 @@ fn a_blocked_side_spins_once_then_only_sleeps() {
     );
     assert_eq!(tx.waiter().slices.get(), 0);
     assert_eq!(tx.waiter().spin_phases.get(), 1);
+}
+
+/// A wait that says it sleeps until woken (it only spins: the tests below
+/// never wait on it) and whether its `wake` wakes.
+struct Sleeper {
+    wakes: bool,
+}
+
+impl crate::Wait for Sleeper {
+    type Deadline = u64;
+    fn wait(&self, _: &crate::AtomicU32, _: u32, _: Option<u64>) -> Result<(), Error> {
+        Ok(())
+    }
+    fn wake(&self, _: &crate::AtomicU32) {}
+    fn sleeps(&self) -> bool {
+        true
+    }
+    fn wakes(&self) -> bool {
+        self.wakes
+    }
+}
+
+#[test]
+fn a_side_that_sleeps_never_pairs_with_one_that_cannot_wake_it() {
+    let waker = || Sleeper { wakes: true };
+    let mute = || Sleeper { wakes: false };
+    // Whichever claims second is refused, and the role stays free.
+    let mut buf = Buf::for_capacity(64);
+    let r = ring(&mut buf, 64);
+    let tx = r.producer(Spin::new()).unwrap();
+    assert_eq!(r.consumer(waker()).err(), Some(Error::IncompatibleWait));
+    assert_eq!(r.role_state(Role::Consumer), Ok(crate::RoleState::Idle));
+    let rx = r.consumer(Spin::new()).unwrap(); // spinners pair
+    drop((tx, rx));
+
+    let mut buf = Buf::for_capacity(64);
+    let r = ring(&mut buf, 64);
+    let rx = r.consumer(waker()).unwrap();
+    assert_eq!(r.producer(Spin::new()).err(), Some(Error::IncompatibleWait));
+    let tx = r.producer(waker()).unwrap(); // two sleepers that wake pair
+    drop((tx, rx));
+
+    // A side that sleeps must be woken, and must wake a sleeping peer too.
+    let mut buf = Buf::for_capacity(64);
+    let r = ring(&mut buf, 64);
+    let rx = r.consumer(mute()).unwrap();
+    assert_eq!(r.producer(waker()).err(), Some(Error::IncompatibleWait));
+    assert_eq!(r.producer(Spin::new()).err(), Some(Error::IncompatibleWait));
+    drop(rx);
+
+    // A side that neither sleeps nor wakes pairs with one that only wakes.
+    let mut buf = Buf::for_capacity(64);
+    let r = ring(&mut buf, 64);
+    let rx = r.consumer(Spin::new()).unwrap();
+    let tx = r.producer(NoSleep).unwrap();
+    drop((tx, rx));
+}
+
+/// Busy-waits, but its wake would wake a sleeper (like a posix gate that
+/// busy-polls).
+struct NoSleep;
+
+impl crate::Wait for NoSleep {
+    type Deadline = u64;
+    fn wait(&self, _: &crate::AtomicU32, _: u32, _: Option<u64>) -> Result<(), Error> {
+        Ok(())
+    }
+    fn wake(&self, _: &crate::AtomicU32) {}
+    fn sleeps(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn message_lengths_fit_the_record_header() {
+    // The largest capacity would allow half a TiB; a record header holds 32 bits.
+    assert_eq!(crate::max_message_limit(crate::MAX_CAPACITY), MAX_MESSAGE);
+    assert!(MAX_MESSAGE < u32::MAX as usize);
+    assert_eq!(
+        Config::new(crate::MAX_CAPACITY)
+            .max_message(MAX_MESSAGE + 1)
+            .check(),
+        Err(Error::InvalidMaxMessage {
+            max_message: MAX_MESSAGE + 1,
+            limit: MAX_MESSAGE
+        })
+    );
+    // Sizes that used to underflow or overflow: no panic, a saturated value.
+    for capacity in [0, 1, 3, 8, 15, 16] {
+        assert!(crate::max_message_limit(capacity) <= capacity / 2);
+    }
+    assert_eq!(crate::region_size(usize::MAX), usize::MAX);
+    for capacity in [0, 3, 8, usize::MAX] {
+        assert_eq!(
+            Config::new(capacity).check(),
+            Err(Error::InvalidCapacity { capacity })
+        );
+    }
 }

@@ -48,6 +48,14 @@ pub trait Wait {
     /// Wakes whoever waits on `word`. Called after the word was changed.
     fn wake(&self, word: &AtomicU32);
 
+    /// Whether [`Wait::wake`] really wakes a side that sleeps on the word
+    /// (a futex wake, a condition variable, …). A ring refuses to pair a
+    /// side that [sleeps](Wait::sleeps) with a peer that cannot wake it
+    /// ([`Error::IncompatibleWait`]): the sleeper would never be woken.
+    fn wakes(&self) -> bool {
+        true
+    }
+
     /// Whether [`Wait::wait`] may sleep until woken. A waiter that only
     /// spins for a while and returns says `false`: it then never announces
     /// itself, so the peer never pays for [`Wait::wake`] on its account.
@@ -72,6 +80,8 @@ pub trait Wait {
 /// counter, a hardware timer) to count deadlines in its ticks instead.
 ///
 /// [`Wait::wake`] does nothing: a spinner sees the word change by itself.
+/// So a `Spin` side never pairs with a peer that sleeps until woken (its
+/// claim is refused with [`Error::IncompatibleWait`](crate::Error::IncompatibleWait)).
 ///
 /// # Examples
 ///
@@ -150,6 +160,12 @@ impl Wait for Spin {
 
     #[inline]
     fn sleeps(&self) -> bool {
+        false
+    }
+
+    /// A spinner wakes nobody: it never pairs with a peer that sleeps.
+    #[inline]
+    fn wakes(&self) -> bool {
         false
     }
 }

@@ -80,6 +80,53 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// The object at this name belongs to another user (and no option named
+    /// that user as the expected owner). Nothing of it was read, written or
+    /// removed.
+    ForeignOwner {
+        /// The name or path.
+        name: String,
+        /// Its owner's uid.
+        owner: u32,
+        /// The uid it was expected to belong to (by default the effective uid).
+        expected: u32,
+    },
+    /// The object at this name lets its group or others write to it beyond
+    /// the mode the caller asked for, so someone else could change what
+    /// this process reads or sends. Nothing of it was read or written.
+    UnsafeMode {
+        /// The name or path.
+        name: String,
+        /// Its permission bits.
+        mode: u32,
+        /// The permission bits the caller allowed.
+        allowed: u32,
+    },
+    /// The object at this name is not of the kind expected (a symbolic
+    /// link, a FIFO, a directory, …). It is never followed, opened for I/O
+    /// or removed.
+    WrongType {
+        /// The name or path.
+        name: String,
+        /// What was found.
+        found: &'static str,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A connecting peer's credentials were refused by the listener (see
+    /// `EndpointOptions::peer_uid`); its connection was closed.
+    PeerRefused {
+        /// The peer's process id.
+        pid: i32,
+        /// The peer's user id.
+        uid: u32,
+        /// The peer's group id.
+        gid: u32,
+    },
+    /// The peer's way of waiting cannot be combined with this side's: one
+    /// side sleeps and the other cannot wake it (see
+    /// [`shmlane_core::Error::IncompatibleWait`]).
+    IncompatibleWait,
     /// No segment has this name.
     NotFound {
         /// The name.
@@ -192,6 +239,7 @@ impl From<shmlane_core::Error> for Error {
             },
             E::VersionMismatch { found, expected } => Error::VersionMismatch { found, expected },
             E::Corrupt(what) => Error::Corrupt(what),
+            E::IncompatibleWait => Error::IncompatibleWait,
             // A mapping is page-aligned; anything else is a bug here.
             E::Misaligned { .. } => Error::NotASegment {
                 reason: "its mapping is misaligned",
@@ -235,7 +283,35 @@ impl fmt::Display for Error {
                     "segment {name:?} exists and is in use (or is not a shmlane segment)"
                 )
             }
-            Error::NotFound { name } => write!(f, "no segment named {name:?}"),
+            Error::ForeignOwner {
+                name,
+                owner,
+                expected,
+            } => write!(
+                f,
+                "{name:?} belongs to uid {owner}, not to the expected uid {expected}"
+            ),
+            Error::UnsafeMode {
+                name,
+                mode,
+                allowed,
+            } => write!(
+                f,
+                "{name:?} has mode {mode:o}: group or others may write to it beyond the allowed mode {allowed:o}"
+            ),
+            Error::WrongType {
+                name,
+                found,
+                expected,
+            } => write!(f, "{name:?} is {found}, not {expected}"),
+            Error::PeerRefused { pid, uid, gid } => write!(
+                f,
+                "refused a peer with unexpected credentials (pid {pid}, uid {uid}, gid {gid})"
+            ),
+            Error::IncompatibleWait => f.write_str(
+                "the peer's wait cannot be combined with this side's: one sleeps and the other cannot wake it",
+            ),
+            Error::NotFound { name } => write!(f, "no object named {name:?}"),
             Error::PermissionDenied { name } => write!(f, "permission denied for segment {name:?}"),
             Error::NoSpace { bytes } => {
                 write!(
