@@ -37,6 +37,7 @@ pub mod framing;
 pub mod gate;
 pub mod lock;
 pub mod mqueue;
+pub mod names;
 pub mod segment;
 pub mod transport;
 

@@ -33,52 +33,10 @@ use rustix::shm;
 use crate::lock;
 use crate::{Error, Result};
 
-/// Longest segment name in bytes, leading `/` included (`NAME_MAX`).
-pub const MAX_NAME_LEN: usize = 255;
+pub use crate::names::{MAX_NAME_LEN, validate_name};
 
 /// Default mode of a new named segment: read and write for its owner only.
 pub const DEFAULT_MODE: u32 = 0o600;
-
-/// Checks a segment name: a leading `/`, then at least one byte, with no
-/// other `/` and no NUL, not `.` or `..`, and [`MAX_NAME_LEN`] bytes in all
-/// at most.
-///
-/// # Examples
-///
-/// ```
-/// use shmlane_posix::segment::validate_name;
-///
-/// assert!(validate_name("/prices").is_ok());
-/// assert!(validate_name("prices").is_err()); // no leading slash
-/// assert!(validate_name("/a/b").is_err());
-/// ```
-pub fn validate_name(name: &str) -> Result<()> {
-    let invalid = |reason| {
-        Err(Error::InvalidName {
-            name: name.to_owned(),
-            reason,
-        })
-    };
-    let Some(rest) = name.strip_prefix('/') else {
-        return invalid("must start with '/'");
-    };
-    if rest.is_empty() {
-        return invalid("must have at least one character after '/'");
-    }
-    if name.len() > MAX_NAME_LEN {
-        return invalid("must be at most 255 bytes long");
-    }
-    if rest.contains('/') {
-        return invalid("must not contain '/' after the first character");
-    }
-    if rest.contains('\0') {
-        return invalid("must not contain NUL");
-    }
-    if rest == "." || rest == ".." {
-        return invalid("must not be '.' or '..'");
-    }
-    Ok(())
-}
 
 /// A shared-memory segment mapped into this process.
 ///

@@ -23,6 +23,29 @@ use rustix::net::{RecvFlags, SendFlags};
 use crate::framing::{FrameReader, HEADER_LEN, encode_header};
 use crate::{Error, Result};
 
+/// Who the peer of a connection is, as the kernel reports it
+/// (`SO_PEERCRED` for a unix stream socket, `SCM_CREDENTIALS` for a unix
+/// datagram socket): the values at the time the peer connected, which it
+/// cannot forge.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::transport::PeerCredentials;
+///
+/// let me = PeerCredentials { pid: std::process::id() as i32, uid: 0, gid: 0 };
+/// assert_eq!(me.pid, std::process::id() as i32);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerCredentials {
+    /// The peer's process id (in this process's pid namespace).
+    pub pid: i32,
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
+}
+
 /// The sending half of any transport.
 ///
 /// # Examples
