@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use shmlane_core::{Config, Consumer, Producer, Ring, Role, region_size};
 
 use crate::gate::{Gate, PeerWatch, WaitMode};
+use crate::names::Expect;
 use crate::segment::{DEFAULT_MODE, Segment};
 use crate::{Error, Result, lock};
 
@@ -47,7 +48,9 @@ pub type RecvBatch<'r> = shmlane_core::RecvBatch<'r, 'static, Gate>;
 ///     .max_message(4096)
 ///     .wait_mode(WaitMode::BusyPoll)
 ///     .open_timeout(Duration::from_millis(100));
-/// assert_eq!(options.region_size(), shmlane_core::region_size(1 << 20));
+/// assert_eq!(options.region_size()?, shmlane_core::region_size(1 << 20));
+/// assert!(Options::new().capacity(usize::MAX).region_size().is_err()); // no overflow
+/// # Ok::<(), shmlane_posix::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -57,6 +60,7 @@ pub struct Options {
     wait: WaitMode,
     open_timeout: Duration,
     unlink_on_drop: bool,
+    owner: Option<u32>,
 }
 
 impl Default for Options {
@@ -68,6 +72,7 @@ impl Default for Options {
             wait: WaitMode::SpinThenFutex,
             open_timeout: Duration::from_secs(1),
             unlink_on_drop: true,
+            owner: None,
         }
     }
 }
@@ -94,7 +99,9 @@ impl Options {
     }
 
     /// Permission bits of a new named segment (default 0600), applied
-    /// exactly: the umask does not filter them.
+    /// exactly: the umask does not filter them. When opening, the most the
+    /// segment's group and others may be allowed to write: a segment that
+    /// they may write beyond this is refused ([`Error::UnsafeMode`]).
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
         self
@@ -121,9 +128,25 @@ impl Options {
         self
     }
 
-    /// Bytes of shared memory a channel with these options uses.
-    pub fn region_size(&self) -> usize {
-        region_size(self.capacity)
+    /// The data capacity asked for.
+    pub fn get_capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// When opening: the uid the segment must belong to (default: the
+    /// effective uid). A segment of anyone else is refused
+    /// ([`Error::ForeignOwner`]) before anything is read or written.
+    pub fn owner(mut self, uid: u32) -> Self {
+        self.owner = Some(uid);
+        self
+    }
+
+    /// Bytes of shared memory a channel with these options uses, or why no
+    /// channel can have them ([`Error::InvalidCapacity`],
+    /// [`Error::InvalidMaxMessage`]).
+    pub fn region_size(&self) -> Result<usize> {
+        self.config()?;
+        Ok(region_size(self.capacity))
     }
 
     fn config(&self) -> Result<Config> {
@@ -136,12 +159,16 @@ impl Options {
     }
 }
 
-/// A side of a channel, set up: its segment, its ring, and its gate.
-struct Side {
+/// A side of a channel, set up: its segment and its claimed end of the ring
+/// (a [`Producer`] or a [`Consumer`], which borrow the segment's mapping).
+struct Side<E> {
+    end: E,
     segment: Segment,
-    ring: Ring<'static>,
-    gate: Gate,
 }
+
+/// How a side claims its end of a ring: [`Ring::producer`] or
+/// [`Ring::consumer`], with the side's gate.
+type Claim<E> = fn(&Ring<'static>, Gate) -> std::result::Result<E, shmlane_core::Error>;
 
 enum Start {
     /// The segment is fresh: lay out a new ring.
@@ -150,85 +177,87 @@ enum Start {
     Attach(Instant),
 }
 
-impl Side {
-    /// Takes `role`'s lock on `segment`, then creates or attaches the ring.
-    /// The caller claims the role in the ring after this, so the lock is
-    /// held whenever the ring says the role is active.
-    fn new(segment: Segment, start: Start, role: Role, mode: WaitMode) -> Result<Side> {
-        let (byte, peer) = match role {
-            Role::Producer => (lock::PRODUCER, Role::Consumer),
-            Role::Consumer => (lock::CONSUMER, Role::Producer),
-        };
-        if !lock::try_lock(segment.fd(), byte, false).map_err(|e| Error::io("fcntl", e))? {
-            return Err(Error::RoleTaken(role));
-        }
-        let (ptr, len) = (segment.as_ptr(), segment.len());
-        let ring = match start {
-            // SAFETY: the mapping is valid for `len` bytes until `segment`
-            // drops; every user of the ring (the producer or consumer and the
-            // gate's watch) is dropped before it (field order of
-            // Sender/Receiver), and the region is only accessed through rings.
-            Start::Create(config) => unsafe { Ring::create(ptr, len, config) }?,
-            Start::Attach(deadline) => loop {
-                // SAFETY: as above.
-                match unsafe { Ring::attach(ptr, len) } {
-                    Err(shmlane_core::Error::Uninitialised) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    other => break other?,
-                }
-            },
-        };
-        let fd = segment
-            .fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::io("dup", e))?;
-        let gate = Gate::new(mode, Some(PeerWatch { fd, ring, peer }));
-        Ok(Side {
-            segment,
-            ring,
-            gate,
-        })
+/// Takes `role`'s lock on `segment`, creates or attaches the ring, and
+/// claims the role with `claim`. The lock is taken first, so it is held
+/// whenever the ring says the role is active: "active, but its lock is
+/// free" means its holder died.
+fn claim_side<E>(
+    segment: &Segment,
+    start: Start,
+    role: Role,
+    mode: WaitMode,
+    claim: Claim<E>,
+) -> Result<E> {
+    let (byte, peer) = match role {
+        Role::Producer => (lock::PRODUCER, Role::Consumer),
+        Role::Consumer => (lock::CONSUMER, Role::Producer),
+    };
+    if !lock::try_lock(segment.fd(), byte, false).map_err(|e| Error::io("fcntl", e))? {
+        return Err(Error::RoleTaken(role));
     }
-
-    fn create_named(name: &str, options: &Options, role: Role) -> Result<Side> {
-        let config = options.config()?;
-        let mut segment = Segment::create(name, options.region_size(), options.mode)?;
-        segment.set_unlink_on_drop(options.unlink_on_drop);
-        Side::new(segment, Start::Create(config), role, options.wait)
-    }
-
-    fn open_named(name: &str, options: &Options, role: Role) -> Result<Side> {
-        let deadline = Instant::now() + options.open_timeout;
-        let segment = loop {
-            match Segment::open(name) {
-                Err(Error::NotReady) if Instant::now() < deadline => {
+    let (ptr, len) = (segment.as_ptr(), segment.len());
+    let ring = match start {
+        // SAFETY: the mapping is valid for `len` bytes until `segment`
+        // drops; every user of the ring (the producer or consumer and the
+        // gate's watch) is dropped before it (field order of `Side`, then of
+        // Sender/Receiver), and the region is only accessed through rings.
+        Start::Create(config) => unsafe { Ring::create(ptr, len, config) }?,
+        Start::Attach(deadline) => loop {
+            // SAFETY: as above.
+            match unsafe { Ring::attach(ptr, len) } {
+                // A raw segment someone is still filling in (channels are
+                // named only once their ring is laid out).
+                Err(shmlane_core::Error::Uninitialised) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 other => break other?,
             }
-        };
-        Side::new(segment, Start::Attach(deadline), role, options.wait)
-    }
+        },
+    };
+    let fd = segment
+        .fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::io("dup", e))?;
+    let gate = Gate::new(mode, Some(PeerWatch { fd, ring, peer }));
+    Ok(claim(&ring, gate)?)
+}
 
-    fn create_anonymous(options: &Options, role: Role) -> Result<(Side, OwnedFd)> {
+impl<E> Side<E> {
+    /// Creates the named segment with the ring laid out and the role
+    /// claimed before the name appears (see [`Segment::create_with`]).
+    fn create_named(name: &str, options: &Options, role: Role, claim: Claim<E>) -> Result<Self> {
         let config = options.config()?;
-        let segment = Segment::anonymous(options.region_size())?;
-        segment.seal()?;
-        let fd = segment
-            .fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::io("dup", e))?;
-        Ok((
-            Side::new(segment, Start::Create(config), role, options.wait)?,
-            fd,
-        ))
+        let size = options.region_size()?;
+        let (mut segment, end) = Segment::create_with(name, size, options.mode, |segment| {
+            claim_side(segment, Start::Create(config), role, options.wait, claim)
+        })?;
+        segment.set_unlink_on_drop(options.unlink_on_drop);
+        Ok(Side { end, segment })
     }
 
-    fn from_fd(fd: OwnedFd, options: &Options, role: Role) -> Result<Side> {
+    fn open_named(name: &str, options: &Options, role: Role, claim: Claim<E>) -> Result<Self> {
+        let deadline = Instant::now() + options.open_timeout;
+        let segment = Segment::open_with(name, Expect::new(options.owner, options.mode))?;
+        let end = claim_side(&segment, Start::Attach(deadline), role, options.wait, claim)?;
+        Ok(Side { end, segment })
+    }
+
+    /// A fresh anonymous segment and a descriptor of it for the peer: a new
+    /// open file description, which holds none of this side's locks.
+    fn create_anonymous(options: &Options, role: Role, claim: Claim<E>) -> Result<(Self, OwnedFd)> {
+        let config = options.config()?;
+        let segment = Segment::anonymous(options.region_size()?)?;
+        segment.seal()?;
+        let end = claim_side(&segment, Start::Create(config), role, options.wait, claim)?;
+        let fd = segment.share_fd()?;
+        Ok((Side { end, segment }, fd))
+    }
+
+    fn from_fd(fd: OwnedFd, options: &Options, role: Role, claim: Claim<E>) -> Result<Self> {
         let segment = Segment::from_fd(fd)?;
         let deadline = Instant::now() + options.open_timeout;
-        Side::new(segment, Start::Attach(deadline), role, options.wait)
+        let end = claim_side(&segment, Start::Attach(deadline), role, options.wait, claim)?;
+        Ok(Side { end, segment })
     }
 }
 
@@ -269,12 +298,11 @@ impl fmt::Debug for Sender {
 }
 
 impl Sender {
-    fn start(side: Side) -> Result<Sender> {
-        let producer = side.ring.producer(side.gate)?;
-        Ok(Sender {
-            producer,
+    fn start(side: Side<Producer<'static, Gate>>) -> Sender {
+        Sender {
+            producer: side.end,
             segment: side.segment,
-        })
+        }
     }
 
     /// Creates the channel's named segment and becomes its sender. A stale
@@ -299,7 +327,12 @@ impl Sender {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn create(name: &str, options: &Options) -> Result<Sender> {
-        Self::start(Side::create_named(name, options, Role::Producer)?)
+        Ok(Self::start(Side::create_named(
+            name,
+            options,
+            Role::Producer,
+            Ring::producer,
+        )?))
     }
 
     /// Opens a channel whose receiver created it, waiting up to the
@@ -317,7 +350,12 @@ impl Sender {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn open(name: &str, options: &Options) -> Result<Sender> {
-        Self::start(Side::open_named(name, options, Role::Producer)?)
+        Ok(Self::start(Side::open_named(
+            name,
+            options,
+            Role::Producer,
+            Ring::producer,
+        )?))
     }
 
     /// Creates a channel in an anonymous, sealed segment and returns its
@@ -337,8 +375,8 @@ impl Sender {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn anonymous(options: &Options) -> Result<(Sender, OwnedFd)> {
-        let (side, fd) = Side::create_anonymous(options, Role::Producer)?;
-        Ok((Self::start(side)?, fd))
+        let (side, fd) = Side::create_anonymous(options, Role::Producer, Ring::producer)?;
+        Ok((Self::start(side), fd))
     }
 
     /// Becomes the sender of a channel in an anonymous segment received as
@@ -358,7 +396,12 @@ impl Sender {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn from_fd(fd: OwnedFd, options: &Options) -> Result<Sender> {
-        Self::start(Side::from_fd(fd, options, Role::Producer)?)
+        Ok(Self::start(Side::from_fd(
+            fd,
+            options,
+            Role::Producer,
+            Ring::producer,
+        )?))
     }
 
     /// Sends `msg`, waiting for room as long as it takes (or until the
@@ -568,13 +611,12 @@ impl fmt::Debug for Receiver {
 }
 
 impl Receiver {
-    fn start(side: Side) -> Result<Receiver> {
-        let consumer = side.ring.consumer(side.gate)?;
-        Ok(Receiver {
-            consumer,
+    fn start(side: Side<Consumer<'static, Gate>>) -> Receiver {
+        Receiver {
+            consumer: side.end,
             segment: side.segment,
             failed: false,
-        })
+        }
     }
 
     /// Creates the channel's named segment and becomes its receiver; see
@@ -595,27 +637,42 @@ impl Receiver {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn create(name: &str, options: &Options) -> Result<Receiver> {
-        Self::start(Side::create_named(name, options, Role::Consumer)?)
+        Ok(Self::start(Side::create_named(
+            name,
+            options,
+            Role::Consumer,
+            Ring::consumer,
+        )?))
     }
 
     /// Opens a channel whose sender created it; see [`Sender::open`].
     pub fn open(name: &str, options: &Options) -> Result<Receiver> {
-        Self::start(Side::open_named(name, options, Role::Consumer)?)
+        Ok(Self::start(Side::open_named(
+            name,
+            options,
+            Role::Consumer,
+            Ring::consumer,
+        )?))
     }
 
     /// Creates a channel in an anonymous, sealed segment and returns its
     /// receiver, with an fd for the sender's process ([`Sender::from_fd`],
     /// which has an example).
     pub fn anonymous(options: &Options) -> Result<(Receiver, OwnedFd)> {
-        let (side, fd) = Side::create_anonymous(options, Role::Consumer)?;
-        Ok((Self::start(side)?, fd))
+        let (side, fd) = Side::create_anonymous(options, Role::Consumer, Ring::consumer)?;
+        Ok((Self::start(side), fd))
     }
 
     /// Becomes the receiver of a channel in an anonymous segment received as
     /// `fd` (see [`Sender::anonymous`], which has an example). The segment
     /// must be sealed ([`Error::NotSealed`] otherwise).
     pub fn from_fd(fd: OwnedFd, options: &Options) -> Result<Receiver> {
-        Self::start(Side::from_fd(fd, options, Role::Consumer)?)
+        Ok(Self::start(Side::from_fd(
+            fd,
+            options,
+            Role::Consumer,
+            Ring::consumer,
+        )?))
     }
 
     fn empty_or_gone(&self, e: shmlane_core::Error) -> Error {

@@ -161,9 +161,7 @@ impl Default for EndpointOptions {
     }
 }
 
-fn suffixed(name: &str, suffix: &str) -> String {
-    format!("{name}.{suffix}")
-}
+use crate::names::suffixed;
 
 fn path_suffixed(path: &std::path::Path, suffix: &str) -> PathBuf {
     let mut os = path.as_os_str().to_owned();
@@ -227,8 +225,8 @@ pub fn listen(address: &str, options: &EndpointOptions) -> Result<Listener> {
     match crate::address::parse(address)? {
         Address::Shm(name) => {
             let shm = shm_options(options);
-            let rx = Receiver::create(&suffixed(&name, "c2s"), &shm)?;
-            let tx = Sender::create(&suffixed(&name, "s2c"), &shm)?;
+            let rx = Receiver::create(&suffixed(&name, "c2s")?, &shm)?;
+            let tx = Sender::create(&suffixed(&name, "s2c")?, &shm)?;
             Ok(Listener::Shm(Some((tx, rx))))
         }
         Address::Fifo(path) => {
@@ -252,8 +250,8 @@ pub fn listen(address: &str, options: &EndpointOptions) -> Result<Listener> {
             let mq = MqOptions::new()
                 .capacity(options.mq_capacity)
                 .max_message(max + 1);
-            let rx = MqChannel::create(&suffixed(&name, "c2s"), &mq)?;
-            let tx = MqChannel::create(&suffixed(&name, "s2c"), &mq)?;
+            let rx = MqChannel::create(&suffixed(&name, "c2s")?, &mq)?;
+            let tx = MqChannel::create(&suffixed(&name, "s2c")?, &mq)?;
             Ok(Listener::Mq(Some((tx, rx))))
         }
         Address::Unix(path) => Ok(Listener::Stream(FramedListener::bind_unix(path, max)?)),
@@ -273,9 +271,10 @@ pub fn listen(address: &str, options: &EndpointOptions) -> Result<Listener> {
     }
 }
 
+/// The shared-memory options of an endpoint: its message limit, capped to
+/// what the ring can carry (a bad capacity is refused when the ring is made).
 fn shm_options(options: &EndpointOptions) -> Options {
-    let limit =
-        shmlane_core::max_message_limit(options.shm.region_size() - shmlane_core::HEADER_SIZE);
+    let limit = shmlane_core::max_message_limit(options.shm.get_capacity());
     options
         .shm
         .clone()
@@ -373,8 +372,8 @@ pub fn connect(address: &str, options: &EndpointOptions) -> Result<Connection> {
     match crate::address::parse(address)? {
         Address::Shm(name) => {
             let shm = shm_options(options);
-            let tx = Sender::open(&suffixed(&name, "c2s"), &shm)?;
-            let rx = Receiver::open(&suffixed(&name, "s2c"), &shm)?;
+            let tx = Sender::open(&suffixed(&name, "c2s")?, &shm)?;
+            let rx = Receiver::open(&suffixed(&name, "s2c")?, &shm)?;
             Ok(Connection::new(tx, rx, "shm"))
         }
         Address::Fifo(path) => {
@@ -383,8 +382,8 @@ pub fn connect(address: &str, options: &EndpointOptions) -> Result<Connection> {
             Ok(Connection::new(tx, rx, "fifo"))
         }
         Address::Mq(name) => {
-            let tx = MqChannel::open(&suffixed(&name, "c2s"))?;
-            let rx = MqChannel::open(&suffixed(&name, "s2c"))?;
+            let tx = MqChannel::open(&suffixed(&name, "c2s")?)?;
+            let rx = MqChannel::open(&suffixed(&name, "s2c")?)?;
             Ok(Connection::new(tx, rx, "mq"))
         }
         Address::Unix(path) => {

@@ -250,6 +250,18 @@ pub(crate) fn open_checked(
     expect: Expect,
     name: &str,
 ) -> Result<OwnedFd> {
+    open_checked_stat(dir, path, flags, kind, expect, name).map(|(fd, _)| fd)
+}
+
+/// [`open_checked`], also returning the `fstat` it checked.
+pub(crate) fn open_checked_stat(
+    dir: BorrowedFd<'_>,
+    path: &str,
+    flags: OFlags,
+    kind: Kind,
+    expect: Expect,
+    name: &str,
+) -> Result<(OwnedFd, Stat)> {
     let flags = flags | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let fd = match rustix::fs::openat(dir, path, flags, Mode::empty()) {
         Ok(fd) => fd,
@@ -257,25 +269,21 @@ pub(crate) fn open_checked(
         // types that cannot be opened so (a socket: ENXIO) are named too.
         Err(e @ (Errno::LOOP | Errno::NXIO | Errno::OPNOTSUPP)) => {
             return Err(match stat_at(dir, path) {
-                Ok(stat) => {
-                    let found = describe(FileType::from_raw_mode(stat.st_mode));
-                    if FileType::from_raw_mode(stat.st_mode) == kind.file_type() {
-                        open_err(name, "open", e)
-                    } else {
-                        Error::WrongType {
-                            name: name.to_owned(),
-                            found,
-                            expected: kind.noun(),
-                        }
+                Ok(stat) if FileType::from_raw_mode(stat.st_mode) != kind.file_type() => {
+                    Error::WrongType {
+                        name: name.to_owned(),
+                        found: describe(FileType::from_raw_mode(stat.st_mode)),
+                        expected: kind.noun(),
                     }
                 }
-                Err(_) => open_err(name, "open", e),
+                _ => open_err(name, "open", e),
             });
         }
         Err(e) => return Err(open_err(name, "open", e)),
     };
-    expect.check(&fstat(&fd)?, name, kind)?;
-    Ok(fd)
+    let stat = fstat(&fd)?;
+    expect.check(&stat, name, kind)?;
+    Ok((fd, stat))
 }
 
 /// Opens the object that the `O_PATH` descriptor `fd` refers to, anew, with

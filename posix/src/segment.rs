@@ -1,18 +1,41 @@
-//! Shared-memory segments: named (`shm_open`) and anonymous (`memfd`), mapped
-//! read-write and shared, with the locks that tell live segments from stale.
+//! Shared-memory segments: named (in `/dev/shm`, as `shm_open` names them)
+//! and anonymous (`memfd`), mapped read-write and shared, with the locks
+//! that tell live segments from stale.
 //!
-//! Named segments live in `/dev/shm`. Creating one is exclusive: if the name
-//! is taken by a segment whose processes are all dead (no process holds any
-//! handle to it: the kernel dropped their presence locks), the segment is
-//! *stale* and is removed and created anew; a live segment is never stolen
-//! ([`Error::AlreadyExists`]), and a file that is not a shmlane segment is
-//! never removed.
+//! **A half-built segment is never visible under its name.** A named
+//! segment is made nameless first (`O_TMPFILE` in `/dev/shm`), given its
+//! exact mode and its memory, locked (the presence lock every handle holds),
+//! initialised by the caller (a channel writes its ring header and takes its
+//! role lock), and only then linked into place with `linkat`, which never
+//! replaces an existing name. A process killed at any instant of a create
+//! therefore leaves either nothing (the kernel frees the nameless object) or
+//! a complete segment whose locks died with it — stale, and reclaimed by
+//! the next create. (The other way, creating the name first and holding a
+//! lock until the header is written, leaves a window between the create and
+//! the lock in which a crash leaves an object nobody can tell from a
+//! stranger's, and in which a racing reclaimer may remove a live segment.)
 //!
-//! A named segment cannot be sealed: a process with write access can
-//! truncate it, and a process that has it mapped then dies of `SIGBUS` when
-//! it touches the lost pages. For an untrusted peer use an anonymous segment
-//! (a memfd sealed against shrinking and growing) passed over a unix socket
-//! ([`send_fd`], [`recv_fd`], [`Segment::from_fd`]).
+//! **Reclaiming.** Creating a name held by a segment that no process holds
+//! (no presence lock) and that carries shmlane's magic bytes removes it and
+//! links the new one; a live segment is never stolen
+//! ([`Error::AlreadyExists`]). Nothing else at the name is ever removed,
+//! read or written: another user's object is [`Error::ForeignOwner`], a
+//! symbolic link, FIFO or directory is [`Error::WrongType`], a file of
+//! ours without the magic (including a raw [`Segment::create`] segment left
+//! by a crash: nothing says it is shmlane's) is [`Error::AlreadyExists`]
+//! (remove it with [`Segment::unlink`]). See [`crate::names`].
+//!
+//! **Opening** never follows a symbolic link, never blocks on a FIFO, and
+//! accepts only a regular file owned by the effective uid (or the owner the
+//! caller names) that its group and others cannot write beyond the mode
+//! asked for ([`Segment::open_with`]).
+//!
+//! A named segment cannot be sealed: its owner (and only its owner, given
+//! the checks above) can still truncate it, and a process that has it
+//! mapped then dies of `SIGBUS` when it touches the lost pages. For an
+//! untrusted peer use an anonymous segment (a memfd sealed against
+//! shrinking and growing) passed over a unix socket ([`send_fd`],
+//! [`recv_fd`], [`Segment::from_fd`]).
 
 use std::ffi::c_void;
 use std::fmt;
@@ -21,7 +44,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 
-use rustix::fs::{FallocateFlags, FileType, Mode, OFlags, SealFlags};
+use rustix::fs::{AtFlags, CWD, FallocateFlags, Mode, OFlags, SealFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 use rustix::net::{
@@ -30,7 +53,7 @@ use rustix::net::{
 };
 use rustix::shm;
 
-use crate::lock;
+use crate::names::{self, Expect, Kind};
 use crate::{Error, Result};
 
 pub use crate::names::{MAX_NAME_LEN, validate_name};
@@ -100,57 +123,64 @@ pub(crate) fn named_err(name: &str, op: &'static str, e: Errno) -> Error {
     }
 }
 
-/// Whether `name` still refers to the object open as `fd`.
-fn names_same_object(name: &str, fd: &OwnedFd) -> Result<bool> {
-    let other = match shm::open(name, shm::OFlags::RDONLY, Mode::empty()) {
-        Ok(other) => other,
-        Err(Errno::NOENT) => return Ok(false),
-        Err(e) => return Err(named_err(name, "shm_open", e)),
-    };
-    let (a, b) = (
-        rustix::fs::fstat(fd).map_err(|e| Error::io("fstat", e))?,
-        rustix::fs::fstat(&other).map_err(|e| Error::io("fstat", e))?,
-    );
-    Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+/// Where named segments live: the directory `shm_open` uses on Linux.
+const SHM_DIR: &str = "/dev/shm";
+
+/// The path of the segment `name` (a valid name: `/` and one component).
+fn shm_path(name: &str) -> String {
+    format!("{SHM_DIR}{name}")
 }
 
-/// Removes the segment called `name` if it is stale: a shmlane segment (or
-/// an empty object) that no process holds. Returns `Ok(())` when the name
-/// may be free now, `Err(AlreadyExists)` when it is live or not ours.
-fn reclaim_if_stale(name: &str) -> Result<()> {
-    let taken = || Error::AlreadyExists {
-        name: name.to_owned(),
+/// Whether `fd` holds a shmlane ring: its first bytes are the magic.
+fn is_ring(fd: BorrowedFd<'_>) -> Result<bool> {
+    let mut magic = [0u8; 8];
+    let n = loop {
+        match rustix::io::pread(fd, &mut magic, 0) {
+            Err(Errno::INTR) => continue,
+            other => break other.map_err(|e| Error::io("pread", e))?,
+        }
     };
-    let fd = match shm::open(name, shm::OFlags::RDWR, Mode::empty()) {
+    Ok(n == 8 && u64::from_ne_bytes(magic) == shmlane_core::layout::MAGIC)
+}
+
+/// Removes the segment called `name` if it is stale: a shmlane segment of
+/// ours that no process holds. `Ok(true)` when the name may be free now,
+/// `Ok(false)` when it is live (or not a ring: never removed); another
+/// user's object or one of another type is an error, untouched.
+fn reclaim_if_stale(name: &str) -> Result<bool> {
+    let path = shm_path(name);
+    // Any mode will do here: nothing is read from it but the magic, and
+    // only if it is ours.
+    let anything = Expect::new(None, 0o777);
+    let fd = match names::open_checked(CWD, &path, OFlags::RDWR, Kind::Regular, anything, name) {
         Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(()),
-        Err(Errno::ACCESS | Errno::PERM) => return Err(taken()),
-        Err(e) => return Err(Error::io("shm_open", e)),
+        Err(Error::NotFound { .. }) => return Ok(true),
+        Err(Error::PermissionDenied { .. }) => return Ok(false),
+        Err(e) => return Err(e),
     };
-    // One reclaimer at a time; the others report the name as taken.
-    if !lock::try_lock(&fd, lock::RECLAIM, false).map_err(|e| Error::io("fcntl", e))? {
-        return Err(taken());
+    if !is_ring(fd.as_fd())? {
+        return Ok(false);
     }
-    if lock::held_by_other(&fd, lock::PRESENCE).map_err(|e| Error::io("fcntl", e))? {
-        return Err(taken());
+    names::reclaim_if_stale(
+        fd.as_fd(),
+        || names::still_names(CWD, &path, fd.as_fd()),
+        || match rustix::fs::unlink(path.as_str()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(names::open_err(name, "unlink", e)),
+        },
+    )
+}
+
+/// Gives the nameless object `fd` the name `path`: `linkat`, which fails
+/// with `EEXIST` rather than replace anything there.
+fn link_into_place(fd: BorrowedFd<'_>, path: &str) -> std::result::Result<(), Errno> {
+    let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    match rustix::fs::linkat(CWD, proc_path.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW) {
+        // No /proc: the same by the descriptor itself (needs a newer kernel
+        // or CAP_DAC_READ_SEARCH).
+        Err(Errno::NOENT) => rustix::fs::linkat(fd, "", CWD, path, AtFlags::EMPTY_PATH),
+        other => other,
     }
-    let size = rustix::fs::fstat(&fd)
-        .map_err(|e| Error::io("fstat", e))?
-        .st_size;
-    if size != 0 {
-        let mut magic = [0u8; 8];
-        let n = rustix::io::pread(&fd, &mut magic, 0).map_err(|e| Error::io("pread", e))?;
-        if n != 8 || u64::from_ne_bytes(magic) != shmlane_core::layout::MAGIC {
-            return Err(taken()); // not ours: never removed
-        }
-    }
-    if names_same_object(name, &fd)? {
-        match shm::unlink(name) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(e) => return Err(named_err(name, "shm_unlink", e)),
-        }
-    }
-    Ok(())
 }
 
 /// Bytes of memory the system can still provide (`MemAvailable`), if known.
@@ -186,7 +216,8 @@ fn allocate(fd: &OwnedFd, size: usize) -> Result<()> {
 impl Segment {
     /// Creates a named segment of `size` zeroed bytes with permission bits
     /// `mode` (applied exactly, not filtered by the umask), and maps it.
-    /// Reclaims a stale segment of that name; refuses a live one.
+    /// Reclaims a stale ring of that name; refuses a live one, and never
+    /// touches anything else (see the module docs).
     ///
     /// # Examples
     ///
@@ -200,50 +231,90 @@ impl Segment {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn create(name: &str, size: usize, mode: u32) -> Result<Segment> {
+        Self::create_with(name, size, mode, |_| Ok(())).map(|(segment, ())| segment)
+    }
+
+    /// Creates a named segment like [`Segment::create`], but runs `init` on
+    /// it while it is still nameless (its memory mapped, its presence lock
+    /// held), and gives it its name only once `init` succeeded: nobody can
+    /// open a half-initialised segment, and a crash at any point leaves
+    /// nothing behind that a later create cannot take. If `init` fails,
+    /// the segment is discarded and its error returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::Segment;
+    ///
+    /// let (seg, ()) = Segment::create_with("/doc-create-with", 4096, 0o600, |seg| {
+    ///     // Not visible yet: no other process can open it.
+    ///     assert!(Segment::open("/doc-create-with").is_err());
+    ///     // SAFETY: the mapping is ours alone until it is named.
+    ///     unsafe { seg.as_ptr().as_ptr().write(42) };
+    ///     Ok(())
+    /// })?;
+    /// let again = Segment::open("/doc-create-with")?;
+    /// // SAFETY: a byte of a live mapping; nobody writes it concurrently.
+    /// assert_eq!(unsafe { again.as_ptr().as_ptr().read() }, 42);
+    /// # drop(seg);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn create_with<T>(
+        name: &str,
+        size: usize,
+        mode: u32,
+        init: impl FnOnce(&Segment) -> Result<T>,
+    ) -> Result<(Segment, T)> {
         validate_name(name)?;
         if size == 0 {
             return Err(Error::TooSmall { size, needed: 1 });
         }
-        let flags = shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR;
-        let mode = Mode::from_raw_mode(mode & 0o777);
-        for _ in 0..8 {
-            let fd = match shm::open(name, flags, mode) {
-                Ok(fd) => fd,
-                Err(Errno::EXIST) => {
-                    reclaim_if_stale(name)?;
-                    continue;
-                }
-                Err(e) => return Err(named_err(name, "shm_open", e)),
-            };
-            lock::try_lock(&fd, lock::PRESENCE, true).map_err(|e| Error::io("fcntl", e))?;
-            // A reclaimer could have removed the name between our open and
-            // our presence lock (it saw an empty object nobody held): then
-            // this object is nameless, and we start again.
-            if !names_same_object(name, &fd)? {
-                continue;
-            }
-            let created = (|| {
-                rustix::fs::fchmod(&fd, mode).map_err(|e| Error::io("fchmod", e))?;
-                allocate(&fd, size)?;
-                Self::map(fd, size, Some(name.to_owned()))
-            })();
-            return match created {
-                Ok(mut segment) => {
-                    segment.unlink_on_drop = true;
-                    Ok(segment)
-                }
-                Err(e) => {
-                    let _ = shm::unlink(name);
-                    Err(e)
-                }
-            };
-        }
-        Err(Error::AlreadyExists {
-            name: name.to_owned(),
-        })
+        let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+        let fd =
+            rustix::fs::open(SHM_DIR, flags, Mode::from_raw_mode(0o600)).map_err(|e| match e {
+                Errno::ACCESS | Errno::PERM => Error::PermissionDenied {
+                    name: SHM_DIR.to_owned(),
+                },
+                e => Error::io("open(/dev/shm, O_TMPFILE)", e),
+            })?;
+        // O_TMPFILE applied the umask; set the mode exactly.
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o777))
+            .map_err(|e| Error::io("fchmod", e))?;
+        allocate(&fd, size)?;
+        names::lock_presence(fd.as_fd())?;
+        let mut segment = Self::map(fd, size, Some(name.to_owned()))?;
+        let value = init(&segment)?;
+        segment.link(name)?;
+        segment.unlink_on_drop = true;
+        Ok((segment, value))
     }
 
-    /// Opens and maps an existing named segment (its whole size).
+    /// Links this nameless segment as `name`, reclaiming a stale segment
+    /// there.
+    fn link(&self, name: &str) -> Result<()> {
+        let path = shm_path(name);
+        let taken = || Error::AlreadyExists {
+            name: name.to_owned(),
+        };
+        // Each round either links, or removes a stale segment, or gives up:
+        // a few rounds are only needed when other creators race for it.
+        for _ in 0..8 {
+            match link_into_place(self.fd.as_fd(), &path) {
+                Ok(()) => return Ok(()),
+                Err(Errno::EXIST) => {
+                    if !reclaim_if_stale(name)? {
+                        return Err(taken());
+                    }
+                }
+                Err(e) => return Err(names::open_err(name, "linkat", e)),
+            }
+        }
+        Err(taken())
+    }
+
+    /// Opens and maps an existing named segment (its whole size), owned by
+    /// the effective uid and not writable by its group or others: see
+    /// [`Segment::open_with`].
     ///
     /// # Examples
     ///
@@ -257,20 +328,41 @@ impl Segment {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn open(name: &str) -> Result<Segment> {
+        Self::open_with(name, Expect::new(None, DEFAULT_MODE))
+    }
+
+    /// Opens and maps an existing named segment whose owner and mode meet
+    /// `expect`: owned by [`Expect::owner`], and writable by its group or
+    /// others only as far as [`Expect::mode`] allows. A symbolic link at the
+    /// name is never followed and a FIFO never blocks the call
+    /// ([`Error::WrongType`]); another owner is [`Error::ForeignOwner`], a
+    /// wider mode [`Error::UnsafeMode`]. Nothing is mapped then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::names::Expect;
+    /// use shmlane_posix::{Error, Segment};
+    ///
+    /// let shared = Segment::create("/doc-segment-open-with", 4096, 0o660)?;
+    /// // Group-writable: refused unless the caller says that is expected.
+    /// assert!(matches!(Segment::open("/doc-segment-open-with"), Err(Error::UnsafeMode { .. })));
+    /// let opened = Segment::open_with("/doc-segment-open-with", Expect::new(None, 0o660))?;
+    /// assert_eq!(opened.len(), 4096);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn open_with(name: &str, expect: Expect) -> Result<Segment> {
         validate_name(name)?;
-        let fd = shm::open(name, shm::OFlags::RDWR, Mode::empty())
-            .map_err(|e| named_err(name, "shm_open", e))?;
-        lock::try_lock(&fd, lock::PRESENCE, true).map_err(|e| Error::io("fcntl", e))?;
-        let stat = rustix::fs::fstat(&fd).map_err(|e| Error::io("fstat", e))?;
-        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-            return Err(Error::NotASegment {
-                reason: "it is not a regular shared-memory object",
-            });
-        }
+        let path = shm_path(name);
+        let (fd, stat) =
+            names::open_checked_stat(CWD, &path, OFlags::RDWR, Kind::Regular, expect, name)?;
+        names::lock_presence(fd.as_fd())?;
         let size = usize::try_from(stat.st_size).unwrap_or(usize::MAX);
         if size == 0 {
-            // Being created right now, or abandoned by a creator that died.
-            return Err(Error::NotReady);
+            return Err(Error::TooSmall {
+                size,
+                needed: shmlane_core::HEADER_SIZE,
+            });
         }
         Self::map(fd, size, Some(name.to_owned()))
     }
@@ -297,7 +389,7 @@ impl Segment {
         let fd =
             rustix::fs::memfd_create("shmlane", flags).map_err(|e| Error::io("memfd_create", e))?;
         allocate(&fd, size)?;
-        lock::try_lock(&fd, lock::PRESENCE, true).map_err(|e| Error::io("fcntl", e))?;
+        names::lock_presence(fd.as_fd())?;
         Self::map(fd, size, None)
     }
 
@@ -329,11 +421,10 @@ impl Segment {
         if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
             return Err(Error::NotSealed);
         }
-        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        let own = rustix::fs::open(path.as_str(), OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        let own = names::reopen(fd.as_fd(), OFlags::RDWR)
             .map_err(|e| Error::io("open /proc/self/fd", e))?;
         drop(fd);
-        lock::try_lock(&own, lock::PRESENCE, true).map_err(|e| Error::io("fcntl", e))?;
+        names::lock_presence(own.as_fd())?;
         let size = rustix::fs::fstat(&own)
             .map_err(|e| Error::io("fstat", e))?
             .st_size;
@@ -396,6 +487,25 @@ impl Segment {
         self.fd.as_fd()
     }
 
+    /// A descriptor of the same memory in a new open file description,
+    /// holding none of this handle's locks: to hand to another process,
+    /// which then cannot keep this handle's roles alive by keeping it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::Segment;
+    ///
+    /// let seg = Segment::anonymous(4096)?;
+    /// seg.seal()?;
+    /// let other = Segment::from_fd(seg.share_fd()?)?;
+    /// assert_eq!(other.len(), 4096);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn share_fd(&self) -> Result<OwnedFd> {
+        names::reopen(self.fd.as_fd(), OFlags::RDWR).map_err(|e| Error::io("open /proc/self/fd", e))
+    }
+
     /// Whether dropping this handle removes the segment's name. True for a
     /// named segment created by this handle, false otherwise.
     ///
@@ -441,9 +551,11 @@ impl Drop for Segment {
         let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast::<c_void>(), self.len) };
         if self.unlink_on_drop {
             if let Some(name) = &self.name {
-                // Only our own object: the name may have been reused.
-                if names_same_object(name, &self.fd).unwrap_or(false) {
-                    let _ = shm::unlink(name.as_str());
+                // Only our own object: the name may have been reused. (A
+                // stat, not an open: nothing planted there can block it.)
+                let path = shm_path(name);
+                if names::still_names(CWD, &path, self.fd.as_fd()) {
+                    let _ = rustix::fs::unlink(path.as_str());
                 }
             }
         }
@@ -470,20 +582,23 @@ impl Drop for Segment {
 /// ```
 pub fn send_fd(socket: impl AsFd, fd: BorrowedFd<'_>) -> Result<()> {
     let fds = [fd];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    control.push(SendAncillaryMessage::ScmRights(&fds));
-    rustix::net::sendmsg(
-        socket,
-        &[IoSlice::new(b"F")],
-        &mut control,
-        SendFlags::NOSIGNAL,
-    )
-    .map_err(|e| match e {
-        Errno::PIPE | Errno::CONNRESET => Error::Disconnected,
-        e => Error::io("sendmsg", e),
-    })?;
-    Ok(())
+    loop {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        control.push(SendAncillaryMessage::ScmRights(&fds));
+        let sent = rustix::net::sendmsg(
+            socket.as_fd(),
+            &[IoSlice::new(b"F")],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        );
+        return match sent {
+            Ok(_) => Ok(()),
+            Err(Errno::INTR) => continue,
+            Err(Errno::PIPE | Errno::CONNRESET) => Err(Error::Disconnected),
+            Err(e) => Err(Error::io("sendmsg", e)),
+        };
+    }
 }
 
 /// Receives an fd sent with [`send_fd`] from the unix socket `socket`.
@@ -492,13 +607,17 @@ pub fn recv_fd(socket: impl AsFd) -> Result<OwnedFd> {
     let mut byte = [0u8; 1];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
-    let msg = rustix::net::recvmsg(
-        socket,
-        &mut [IoSliceMut::new(&mut byte)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    )
-    .map_err(|e| Error::io("recvmsg", e))?;
+    let msg = loop {
+        match rustix::net::recvmsg(
+            socket.as_fd(),
+            &mut [IoSliceMut::new(&mut byte)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Err(Errno::INTR) => continue,
+            other => break other.map_err(|e| Error::io("recvmsg", e))?,
+        }
+    };
     let mut received = None;
     for message in control.drain() {
         if let RecvAncillaryMessage::ScmRights(fds) = message {
