@@ -334,3 +334,52 @@ fn a_clean_close_disconnects_the_peer_in_process() {
     // The creator's drop removed the name.
     assert!(!shm_path(&name).exists());
 }
+
+#[test]
+fn messages_of_4_gib_and_more_keep_their_boundaries() {
+    use rustix::mm::{MapFlags, ProtFlags, mmap_anonymous, munmap};
+    use shmlane_core::{Config, MAX_MESSAGE, Ring, Spin};
+    // A 16 GiB ring in a sparse private mapping: only the pages touched
+    // (the header and two record headers) ever get memory.
+    let capacity = 1usize << 34;
+    let len = region_size(capacity);
+    // SAFETY: a fresh anonymous mapping chosen by the kernel; unmapped below
+    // after every ring on it is dropped.
+    let ptr = unsafe {
+        mmap_anonymous(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::PRIVATE | MapFlags::NORESERVE,
+        )
+    }
+    .expect("16 GiB of address space");
+    {
+        let region = std::ptr::NonNull::new(ptr.cast::<u8>()).unwrap();
+        // SAFETY: the mapping is valid, zeroed and ours for this scope.
+        let ring = unsafe { Ring::create(region, len, Config::new(capacity)) }.unwrap();
+        let (mut tx, mut rx) = (
+            ring.producer(Spin::new()).unwrap(),
+            ring.consumer(Spin::new()).unwrap(),
+        );
+        // The length field of a record is 32 bits: a longer message is
+        // refused, never sent with its length cut to the low 32 bits.
+        assert_eq!(tx.max_message(), MAX_MESSAGE);
+        for len in [1usize << 32, (1 << 32) + 8, MAX_MESSAGE + 1] {
+            assert_eq!(
+                tx.reserve(len).map(drop),
+                Err(shmlane_core::Error::TooLarge {
+                    len,
+                    max: MAX_MESSAGE
+                })
+            );
+        }
+        // The longest one goes through whole, and the next one after it.
+        tx.reserve(MAX_MESSAGE).unwrap().commit(MAX_MESSAGE);
+        tx.try_send(b"next").unwrap();
+        assert_eq!(rx.read().unwrap().len(), MAX_MESSAGE);
+        assert_eq!(&*rx.read().unwrap(), b"next");
+    }
+    // SAFETY: the mapping made above; nothing refers to it any more.
+    unsafe { munmap(ptr, len) }.unwrap();
+}

@@ -1,17 +1,15 @@
 //! Channels between real processes: this test binary re-executes itself as
-//! the peer (the ignored test `peer_process`, selected by `SHMLANE_PEER`).
-//! No sleeps synchronise anything: the peer reports over its stdout pipe.
+//! the peer (the ignored test `peer_process`, see `support`). No sleeps
+//! synchronise anything: the peer reports over its stdout pipe.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
 use std::os::unix::net::UnixListener;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use shmlane_posix::segment::{recv_fd, send_fd};
 use shmlane_posix::{Error, Options, Receiver, Role, Sender, WaitMode};
-
-const PEER_ENV: &str = "SHMLANE_PEER";
+use support::{NOBODY, Peer, block_on_stdin, next, report, serial};
 
 /// A unique segment name for this test run.
 fn name(test: &str) -> String {
@@ -29,35 +27,34 @@ fn mode_of(word: &str) -> WaitMode {
 #[test]
 #[ignore = "runs only as the peer process of the other tests"]
 fn peer_process() {
-    let Ok(spec) = std::env::var(PEER_ENV) else {
+    let Some(args) = support::peer_spec() else {
         return;
     };
-    let args: Vec<&str> = spec.split(' ').collect();
-    let out = &mut Reporter(std::io::stdout());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args[..] {
         ["recv-stream", name, mode, count, seed] => {
             let options = Options::new().wait_mode(mode_of(mode));
             let mut rx = Receiver::open(name, &options).unwrap();
             let count: u64 = count.parse().unwrap();
             let result = check_stream(&mut rx, count, seed.parse().unwrap());
-            report(out, &result);
+            report(&result);
         }
         ["send-then-block", name, count] => {
             let mut tx = Sender::open(name, &Options::new()).unwrap();
             for i in 0..count.parse::<u64>().unwrap() {
                 tx.send(&i.to_le_bytes()).unwrap();
             }
-            report(out, "sent");
+            report("sent");
             block_on_stdin();
         }
         ["attach-then-block", name] => {
             let _rx = Receiver::open(name, &Options::new()).unwrap();
-            report(out, "attached");
+            report("attached");
             block_on_stdin();
         }
         ["create-then-block", name] => {
             let _tx = Sender::create(name, &Options::new()).unwrap();
-            report(out, "created");
+            report("created");
             block_on_stdin();
         }
         ["try-open", name] => {
@@ -66,104 +63,17 @@ fn peer_process() {
                 Err(Error::PermissionDenied { .. }) => "permission-denied".to_owned(),
                 Err(e) => format!("error {e}"),
             };
-            report(out, &result);
+            report(&result);
         }
         ["anon-recv", path, count, seed] => {
             let socket = std::os::unix::net::UnixStream::connect(path).unwrap();
             let fd = recv_fd(&socket).unwrap();
             let mut rx = Receiver::from_fd(fd, &Options::new()).unwrap();
             let result = check_stream(&mut rx, count.parse().unwrap(), seed.parse().unwrap());
-            report(out, &result);
+            report(&result);
         }
-        _ => panic!("unknown peer spec {spec:?}"),
+        _ => panic!("unknown peer spec {args:?}"),
     }
-}
-
-fn report(out: &mut Reporter, line: &str) {
-    out.write_all(format!("{line}\n").as_bytes()).unwrap();
-}
-
-/// Prefixes each line the peer reports with [`REPORT`], so that the parent
-/// can tell it from the test harness's own output.
-struct Reporter(std::io::Stdout);
-
-impl Write for Reporter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut out = self.0.lock();
-        out.write_all(b"\n")?;
-        out.write_all(REPORT.as_bytes())?;
-        out.write_all(buf)?;
-        out.flush()?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
-}
-
-const REPORT: &str = "peer-report: ";
-
-/// Waits until the parent closes our stdin (or kills us).
-fn block_on_stdin() {
-    let mut sink = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut sink);
-}
-
-fn spawn_peer(spec: &str) -> (Child, BufReader<ChildStdout>) {
-    spawn_peer_with(spec, |c| c)
-}
-
-fn spawn_peer_with(
-    spec: &str,
-    adjust: impl FnOnce(&mut Command) -> &mut Command,
-) -> (Child, BufReader<ChildStdout>) {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--exact",
-            "peer_process",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(PEER_ENV, spec)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut child = adjust(&mut command).spawn().unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    (child, stdout)
-}
-
-/// The next line the peer reported (see [`Reporter`]); empty if it exited.
-fn read_report(stdout: &mut BufReader<ChildStdout>) -> String {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            return String::new();
-        }
-        if let Some(report) = line.trim().strip_prefix(REPORT) {
-            return report.to_owned();
-        }
-    }
-}
-
-/// Tests that start peer processes run one at a time: two busy-polling
-/// pairs on a 2-core machine would only measure the scheduler.
-static PROCESSES: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    PROCESSES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// xorshift64, the same on both sides.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
 }
 
 /// Message `seq` of the stream: its length (0..=max) and its bytes.
@@ -225,13 +135,13 @@ fn stream_across_processes(mode: &str) {
     // A small ring: 4 KiB, messages up to 2040 bytes, so it wraps constantly.
     let options = Options::new().capacity(4096).wait_mode(mode_of(mode));
     let mut tx = Sender::create(&name, &options).unwrap();
-    let (mut child, mut stdout) = spawn_peer(&format!("recv-stream {name} {mode} {count} {seed}"));
+    let mut peer = Peer::spawn(&format!("recv-stream {name} {mode} {count} {seed}"));
     let started = Instant::now();
     send_stream(&mut tx, count, seed);
     drop(tx);
-    let report = read_report(&mut stdout);
+    let report = peer.report();
     let elapsed = started.elapsed();
-    assert!(child.wait().unwrap().success());
+    peer.finish();
     assert_eq!(report, format!("ok {count}"));
     eprintln!("{mode}: {count} messages of 0..=2040 bytes in {elapsed:?}");
 }
@@ -246,14 +156,6 @@ fn a_million_random_messages_cross_process_futex() {
     stream_across_processes("futex");
 }
 
-/// Kills `child` with SIGKILL and reaps it.
-fn kill9(child: &mut Child) -> Instant {
-    child.kill().unwrap(); // SIGKILL
-    let at = Instant::now();
-    child.wait().unwrap();
-    at
-}
-
 /// Generous bound for "returns instead of hanging"; the detection latency
 /// itself is printed (and measured properly by the bench).
 const DETECTION_BOUND: Duration = Duration::from_secs(5);
@@ -263,15 +165,15 @@ fn producer_killed_while_consumer_blocked() {
     let _serial = serial();
     let name = name("kill-producer-blocked");
     let mut rx = Receiver::create(&name, &Options::new()).unwrap();
-    let (mut child, mut stdout) = spawn_peer(&format!("send-then-block {name} 100"));
-    assert_eq!(read_report(&mut stdout), "sent");
+    let mut peer = Peer::spawn(&format!("send-then-block {name} 100"));
+    assert_eq!(peer.report(), "sent");
     for i in 0..100u64 {
         assert_eq!(rx.recv_vec().unwrap(), i.to_le_bytes());
     }
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let killer = std::thread::spawn(move || {
         ready_rx.recv().unwrap();
-        kill9(&mut child)
+        peer.kill9()
     });
     ready_tx.send(()).unwrap();
     // Blocks (the ring is empty) until the death is noticed.
@@ -289,9 +191,9 @@ fn messages_committed_before_a_kill_are_all_delivered() {
     let _serial = serial();
     let name = name("kill-producer-drain");
     let mut rx = Receiver::create(&name, &Options::new()).unwrap();
-    let (mut child, mut stdout) = spawn_peer(&format!("send-then-block {name} 1000"));
-    assert_eq!(read_report(&mut stdout), "sent");
-    kill9(&mut child);
+    let mut peer = Peer::spawn(&format!("send-then-block {name} 1000"));
+    assert_eq!(peer.report(), "sent");
+    peer.kill9();
     for i in 0..1000u64 {
         assert_eq!(rx.recv_vec().unwrap(), i.to_le_bytes(), "message {i}");
     }
@@ -305,8 +207,8 @@ fn consumer_killed_while_producer_blocked_on_full() {
     let _serial = serial();
     let name = name("kill-consumer-blocked");
     let mut tx = Sender::create(&name, &Options::new().capacity(4096)).unwrap();
-    let (mut child, mut stdout) = spawn_peer(&format!("attach-then-block {name}"));
-    assert_eq!(read_report(&mut stdout), "attached");
+    let mut peer = Peer::spawn(&format!("attach-then-block {name}"));
+    assert_eq!(peer.report(), "attached");
     let mut sent = 0;
     while tx.try_send(&[7; 100]).is_ok() {
         sent += 1;
@@ -315,7 +217,7 @@ fn consumer_killed_while_producer_blocked_on_full() {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let killer = std::thread::spawn(move || {
         ready_rx.recv().unwrap();
-        kill9(&mut child)
+        peer.kill9()
     });
     ready_tx.send(()).unwrap();
     // Blocks (the ring is full) until the death is noticed.
@@ -333,8 +235,8 @@ fn consumer_killed_while_producer_blocked_on_full() {
 fn stale_segment_is_reclaimed_and_live_one_is_not() {
     let _serial = serial();
     let name = name("stale");
-    let (mut child, mut stdout) = spawn_peer(&format!("create-then-block {name}"));
-    assert_eq!(read_report(&mut stdout), "created");
+    let mut peer = Peer::spawn(&format!("create-then-block {name}"));
+    assert_eq!(peer.report(), "created");
     // Live: never stolen.
     assert!(matches!(
         Sender::create(&name, &Options::new()),
@@ -345,7 +247,7 @@ fn stale_segment_is_reclaimed_and_live_one_is_not() {
         Err(Error::AlreadyExists { .. })
     ));
     // The creator dies without removing its name: the segment is stale.
-    kill9(&mut child);
+    peer.kill9();
     let mut tx = Sender::create(&name, &Options::new()).expect("stale segment reclaimed");
     let mut rx = Receiver::open(&name, &Options::new()).unwrap();
     tx.send(b"fresh").unwrap();
@@ -355,21 +257,21 @@ fn stale_segment_is_reclaimed_and_live_one_is_not() {
 #[test]
 fn another_uid_is_refused() {
     let _serial = serial();
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: needs root to run the peer as another uid (uid 65534)");
+    if !support::can_switch_users("another_uid_is_refused") {
         return;
     }
     let name = name("perm");
     let _tx = Sender::create(&name, &Options::new()).unwrap();
-    let (mut child, mut stdout) =
-        spawn_peer_with(&format!("try-open {name}"), |c| c.uid(65534).gid(65534));
-    let report = read_report(&mut stdout);
-    assert!(child.wait().unwrap().success());
+    // Run from a copy of this binary that the other user can execute, so
+    // the test works wherever the checkout lives (a 0700 home included).
+    let mut peer = Peer::spawn_as(&format!("try-open {name}"), NOBODY);
+    let report = peer.report();
+    peer.finish();
     assert_eq!(report, "permission-denied");
     // The same open as the owner works, so it was the uid that was refused.
-    let (mut child, mut stdout) = spawn_peer(&format!("try-open {name}"));
-    assert_eq!(read_report(&mut stdout), "opened");
-    assert!(child.wait().unwrap().success());
+    let mut peer = Peer::spawn(&format!("try-open {name}"));
+    assert_eq!(peer.report(), "opened");
+    peer.finish();
 }
 
 #[test]
@@ -383,15 +285,14 @@ fn anonymous_segment_passed_over_a_unix_socket() {
     let (mut tx, fd) = Sender::anonymous(&Options::new().capacity(8192)).unwrap();
     let count = 20_000u64;
     let seed = 77;
-    let (mut child, mut stdout) =
-        spawn_peer(&format!("anon-recv {} {count} {seed}", path.display()));
+    let mut peer = Peer::spawn(&format!("anon-recv {} {count} {seed}", path.display()));
     let (socket, _) = listener.accept().unwrap();
     send_fd(&socket, std::os::fd::AsFd::as_fd(&fd)).unwrap();
     drop(fd);
     send_stream(&mut tx, count, seed);
     drop(tx);
-    assert_eq!(read_report(&mut stdout), format!("ok {count}"));
-    assert!(child.wait().unwrap().success());
+    assert_eq!(peer.report(), format!("ok {count}"));
+    peer.finish();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -400,12 +301,11 @@ fn second_receiver_is_refused_across_processes() {
     let _serial = serial();
     let name = name("second-receiver");
     let _tx = Sender::create(&name, &Options::new()).unwrap();
-    let (mut child, mut stdout) = spawn_peer(&format!("attach-then-block {name}"));
-    assert_eq!(read_report(&mut stdout), "attached");
+    let mut peer = Peer::spawn(&format!("attach-then-block {name}"));
+    assert_eq!(peer.report(), "attached");
     assert!(matches!(
         Receiver::open(&name, &Options::new()),
         Err(Error::RoleTaken(Role::Consumer))
     ));
-    drop(child.stdin.take()); // let it exit
-    assert!(child.wait().unwrap().success());
+    peer.finish(); // let it exit
 }

@@ -85,3 +85,55 @@ fn malformed_and_unsuitable_addresses_are_typed_errors() {
         Err(Error::InvalidAddress { .. })
     ));
 }
+
+#[test]
+fn bad_shm_capacities_are_typed_errors_not_panics() {
+    let id = std::process::id();
+    for capacity in [0, 1, 3, 8, 16, 100, usize::MAX / 2 + 1, usize::MAX] {
+        let address = format!("shm:/shmlane-ep-capacity-{id}");
+        let options = EndpointOptions {
+            shm: shmlane_posix::Options::new().capacity(capacity),
+            ..EndpointOptions::default()
+        };
+        let result = listen(&address, &options);
+        assert!(
+            matches!(result, Err(Error::InvalidCapacity { capacity: c }) if c == capacity),
+            "{capacity}: {result:?}"
+        );
+        let result = connect(&address, &options);
+        assert!(matches!(result, Err(Error::NotFound { .. })), "{result:?}");
+        for suffix in ["c2s", "s2c"] {
+            let path = format!("/dev/shm/shmlane-ep-capacity-{id}.{suffix}");
+            assert!(
+                !std::path::Path::new(&path).exists(),
+                "{capacity}: left {path}"
+            );
+        }
+        assert!(
+            shmlane_posix::Options::new()
+                .capacity(capacity)
+                .region_size()
+                .is_err()
+        );
+    }
+}
+
+#[test]
+fn names_are_checked_with_the_suffixes_an_endpoint_adds() {
+    // 252 bytes: a valid name alone, 256 with ".c2s" (the limit is 255).
+    let long = format!("/{}", "n".repeat(251));
+    assert!(shmlane_posix::names::validate_name(&long).is_ok());
+    let options = EndpointOptions::default();
+    for scheme in ["shm", "mq"] {
+        let address = format!("{scheme}:{long}");
+        for result in [
+            listen(&address, &options).map(drop),
+            connect(&address, &options).map(drop),
+        ] {
+            assert!(
+                matches!(result, Err(Error::InvalidName { ref name, .. }) if name.ends_with(".c2s")),
+                "{address}: {result:?}"
+            );
+        }
+    }
+}
