@@ -12,6 +12,19 @@
 //! A ring serves one producer and one consumer for its whole life: after a
 //! side closed or died, the survivor sees `Disconnected` and the channel is
 //! done; create a new one (a stale name is reclaimed, see [`Segment`]).
+//!
+//! A named channel appears under its name only complete: its ring laid out
+//! and the creator's role claimed (see [`Segment::create_with`]). An opener
+//! checks the segment's type, owner and mode before it maps it
+//! ([`Options::owner`], [`Options::mode`]).
+//!
+//! **Processes that fork.** A side's role lives as long as any process
+//! holds its open file descriptions, whose locks are the proof of life. A
+//! child made by `fork()` without `exec` inherits them (they are
+//! close-on-exec, so an `exec` drops them): while such a child lives, the
+//! side's death is not seen by its peer, and the child must not use the
+//! handle (two processes would drive one side). Create channels after
+//! forking, or let the child `exec` or exit.
 
 use std::fmt;
 use std::os::fd::OwnedFd;
