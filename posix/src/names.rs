@@ -97,6 +97,7 @@ pub fn suffixed(name: &str, suffix: &str) -> Result<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// A regular file: a shared-memory segment, a message queue.
+    #[allow(dead_code)] // (until segments and queues open through here)
     Regular,
     /// A named pipe.
     Fifo,
