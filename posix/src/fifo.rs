@@ -27,7 +27,7 @@
 //!   still names it. A FIFO left behind is taken over only when the caller
 //!   says that a FIFO at that path can only be shmlane's
 //!   ([`FifoOptions::reclaim_stale`]), and only when it is ours and nobody
-//!   holds it ([`names`](crate::names) explains the protocol).
+//!   holds it ([`crate::names`] explains the protocol).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
