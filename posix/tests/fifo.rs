@@ -252,6 +252,30 @@ fn a_writer_waits_for_a_reader_no_longer_than_it_was_told() {
 }
 
 #[test]
+fn a_writer_finds_a_reader_blocked_in_its_own_open() {
+    // A reader that opens in blocking mode (`cat fifo`) waits for a writer
+    // inside open(2), which announces nothing until it returns: the writer
+    // must find it by looking again.
+    let dir = OpenDir::new("blocking-reader");
+    let path = dir.join("f");
+    mkfifo(&path, 0o600);
+    let reader = blocked_in({
+        let path = path.clone();
+        move || std::fs::File::open(&path)
+    });
+    let options = FifoOptions::new().writer_timeout(Some(HUNG));
+    let mut tx = must_not_wait({
+        let path = path.clone();
+        move || Framed::open_fifo_writer_with(&path, &options, 64)
+    })
+    .unwrap();
+    let reader = reader.recv_timeout(HUNG).unwrap().unwrap();
+    tx.send(b"found").unwrap();
+    let mut rx = Framed::new(reader, 64).unwrap();
+    assert_eq!(rx.recv(&mut [0; 64]).unwrap(), 5);
+}
+
+#[test]
 fn the_default_writer_open_does_not_wait_forever() {
     let dir = OpenDir::new("default-deadline");
     let path = dir.join("f");
