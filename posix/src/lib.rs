@@ -33,6 +33,7 @@ pub mod channel;
 pub mod dgram;
 pub mod endpoint;
 mod error;
+pub mod fifo;
 pub mod framing;
 pub mod gate;
 pub mod lock;

@@ -19,7 +19,7 @@
 //! (every handle keeps a shared *presence* lock on its open file
 //! description, which the kernel drops when the process dies). Reclaimers
 //! and creators exclude each other with an exclusive `flock` on the object
-//! ([`reclaim_if_stale`], [`settle_new`]), so a reclaim never removes an
+//! (`reclaim_if_stale`, `settle_new`), so a reclaim never removes an
 //! object that a creator is about to hand out.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -97,6 +97,7 @@ pub fn suffixed(name: &str, suffix: &str) -> Result<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// A regular file: a shared-memory segment, a message queue.
+    #[allow(dead_code)] // (until segments and queues open through here)
     Regular,
     /// A named pipe.
     Fifo,

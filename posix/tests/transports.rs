@@ -196,7 +196,7 @@ fn a_live_unix_socket_is_not_stolen_and_a_stale_one_is_replaced() {
     std::fs::write(&file, b"data").unwrap();
     assert!(matches!(
         FramedListener::bind_unix(&file, 64),
-        Err(Error::AlreadyExists { .. })
+        Err(Error::WrongType { .. })
     ));
     assert_eq!(std::fs::read(&file).unwrap(), b"data");
     std::fs::remove_file(&file).unwrap();
