@@ -63,11 +63,8 @@ struct PublicCopy {
 
 impl PublicCopy {
     fn new() -> PublicCopy {
-        let dir = Path::new("/tmp").join(format!(
-            "shmlane-peer-{}-{}",
-            std::process::id(),
-            unique()
-        ));
+        let dir =
+            Path::new("/tmp").join(format!("shmlane-peer-{}-{}", std::process::id(), unique()));
         std::fs::create_dir(&dir).expect("create a directory for the peer's binary");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let exe = dir.join("peer");
