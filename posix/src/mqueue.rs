@@ -588,6 +588,8 @@ impl MessageQueue {
     /// Only for names that this crate derives for its own use (an
     /// endpoint's `/name.c2s` and `/name.s2c`): a queue of another program
     /// holds no presence lock, so it would look stale.
+    // Called by `endpoint::listen` for `mq:` once it is wired to it.
+    #[allow(dead_code)]
     pub(crate) fn create_reclaiming(name: &str, options: &MqOptions) -> Result<Self> {
         let c = Self::check_create(name, options)?;
         for _ in 0..CREATE_ATTEMPTS {

@@ -14,8 +14,12 @@ mod support;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+
 use shmlane_posix::Error;
-use shmlane_posix::dgram::MqChannel;
+use shmlane_posix::dgram::{Datagram, MqChannel};
 use shmlane_posix::mqueue::{MessageQueue, MqOptions};
 use shmlane_posix::transport::{MessageReceiver, MessageSender};
 use support::{NOBODY, Peer, block_on_stdin, can_switch_users, peer_spec, report, serial};
@@ -48,6 +52,17 @@ fn peer_process() {
             let mut tx = MqChannel::open(name).unwrap();
             for i in 0..count.parse::<u32>().unwrap() {
                 tx.send(&i.to_le_bytes()).unwrap();
+            }
+            report("sent");
+            block_on_stdin();
+        }
+        // A datagram client: joins the server, sends `count` messages.
+        ["dg-client", server, own, count] => {
+            let mut client = Datagram::bind(own, 64).unwrap();
+            client.connect(server).unwrap();
+            client.send_hello().unwrap();
+            for i in 0..count.parse::<u32>().unwrap() {
+                client.send(&i.to_le_bytes()).unwrap();
             }
             report("sent");
             block_on_stdin();
@@ -410,4 +425,380 @@ fn a_killed_mq_sender_ends_a_blocked_receiver_after_all_it_sent() {
     eprintln!("Disconnected {:?} after the kill", killed.elapsed());
     assert_eq!(got, (0..COUNT).collect::<Vec<_>>());
     assert!(matches!(end, Error::Disconnected), "{end:?}");
+}
+
+// ---- Unix datagrams ----
+
+/// A directory of this test's sockets, removed at the end; `mode` 0o777
+/// lets a peer of another user bind in it.
+struct SocketDir(PathBuf);
+
+impl SocketDir {
+    fn new(test: &str, mode: u32) -> SocketDir {
+        let dir = std::env::temp_dir().join(format!("shmlane-dg-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        SocketDir(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A joined pair: `(client, server)`, messages of at most `client_max`
+/// and `server_max` bytes.
+fn dgram_pair(dir: &SocketDir, client_max: usize, server_max: usize) -> (Datagram, Datagram) {
+    let mut server = Datagram::bind(dir.path("server"), server_max).unwrap();
+    let mut client = Datagram::bind(dir.path("client"), client_max).unwrap();
+    client.connect(server.path()).unwrap();
+    client.send_hello().unwrap();
+    server.accept_hello().unwrap();
+    (client, server)
+}
+
+/// Whether `r` is the kernel's refusal of a sender the socket is not
+/// joined to.
+fn refused(r: std::io::Result<usize>) -> bool {
+    r.is_err_and(|e| e.raw_os_error() == Some(libc::EPERM))
+}
+
+#[test]
+fn forged_datagrams_and_close_marks_are_never_delivered() {
+    let dir = SocketDir::new("forged", 0o700);
+    let (s_path, c_path) = (dir.path("server"), dir.path("client"));
+    let mut server = Datagram::bind(&s_path, 64).unwrap();
+    let mut client = Datagram::bind(&c_path, 64).unwrap();
+    // Two forgers: one without a name, one bound to a path of its own.
+    let anonymous = UnixDatagram::unbound().unwrap();
+    let named = UnixDatagram::bind(dir.path("forger")).unwrap();
+    let forged_message = b"\x00forged";
+    let forged_close = b"\x01";
+
+    // Before the pair is joined, anyone may queue datagrams at either path.
+    for forger in [&anonymous, &named] {
+        for to in [&s_path, &c_path] {
+            forger.send_to(forged_message, to).unwrap();
+            forger.send_to(forged_close, to).unwrap();
+        }
+    }
+    client.connect(&s_path).unwrap();
+    client.send_hello().unwrap();
+    client.send(b"real 1").unwrap();
+    // After the hello, before the server takes it: still queued.
+    named.send_to(forged_close, &s_path).unwrap();
+    assert!(server.accept_hello().is_ok());
+    // Joined: the kernel refuses anyone else's datagrams to the server.
+    assert!(refused(anonymous.send_to(forged_close, &s_path)));
+    assert!(refused(named.send_to(forged_message, &s_path)));
+
+    let mut buf = [0u8; 64];
+    assert_eq!(server.recv(&mut buf).unwrap(), 6);
+    assert_eq!(&buf[..6], b"real 1");
+    server.send(b"reply 1").unwrap();
+    // The client joins on the server's welcome, at its first receive.
+    assert_eq!(client.recv(&mut buf).unwrap(), 7);
+    assert_eq!(&buf[..7], b"reply 1");
+    assert!(refused(anonymous.send_to(forged_close, &c_path)));
+    assert!(refused(named.send_to(forged_message, &c_path)));
+
+    client.send(b"real 2").unwrap();
+    assert_eq!(server.recv(&mut buf).unwrap(), 6);
+    assert_eq!(&buf[..6], b"real 2");
+    // No forged close mark ended either side; each forgery was dropped.
+    assert!(matches!(server.try_recv(&mut buf), Err(Error::Empty)));
+    assert!(matches!(client.try_recv(&mut buf), Err(Error::Empty)));
+    assert_eq!(server.dropped_datagrams(), 5);
+    assert_eq!(client.dropped_datagrams(), 4);
+    // Each side knows the other: this process, both.
+    let me = std::process::id() as i32;
+    assert_eq!(server.peer_credentials().map(|c| c.pid), Some(me));
+    assert_eq!(client.peer_credentials().map(|c| c.pid), Some(me));
+    // The real close still ends the server.
+    drop(client);
+    assert!(matches!(server.recv(&mut buf), Err(Error::Disconnected)));
+}
+
+#[test]
+fn a_hello_from_another_uid_is_refused_and_credentials_are_recorded() {
+    if !can_switch_users("a_hello_from_another_uid_is_refused_and_credentials_are_recorded") {
+        return;
+    }
+    let _serial = serial();
+    // Others may bind here and send to the server's socket.
+    let dir = SocketDir::new("creds", 0o777);
+    let s_path = dir.path("server");
+    let mut server = Datagram::bind_with(&s_path, 64, 0o666).unwrap();
+    // The umask (022, usually) cut the mode down: open it up for the test.
+    std::fs::set_permissions(&s_path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let me = rustix::process::geteuid().as_raw();
+
+    let spec = |client: &str| {
+        format!(
+            "dg-client {} {} 3",
+            s_path.display(),
+            dir.path(client).display()
+        )
+    };
+    let mut refused_peer = Peer::spawn_as(&spec("refused"), NOBODY);
+    assert_eq!(refused_peer.report(), "sent");
+    match server.accept_hello_from(Some(me)) {
+        Err(Error::PeerRefused { pid, uid, gid }) => {
+            assert_eq!(
+                (pid, uid, gid),
+                (refused_peer.child.id() as i32, NOBODY, NOBODY)
+            );
+        }
+        r => panic!("expected PeerRefused, got {r:?}"),
+    }
+    assert_eq!(server.dropped_datagrams(), 1);
+    assert_eq!(server.peer_credentials(), None);
+
+    let mut accepted_peer = Peer::spawn_as(&spec("accepted"), NOBODY);
+    assert_eq!(accepted_peer.report(), "sent");
+    let credentials = server.accept_hello_from(Some(NOBODY)).unwrap();
+    assert_eq!(credentials.pid, accepted_peer.child.id() as i32);
+    assert_eq!((credentials.uid, credentials.gid), (NOBODY, NOBODY));
+    assert_eq!(server.peer_credentials(), Some(credentials));
+    // The refused client's three messages were dropped on the way.
+    assert_eq!(server.dropped_datagrams(), 4);
+    let mut buf = [0u8; 64];
+    for i in 0..3u32 {
+        assert_eq!(server.recv(&mut buf).unwrap(), 4);
+        assert_eq!(buf[..4], i.to_le_bytes());
+    }
+    assert!(matches!(server.try_recv(&mut buf), Err(Error::Empty)));
+    refused_peer.finish();
+    accepted_peer.finish();
+}
+
+#[test]
+fn a_datagram_too_long_for_the_receiver_is_frame_too_large_and_consumed() {
+    // Through the scratch buffer, and straight into a large caller buffer.
+    for (client_max, server_max, long) in [(1000, 100, 1000), (8192, 4096, 5000)] {
+        let dir = SocketDir::new(&format!("long-{server_max}"), 0o700);
+        let (mut client, mut server) = dgram_pair(&dir, client_max, server_max);
+        client.send(&vec![7; long]).unwrap();
+        client.send(b"next").unwrap();
+        client.send(&vec![8; server_max]).unwrap();
+        let mut buf = vec![0u8; server_max];
+        let r = server.recv(&mut buf);
+        assert!(
+            matches!(r, Err(Error::FrameTooLarge { len, max }) if len == long && max == server_max),
+            "{r:?}"
+        );
+        assert_eq!(server.recv(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"next");
+        assert_eq!(server.recv(&mut buf).unwrap(), server_max);
+        assert!(buf.iter().all(|&b| b == 8));
+    }
+}
+
+#[test]
+fn a_datagram_sender_half_that_sent_nothing_ends_a_blocked_receiver() {
+    let dir = SocketDir::new("sent-nothing", 0o700);
+    let (client, mut server) = dgram_pair(&dir, 64, 64);
+    let (tx, _rx) = client.split().unwrap();
+    let receiver = blocked_in(move || server.recv(&mut [0u8; 64]));
+    drop(tx);
+    assert!(matches!(receiver.result(), Err(Error::Disconnected)));
+}
+
+/// Fills the peer's queue with try_send: how many went.
+fn fill(tx: &mut impl MessageSender) -> u32 {
+    let mut sent = 0u32;
+    loop {
+        match tx.try_send(&sent.to_le_bytes()) {
+            Ok(()) => sent += 1,
+            Err(Error::Full) => return sent,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Receives until an error: the messages (as numbers) and the error.
+fn drain(rx: &mut impl MessageReceiver) -> (Vec<u32>, Error) {
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    loop {
+        match rx.recv(&mut buf) {
+            Ok(n) => got.push(u32::from_le_bytes(buf[..n].try_into().unwrap())),
+            Err(e) => return (got, e),
+        }
+    }
+}
+
+#[test]
+fn a_close_mark_without_room_is_sent_later_by_the_receiving_half() {
+    let dir = SocketDir::new("mark-later", 0o700);
+    let (client, mut server) = dgram_pair(&dir, 64, 64);
+    let (mut tx, mut rx) = client.split().unwrap();
+    let sent = fill(&mut tx);
+    assert!(sent > 0);
+    // No room for the mark: the sending half gives up on it and drops.
+    drop(tx);
+    // The receiving half lives on, waiting for the server's messages.
+    let receiving = blocked_in(move || rx.recv(&mut [0u8; 64]));
+    let (got, end) = returns(move || drain(&mut server));
+    assert_eq!(got, (0..sent).collect::<Vec<_>>());
+    assert!(matches!(end, Error::Disconnected), "{end:?}");
+    // (The client's receiving half is still waiting: nothing came for it.)
+    assert_eq!(thread_state(receiving.tid), 'S');
+}
+
+#[test]
+fn a_full_datagram_peer_that_closes_ends_with_every_message_then_disconnected() {
+    let dir = SocketDir::new("full-close", 0o700);
+    let (mut client, mut server) = dgram_pair(&dir, 64, 64);
+    let sent = fill(&mut client);
+    assert!(sent > 0);
+    drop(client); // no room for its mark; its socket closes
+    let (got, end) = returns(move || drain(&mut server));
+    assert_eq!(got, (0..sent).collect::<Vec<_>>());
+    assert!(matches!(end, Error::Disconnected), "{end:?}");
+}
+
+#[test]
+fn a_killed_datagram_peer_ends_a_blocked_receiver_after_all_it_sent() {
+    let _serial = serial();
+    let dir = SocketDir::new("killed", 0o700);
+    let s_path = dir.path("server");
+    let mut server = Datagram::bind(&s_path, 64).unwrap();
+    const COUNT: u32 = 25;
+    let spec = format!(
+        "dg-client {} {} {COUNT}",
+        s_path.display(),
+        dir.path("client").display()
+    );
+    let mut peer = Peer::spawn(&spec);
+    server.accept_hello().unwrap();
+    let (progress_tx, progress) = mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        progress_tx.send(tid()).unwrap();
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        loop {
+            match server.recv(&mut buf) {
+                Ok(n) => {
+                    got.push(u32::from_le_bytes(buf[..n].try_into().unwrap()));
+                    if got.len() == COUNT as usize {
+                        progress_tx.send(0).unwrap();
+                    }
+                }
+                Err(e) => return (got, e),
+            }
+        }
+    });
+    let receiver_tid = progress.recv().unwrap();
+    assert_eq!(peer.report(), "sent");
+    progress.recv_timeout(HUNG).expect("all messages received");
+    wait_until_asleep(receiver_tid);
+    let killed = peer.kill9();
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || done_tx.send(receiver.join().unwrap()).unwrap());
+    let (got, end) = done
+        .recv_timeout(HUNG)
+        .expect("a receiver blocked on a killed peer did not return");
+    eprintln!("Disconnected {:?} after the kill", killed.elapsed());
+    assert_eq!(got, (0..COUNT).collect::<Vec<_>>());
+    assert!(matches!(end, Error::Disconnected), "{end:?}");
+}
+
+/// This process's umask (from /proc: setting it to read it would race
+/// with the other tests).
+fn umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+#[test]
+fn socket_files_get_their_mode_and_only_our_stale_sockets_are_replaced() {
+    let dir = SocketDir::new("files", 0o700);
+    let umask = umask();
+    let default = Datagram::bind(dir.path("default"), 64).unwrap();
+    assert_eq!(mode_of(default.path()), 0o600 & !umask);
+    let shared = Datagram::bind_with(dir.path("shared"), 64, 0o666).unwrap();
+    assert_eq!(mode_of(shared.path()), 0o666 & !umask);
+    // A live socket is never taken.
+    assert!(matches!(
+        Datagram::bind(dir.path("default"), 64),
+        Err(Error::AlreadyExists { .. })
+    ));
+
+    // A stale socket of ours (std leaves its file behind) is replaced.
+    let stale = dir.path("stale");
+    drop(UnixDatagram::bind(&stale).unwrap());
+    let replaced = Datagram::bind(&stale, 64);
+    assert!(replaced.is_ok(), "{replaced:?}");
+    drop(replaced);
+
+    // A symbolic link is never followed, even to a stale socket of ours.
+    let target = dir.path("target");
+    drop(UnixDatagram::bind(&target).unwrap());
+    let link = dir.path("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert!(matches!(
+        Datagram::bind(&link, 64),
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(target.exists());
+
+    // A stale socket of another user is left alone.
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped the foreign socket part: needs root to chown a socket file");
+        return;
+    }
+    let foreign = dir.path("foreign");
+    drop(UnixDatagram::bind(&foreign).unwrap());
+    std::os::unix::fs::lchown(&foreign, Some(NOBODY), Some(NOBODY)).unwrap();
+    let r = Datagram::bind(&foreign, 64);
+    assert!(
+        matches!(&r, Err(Error::ForeignOwner { owner, .. }) if *owner == NOBODY),
+        "{r:?}"
+    );
+    assert_eq!(std::fs::symlink_metadata(&foreign).unwrap().uid(), NOBODY);
+}
+
+#[test]
+fn split_datagram_halves_work_one_way_each_and_may_join_first() {
+    let dir = SocketDir::new("halves", 0o700);
+    let server = Datagram::bind(dir.path("server"), 64).unwrap();
+    let mut client = Datagram::bind(dir.path("client"), 64).unwrap();
+    // Split before the handshake: the receiving half takes the hello.
+    let (mut stx, mut srx) = server.split().unwrap();
+    client.connect(dir.path("server")).unwrap();
+    client.send_hello().unwrap();
+    assert!(matches!(stx.accept_hello(), Err(Error::RoleTaken(_))));
+    srx.accept_hello().unwrap();
+    stx.send(b"from the sending half").unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(client.recv(&mut buf).unwrap(), 21);
+    client.send(b"to the receiving half").unwrap();
+    assert_eq!(srx.recv(&mut buf).unwrap(), 21);
+    assert!(matches!(stx.try_recv(&mut buf), Err(Error::RoleTaken(_))));
+    assert!(matches!(srx.try_send(b"x"), Err(Error::RoleTaken(_))));
+    // The socket file stays until both halves are gone.
+    drop(stx);
+    assert!(dir.path("server").exists());
+    assert!(matches!(client.recv(&mut buf), Err(Error::Disconnected)));
+    drop(srx);
+    assert!(!dir.path("server").exists());
 }
