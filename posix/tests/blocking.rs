@@ -448,7 +448,7 @@ fn datagram_calls_of_every_kind_mix() {
 fn a_blocked_datagram_send_ends_when_the_peer_drops_its_receiving_half() {
     let (mut a, b, _) = datagram_pair("rx-drop", 256);
     // The peer keeps a sending half (so its socket stays open) and drops
-    // the receiving one, which removes its path.
+    // the receiving one, which shuts its socket for receiving.
     let (b_tx, b_rx) = b.split().unwrap();
     fill(&mut a);
     let sender = blocked_in(move || {

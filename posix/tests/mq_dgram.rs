@@ -802,3 +802,50 @@ fn split_datagram_halves_work_one_way_each_and_may_join_first() {
     drop(srx);
     assert!(!dir.path("server").exists());
 }
+
+#[test]
+fn malformed_hellos_are_dropped_and_counted() {
+    let dir = SocketDir::new("bad-hellos", 0o700);
+    let s_path = dir.path("server");
+    let mut server = Datagram::bind(&s_path, 64).unwrap();
+    let raw = UnixDatagram::bind(dir.path("raw")).unwrap();
+    let file = dir.path("file");
+    std::fs::write(&file, b"not a socket").unwrap();
+    let hello = |path: &[u8]| {
+        let mut h = vec![2u8];
+        h.extend_from_slice(&[0x55; 16]);
+        h.extend_from_slice(path);
+        h
+    };
+    let mut bad = vec![
+        vec![2u8],                                  // no token
+        hello(b""),                                 // no path
+        hello(b"/nonexistent/shmlane-socket"),      // nothing there
+        hello(file.as_os_str().as_encoded_bytes()), // not a socket
+        hello(&[b'x'; 200]),                        // longer than any hello
+        vec![9u8, 1, 2, 3],                         // no such tag
+        vec![],                                     // empty
+    ];
+    if rustix::process::geteuid().is_root() {
+        // A socket of another user: a client may only name its own.
+        let theirs = dir.path("theirs");
+        drop(UnixDatagram::bind(&theirs).unwrap());
+        std::os::unix::fs::lchown(&theirs, Some(NOBODY), Some(NOBODY)).unwrap();
+        bad.push(hello(theirs.as_os_str().as_encoded_bytes()));
+    }
+    for datagram in &bad {
+        raw.send_to(datagram, &s_path).unwrap();
+    }
+    let mut client = Datagram::bind(dir.path("client"), 64).unwrap();
+    client.connect(&s_path).unwrap();
+    client.send_hello().unwrap();
+    let credentials = returns(move || {
+        let r = server.accept_hello();
+        (r, server)
+    });
+    let (accepted, mut server) = credentials;
+    accepted.unwrap();
+    assert_eq!(server.dropped_datagrams(), bad.len() as u64);
+    client.send(b"in").unwrap();
+    assert_eq!(server.recv(&mut [0; 64]).unwrap(), 2);
+}
