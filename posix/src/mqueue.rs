@@ -23,6 +23,33 @@
 //!   an absolute timeout that has already passed, which the kernel answers
 //!   with `ETIMEDOUT` at once instead of waiting. So another handle sharing
 //!   the open file description is never affected.
+//! - Every wait with a timeout is measured on the monotonic clock: the
+//!   kernel's `mq_timedsend`/`mq_timedreceive` take a `CLOCK_REALTIME`
+//!   deadline, which a step of the wall clock (NTP, `date -s`) stretches or
+//!   cuts short, so they are only ever called with a deadline that has
+//!   already passed. A timed call that would block waits in `poll(2)` on
+//!   the queue descriptor (a queue is readable when it holds a message,
+//!   writable when it has room) with a monotonic timeout, then tries again.
+//!   The calls without a timeout wait inside `mq_send`/`mq_receive`.
+//! - A handle uses only a queue it has checked: owned by the expected user
+//!   (the effective uid unless [`MqOptions::owner`] names another), and not
+//!   writable by its group or others beyond the allowed mode
+//!   ([`MqOptions::mode`], 0600 by default). Anything else is
+//!   [`Error::ForeignOwner`] or [`Error::UnsafeMode`] before a single
+//!   message is sent or received: another local user cannot plant a queue
+//!   (say, mode 0666) at a name and read or forge the traffic.
+//! - Every handle holds a shared *presence* lock (an open-file-description
+//!   lock, see [`crate::names`]) on its own open file description (each
+//!   `mq_open` makes one). The kernel drops it when the handle closes or
+//!   its process dies, however it dies: that is how a stale queue left by a
+//!   killed process is told from a live one, and how
+//!   [`MqChannel`](crate::dgram::MqChannel) notices a peer that is gone.
+//! - A queue is only ever removed by the handle that created it (when it
+//!   drops), by [`MessageQueue::unlink`], or, inside this crate, when it is
+//!   provably a stale queue of ours at a name that an endpoint derives
+//!   (`create_reclaiming`). [`MessageQueue::create`] never removes anything:
+//!   an existing queue may belong to a program that is not shmlane's and
+//!   holds no presence lock.
 //! - No message is ever lost on the receiving side: the kernel refuses
 //!   `mq_receive` into a buffer shorter than `mq_msgsize` (`EMSGSIZE`), so
 //!   a short caller buffer is never handed to it. The message is received
@@ -30,8 +57,7 @@
 //!   buffer it stays in the handle (with its priority) and the next receive
 //!   call returns it first ([`Error::BufferTooSmall`] meanwhile).
 //! - Bad input gives a typed error before any system call, never a panic.
-//! - `EINTR` is retried; a timed call keeps its absolute deadline across
-//!   retries.
+//! - `EINTR` is retried; a timed call keeps its deadline across retries.
 //!
 //! Queue names follow the rules of [`validate_name`]; the kernel keeps the
 //! queues of an IPC namespace in the `mqueue` filesystem (often mounted at
@@ -59,13 +85,15 @@ use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use rustix::event::PollFlags;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use rustix::time::ClockId;
 
+use crate::names::{self, Expect, Kind};
 use crate::segment::{DEFAULT_MODE, named_err, validate_name};
+use crate::transport::wait_ready;
 use crate::{Error, Result};
 
 /// Highest message priority: `MQ_PRIO_MAX - 1` (Linux's `MQ_PRIO_MAX` is
@@ -86,11 +114,13 @@ const MSGSIZE_MAX: &str = "/proc/sys/fs/mqueue/msgsize_max";
 /// The file holding the most queues the IPC namespace may hold.
 const QUEUES_MAX: &str = "/proc/sys/fs/mqueue/queues_max";
 
-/// How a new message queue is made: capacity, maximum message size and
-/// permission bits.
+/// How a new message queue is made (capacity, maximum message size and
+/// permission bits), and what an existing one must be like to be used
+/// (its owner, and the permission bits it may have at most).
 ///
 /// The defaults are Linux's: 10 messages of up to 8192 bytes, and mode
-/// 0600 (read and write for the owner only).
+/// 0600 (read and write for the owner only); an opened queue must belong
+/// to the effective uid and be writable by nobody else.
 ///
 /// # Examples
 ///
@@ -107,6 +137,7 @@ pub struct MqOptions {
     capacity: usize,
     max_message: usize,
     mode: u32,
+    owner: Option<u32>,
 }
 
 impl Default for MqOptions {
@@ -115,6 +146,7 @@ impl Default for MqOptions {
             capacity: DEFAULT_CAPACITY,
             max_message: DEFAULT_MAX_MESSAGE,
             mode: DEFAULT_MODE,
+            owner: None,
         }
     }
 }
@@ -168,6 +200,11 @@ impl MqOptions {
     /// bits count, and they are applied exactly: the umask does not filter
     /// them.
     ///
+    /// For a queue that is opened, these are the bits it may have at most
+    /// as far as writing goes: a queue that its group or others may write
+    /// to beyond them is [`Error::UnsafeMode`] (0600 refuses a queue with
+    /// mode 0620 or 0666; 0660 accepts 0660 and 0640).
+    ///
     /// # Examples
     ///
     /// ```
@@ -178,6 +215,49 @@ impl MqOptions {
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
         self
+    }
+
+    /// The user an opened queue must belong to: by default (and with
+    /// `None`) the effective uid of this process. A queue of another owner
+    /// is [`Error::ForeignOwner`], and is never sent to or received from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    /// use shmlane_posix::Error;
+    ///
+    /// let me = rustix::process::geteuid().as_raw();
+    /// let q = MessageQueue::create("/doc-mq-owner", &MqOptions::new().max_message(64))?;
+    /// let mine = MessageQueue::open_with("/doc-mq-owner", &MqOptions::new().owner(Some(me)))?;
+    /// assert!(matches!(
+    ///     MessageQueue::open_with("/doc-mq-owner", &MqOptions::new().owner(Some(me + 1))),
+    ///     Err(Error::ForeignOwner { .. })
+    /// ));
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn owner(mut self, uid: Option<u32>) -> Self {
+        self.owner = uid;
+        self
+    }
+
+    /// The owner set with [`MqOptions::owner`] (`None`: the effective uid).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::MqOptions;
+    ///
+    /// assert_eq!(MqOptions::new().get_owner(), None);
+    /// assert_eq!(MqOptions::new().owner(Some(1000)).get_owner(), Some(1000));
+    /// ```
+    pub fn get_owner(&self) -> Option<u32> {
+        self.owner
+    }
+
+    /// What an opened queue must be like: the owner and allowed mode.
+    fn expect(&self) -> Expect {
+        Expect::new(self.owner, self.mode)
     }
 
     /// The capacity set, in messages.
@@ -299,52 +379,32 @@ impl AsFd for MessageQueue {
 /// How long a send or receive may wait.
 #[derive(Clone, Copy)]
 enum Wait {
-    /// Until it can go through.
+    /// Until it can go through: inside the kernel's blocking call.
     Forever,
     /// Not at all: would-block is `Full`/`Empty`.
     Never,
-    /// Until this `CLOCK_REALTIME` instant: then `TimedOut`.
-    Until(libc::timespec),
+    /// Until this monotonic instant (`None`: too far to represent, so as
+    /// long as it takes), waiting in `poll`: then `TimedOut`.
+    Until(Option<Instant>),
 }
 
 impl Wait {
-    /// `timeout` from now on `CLOCK_REALTIME`, the clock the kernel measures
-    /// message-queue deadlines on. Saturates instead of overflowing.
+    /// `timeout` from now on the monotonic clock.
     fn after(timeout: Duration) -> Wait {
-        let now = rustix::time::clock_gettime(ClockId::Realtime);
-        let mut secs = now
-            .tv_sec
-            .saturating_add(i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX));
-        let mut nanos = now.tv_nsec + i64::from(timeout.subsec_nanos());
-        if nanos >= 1_000_000_000 {
-            nanos -= 1_000_000_000;
-            secs = secs.saturating_add(1);
-        }
-        Wait::Until(timespec(secs, nanos))
-    }
-
-    /// The absolute deadline to pass to the kernel, `None` for none. For
-    /// `Never` it is the epoch, long past: the kernel then answers
-    /// `ETIMEDOUT` at once when the call would block, without waiting and
-    /// without `O_NONBLOCK` on the descriptor.
-    fn deadline(self) -> Option<libc::timespec> {
-        match self {
-            Wait::Forever => None,
-            Wait::Never => Some(timespec(0, 0)),
-            Wait::Until(deadline) => Some(deadline),
-        }
+        Wait::Until(Instant::now().checked_add(timeout))
     }
 }
 
-/// A `libc::timespec` (built field by field: on some targets it has private
-/// padding). Seconds beyond `time_t` saturate.
-fn timespec(secs: i64, nanos: i64) -> libc::timespec {
-    // SAFETY: `timespec` is a plain C struct of integers; all-zero is valid.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    ts.tv_sec = libc::time_t::try_from(secs).unwrap_or(libc::time_t::MAX);
-    // `nanos` is below 10^9, which every `tv_nsec` type holds.
-    ts.tv_nsec = nanos as _;
-    ts
+/// The absolute `CLOCK_REALTIME` deadline the kernel gets for a call that
+/// must not wait: the epoch, long past. The kernel then answers `ETIMEDOUT`
+/// at once when the call would block, without waiting and without
+/// `O_NONBLOCK` on the descriptor. No call is ever given a deadline in the
+/// future (see the module docs).
+fn passed_deadline() -> libc::timespec {
+    // SAFETY: `timespec` is a plain C struct of integers; all-zero is valid
+    // (and is the epoch). Built so rather than by a struct literal: on some
+    // targets it has private padding fields.
+    unsafe { std::mem::zeroed() }
 }
 
 /// The errno of the libc call that just failed.
@@ -397,6 +457,19 @@ fn getattr(fd: BorrowedFd<'_>) -> Result<libc::mq_attr> {
     }
 }
 
+/// The capacity and maximum message size of the queue open as `fd`.
+fn attributes(fd: BorrowedFd<'_>) -> Result<(usize, usize)> {
+    let attr = getattr(fd)?;
+    let bad = || Error::io("mq_getattr", Errno::OVERFLOW);
+    let capacity = usize::try_from(attr.mq_maxmsg).map_err(|_| bad())?;
+    let max_message = usize::try_from(attr.mq_msgsize).map_err(|_| bad())?;
+    Ok((capacity, max_message))
+}
+
+/// How often [`MessageQueue::create`] tries again after a reclaimer took
+/// the name of the queue it had just made (see [`names::settle_new`]).
+const CREATE_ATTEMPTS: usize = 100;
+
 /// Opens the queue `name` with `flags` (plus `O_CLOEXEC`), creating it with
 /// `mode` and `attr` if `attr` is given.
 fn mq_open(
@@ -431,8 +504,9 @@ fn mq_open(
 }
 
 /// Whether the name `name` still refers to the queue open as `fd` (the name
-/// may have been removed and given to another queue since).
-fn names_same_queue(name: &str, fd: &OwnedFd) -> bool {
+/// may have been removed and given to another queue since). Opens the name
+/// anew, as a description of its own that takes no lock.
+fn names_same_queue(name: &str, fd: BorrowedFd<'_>) -> bool {
     let Ok(c) = CString::new(name) else {
         return false;
     };
@@ -489,6 +563,72 @@ impl MessageQueue {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn create(name: &str, options: &MqOptions) -> Result<Self> {
+        let c = Self::check_create(name, options)?;
+        // A retry only follows a reclaimer that removed (or is removing)
+        // the name of the queue just made; it may still be there a moment.
+        for attempt in 0..CREATE_ATTEMPTS {
+            match Self::create_once(name, &c, options) {
+                Ok(Some(q)) => return Ok(q),
+                Ok(None) => {}
+                Err(Error::AlreadyExists { .. }) if attempt > 0 => std::thread::yield_now(),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::AlreadyExists {
+            name: name.to_owned(),
+        })
+    }
+
+    /// Creates the queue `name` like [`MessageQueue::create`]; if a queue
+    /// of that name exists, removes it first if it is provably a stale
+    /// queue of ours: of the expected owner and mode (else
+    /// [`Error::ForeignOwner`] or [`Error::UnsafeMode`], and it is left
+    /// alone) and held by no live handle (else [`Error::AlreadyExists`]).
+    ///
+    /// Only for names that this crate derives for its own use (an
+    /// endpoint's `/name.c2s` and `/name.s2c`): a queue of another program
+    /// holds no presence lock, so it would look stale.
+    // Called by `endpoint::listen` for `mq:` once it is wired to it.
+    #[allow(dead_code)]
+    pub(crate) fn create_reclaiming(name: &str, options: &MqOptions) -> Result<Self> {
+        let c = Self::check_create(name, options)?;
+        for _ in 0..CREATE_ATTEMPTS {
+            match Self::create_once(name, &c, options) {
+                Ok(Some(q)) => return Ok(q),
+                Ok(None) => continue,
+                Err(Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            // A queue has the name: look at it through a description of our
+            // own, which takes no presence lock.
+            let fd = match mq_open(&c, libc::O_RDWR, None) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) => continue, // gone meanwhile: create again
+                Err(e) => return Err(named_err(name, "mq_open", e)),
+            };
+            options
+                .expect()
+                .check(&names::fstat(&fd)?, name, Kind::Regular)?;
+            let unlink = || match Self::unlink(name) {
+                Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if !names::reclaim_if_stale(fd.as_fd(), || names_same_queue(name, fd.as_fd()), unlink)?
+            {
+                return Err(Error::AlreadyExists {
+                    name: name.to_owned(),
+                });
+            }
+            // Stale, and its name is gone now: create again.
+        }
+        Err(Error::AlreadyExists {
+            name: name.to_owned(),
+        })
+    }
+
+    /// Checks what [`MessageQueue::create`] is asked for, before any
+    /// system call; the name as a C string.
+    fn check_create(name: &str, options: &MqOptions) -> Result<CString> {
         validate_name(name)?;
         let (capacity, max_message) = (options.capacity, options.max_message);
         if capacity == 0 {
@@ -503,7 +643,14 @@ impl MessageQueue {
         }
         check_limit(MSG_MAX, capacity)?;
         check_limit(MSGSIZE_MAX, max_message)?;
-        let c = c_name(name)?;
+        c_name(name)
+    }
+
+    /// One exclusive `mq_open`, then the creator's half of the reclaim
+    /// protocol (see [`names::settle_new`]): `Ok(None)` if a reclaimer
+    /// took the name of the new queue meanwhile (then try again).
+    fn create_once(name: &str, c: &CString, options: &MqOptions) -> Result<Option<Self>> {
+        let (capacity, max_message) = (options.capacity, options.max_message);
         // SAFETY: `mq_attr` is a plain C struct of integers; all-zero is valid.
         let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
         // Beyond `c_long` only if the limits could not be read: the kernel
@@ -511,23 +658,31 @@ impl MessageQueue {
         attr.mq_maxmsg = capacity.try_into().unwrap_or(libc::c_long::MAX as _);
         attr.mq_msgsize = max_message.try_into().unwrap_or(libc::c_long::MAX as _);
         let mode = options.mode & 0o777;
-        let fd = mq_open(&c, libc::O_RDWR | libc::O_EXCL, Some((mode, &attr)))
+        let fd = mq_open(c, libc::O_RDWR | libc::O_EXCL, Some((mode, &attr)))
             .map_err(|e| Self::create_err(name, capacity, max_message, e))?;
         // From here on the queue exists: remove it again on any failure.
-        let created = (|| {
+        let settled = (|| {
             // `mq_open` applied the umask; set the mode exactly.
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
                 .map_err(|e| Error::io("fchmod", e))?;
-            Self::from_fd(fd, name)
+            let attributes = attributes(fd.as_fd())?;
+            // `false`: a reclaimer saw the queue before it was held, and
+            // its name is not ours any more (or will not be in a moment).
+            let settled = names::settle_new(fd.as_fd(), || names_same_queue(name, fd.as_fd()))?;
+            Ok(settled.then_some(attributes))
         })();
-        match created {
-            Ok(mut q) => {
+        match settled {
+            Ok(Some((capacity, max_message))) => {
+                let mut q = Self::with_attributes(fd, name, capacity, max_message);
                 q.unlink_on_drop = true;
-                Ok(q)
+                Ok(Some(q))
             }
+            Ok(None) => Ok(None),
             Err(e) => {
-                // SAFETY: `c` is a NUL-terminated string alive during the call.
-                unsafe { libc::mq_unlink(c.as_ptr()) };
+                if names_same_queue(name, fd.as_fd()) {
+                    // SAFETY: `c` is a NUL-terminated string alive during the call.
+                    unsafe { libc::mq_unlink(c.as_ptr()) };
+                }
                 Err(e)
             }
         }
@@ -571,7 +726,9 @@ impl MessageQueue {
         }
     }
 
-    /// Opens the existing queue `name` for sending and receiving. Dropping
+    /// Opens the existing queue `name` for sending and receiving, if it
+    /// belongs to the effective uid and nobody else may write to it:
+    /// [`MessageQueue::open_with`] with the default [`MqOptions`]. Dropping
     /// the handle leaves the queue in place.
     ///
     /// # Examples
@@ -587,19 +744,50 @@ impl MessageQueue {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn open(name: &str) -> Result<Self> {
+        Self::open_with(name, &MqOptions::new())
+    }
+
+    /// Opens the existing queue `name` for sending and receiving, after
+    /// checking it with `fstat`: it must belong to [`MqOptions::owner`] (by
+    /// default the effective uid), else [`Error::ForeignOwner`], and its
+    /// group and others may write to it only as far as [`MqOptions::mode`]
+    /// allows (by default not at all), else [`Error::UnsafeMode`]. A queue
+    /// refused so is closed again: nothing is sent to or received from it.
+    /// The capacity and message size of `options` do not matter here (the
+    /// queue's own are read back). Dropping the handle leaves the queue in
+    /// place.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::mqueue::{MessageQueue, MqOptions};
+    /// use shmlane_posix::Error;
+    ///
+    /// // A queue its group may write to is refused unless the mode allows it.
+    /// let shared = MqOptions::new().max_message(64).mode(0o660);
+    /// let created = MessageQueue::create("/doc-mq-open-with", &shared)?;
+    /// assert!(matches!(
+    ///     MessageQueue::open("/doc-mq-open-with"),
+    ///     Err(Error::UnsafeMode { mode: 0o660, allowed: 0o600, .. })
+    /// ));
+    /// let opened = MessageQueue::open_with("/doc-mq-open-with", &MqOptions::new().mode(0o660))?;
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn open_with(name: &str, options: &MqOptions) -> Result<Self> {
         validate_name(name)?;
         let c = c_name(name)?;
         let fd = mq_open(&c, libc::O_RDWR, None).map_err(|e| named_err(name, "mq_open", e))?;
-        Self::from_fd(fd, name)
+        options
+            .expect()
+            .check(&names::fstat(&fd)?, name, Kind::Regular)?;
+        names::lock_presence(fd.as_fd())?;
+        let (capacity, max_message) = attributes(fd.as_fd())?;
+        Ok(Self::with_attributes(fd, name, capacity, max_message))
     }
 
-    /// A handle on the queue open as `fd`, with its attributes read back.
-    fn from_fd(fd: OwnedFd, name: &str) -> Result<Self> {
-        let attr = getattr(fd.as_fd())?;
-        let bad = || Error::io("mq_getattr", Errno::OVERFLOW);
-        let capacity = usize::try_from(attr.mq_maxmsg).map_err(|_| bad())?;
-        let max_message = usize::try_from(attr.mq_msgsize).map_err(|_| bad())?;
-        Ok(MessageQueue {
+    /// A handle on the queue open as `fd`, of these attributes.
+    fn with_attributes(fd: OwnedFd, name: &str, capacity: usize, max_message: usize) -> Self {
+        MessageQueue {
             fd,
             name: name.to_owned(),
             capacity,
@@ -607,7 +795,7 @@ impl MessageQueue {
             unlink_on_drop: false,
             scratch: Vec::new(),
             pending: None,
-        })
+        }
     }
 
     /// Removes the name of the queue `name`. Open handles keep working; the
@@ -780,10 +968,10 @@ impl MessageQueue {
     }
 
     /// Sends `msg` with `priority`, waiting at most `timeout` for room:
-    /// [`Error::TimedOut`] (nothing sent) when it runs out. The kernel
-    /// measures the deadline on the wall clock (`CLOCK_REALTIME`), so a
-    /// clock change during the wait lengthens or shortens it. Other errors
-    /// as for [`MessageQueue::send`].
+    /// [`Error::TimedOut`] (nothing sent) when it runs out. The timeout is
+    /// measured on the monotonic clock (the wait is a `poll` on the queue
+    /// descriptor), so a step of the wall clock during the wait changes
+    /// nothing. Other errors as for [`MessageQueue::send`].
     ///
     /// # Examples
     ///
@@ -823,29 +1011,41 @@ impl MessageQueue {
 
     fn send_until(&self, msg: &[u8], priority: u32, wait: Wait) -> Result<()> {
         self.check_send(msg, priority)?;
-        let fd = self.fd.as_raw_fd();
-        let deadline = wait.deadline();
         loop {
-            let r = match &deadline {
+            match self.raw_send(msg, priority, matches!(wait, Wait::Forever)) {
+                Err(Error::Full) => match wait {
+                    Wait::Never => return Err(Error::Full),
+                    Wait::Until(deadline) => wait_ready(self.fd.as_fd(), PollFlags::OUT, deadline)?,
+                    // Only if someone set O_NONBLOCK on the description.
+                    Wait::Forever => wait_ready(self.fd.as_fd(), PollFlags::OUT, None)?,
+                },
+                done => return done,
+            }
+        }
+    }
+
+    /// One `mq_send` (`blocking`) or `mq_timedsend` with a deadline that
+    /// has passed: [`Error::Full`] if it would block.
+    fn raw_send(&self, msg: &[u8], priority: u32, blocking: bool) -> Result<()> {
+        let fd = self.fd.as_raw_fd();
+        let passed = passed_deadline();
+        loop {
+            let r = if blocking {
                 // SAFETY: `fd` is our open queue descriptor; `msg` is valid
                 // for reads of `msg.len()` bytes during the call.
-                None => unsafe { libc::mq_send(fd, msg.as_ptr().cast(), msg.len(), priority) },
-                // SAFETY: as above, and `deadline` is a valid `timespec`
-                // alive during the call.
-                Some(deadline) => unsafe {
-                    libc::mq_timedsend(fd, msg.as_ptr().cast(), msg.len(), priority, deadline)
-                },
+                unsafe { libc::mq_send(fd, msg.as_ptr().cast(), msg.len(), priority) }
+            } else {
+                // SAFETY: as above, and `passed` is a valid `timespec` alive
+                // during the call.
+                unsafe { libc::mq_timedsend(fd, msg.as_ptr().cast(), msg.len(), priority, &passed) }
             };
             if r == 0 {
                 return Ok(());
             }
             return Err(match last_errno() {
-                // The same absolute deadline on the next try.
                 Errno::INTR => continue,
-                Errno::TIMEDOUT if matches!(wait, Wait::Never) => Error::Full,
-                Errno::TIMEDOUT => Error::TimedOut,
-                // Only if someone set O_NONBLOCK on the description.
-                Errno::AGAIN => Error::Full,
+                // (EAGAIN only if someone set O_NONBLOCK on the description.)
+                Errno::TIMEDOUT | Errno::AGAIN => Error::Full,
                 Errno::MSGSIZE => Error::TooLarge {
                     len: msg.len(),
                     max: self.max_message,
@@ -909,9 +1109,9 @@ impl MessageQueue {
     }
 
     /// Receives the next message into `buf`, waiting at most `timeout` for
-    /// one: [`Error::TimedOut`] when it runs out. The deadline is on the
-    /// wall clock, as for [`MessageQueue::send_timeout`]. Otherwise as
-    /// [`MessageQueue::receive`].
+    /// one: [`Error::TimedOut`] when it runs out. The timeout is measured on
+    /// the monotonic clock, as for [`MessageQueue::send_timeout`]. Otherwise
+    /// as [`MessageQueue::receive`].
     ///
     /// # Examples
     ///
@@ -969,46 +1169,66 @@ impl MessageQueue {
         self.deliver(buf, len, priority)
     }
 
-    /// `mq_receive`/`mq_timedreceive` into `buf`, which holds at least
-    /// `max_message` bytes.
+    /// Receives into `buf`, which holds at least `max_message` bytes, as
+    /// long as `wait` allows.
     fn raw_receive(
         fd: BorrowedFd<'_>,
         buf: &mut [u8],
         wait: Wait,
         max_message: usize,
     ) -> Result<(usize, u32)> {
+        loop {
+            match Self::receive_once(fd, buf, matches!(wait, Wait::Forever), max_message) {
+                Err(Error::Empty) => match wait {
+                    Wait::Never => return Err(Error::Empty),
+                    Wait::Until(deadline) => wait_ready(fd, PollFlags::IN, deadline)?,
+                    // Only if someone set O_NONBLOCK on the description.
+                    Wait::Forever => wait_ready(fd, PollFlags::IN, None)?,
+                },
+                done => return done,
+            }
+        }
+    }
+
+    /// One `mq_receive` (`blocking`) or `mq_timedreceive` with a deadline
+    /// that has passed (`Error::Empty` if it would block) into `buf`, which
+    /// holds at least `max_message` bytes.
+    fn receive_once(
+        fd: BorrowedFd<'_>,
+        buf: &mut [u8],
+        blocking: bool,
+        max_message: usize,
+    ) -> Result<(usize, u32)> {
         debug_assert!(buf.len() >= max_message);
         let fd = fd.as_raw_fd();
         let mut priority: libc::c_uint = 0;
-        let deadline = wait.deadline();
+        let passed = passed_deadline();
         loop {
-            let n = match &deadline {
+            let n = if blocking {
                 // SAFETY: `fd` is an open queue descriptor (borrowed for the
                 // call); `buf` is valid for writes of `buf.len()` bytes and
                 // `priority` for one `c_uint`, during the call.
-                None => unsafe {
-                    libc::mq_receive(fd, buf.as_mut_ptr().cast(), buf.len(), &mut priority)
-                },
-                // SAFETY: as above, and `deadline` is a valid `timespec`
-                // alive during the call.
-                Some(deadline) => unsafe {
+                unsafe { libc::mq_receive(fd, buf.as_mut_ptr().cast(), buf.len(), &mut priority) }
+            } else {
+                // SAFETY: as above, and `passed` is a valid `timespec` alive
+                // during the call.
+                unsafe {
                     libc::mq_timedreceive(
                         fd,
                         buf.as_mut_ptr().cast(),
                         buf.len(),
                         &mut priority,
-                        deadline,
+                        &passed,
                     )
-                },
+                }
             };
             if let Ok(len) = usize::try_from(n) {
                 return Ok((len, priority));
             }
             return Err(match last_errno() {
                 Errno::INTR => continue,
-                Errno::TIMEDOUT if matches!(wait, Wait::Never) => Error::Empty,
-                Errno::TIMEDOUT => Error::TimedOut,
-                Errno::AGAIN => Error::Empty,
+                // (EAGAIN only if someone set O_NONBLOCK on the description.)
+                Errno::TIMEDOUT | Errno::AGAIN => Error::Empty,
                 // Cannot happen: the buffer holds `mq_msgsize` bytes.
                 Errno::MSGSIZE => Error::BufferTooSmall {
                     needed: max_message,
@@ -1023,7 +1243,7 @@ impl MessageQueue {
 impl Drop for MessageQueue {
     fn drop(&mut self) {
         // The descriptor closes itself (`OwnedFd`).
-        if self.unlink_on_drop && names_same_queue(&self.name, &self.fd) {
+        if self.unlink_on_drop && names_same_queue(&self.name, self.fd.as_fd()) {
             if let Ok(c) = CString::new(self.name.as_str()) {
                 // SAFETY: `c` is a NUL-terminated string alive during the call.
                 unsafe { libc::mq_unlink(c.as_ptr()) };
@@ -1551,6 +1771,134 @@ mod tests {
         assert_eq!(poll(&q), libc::POLLIN);
         q.receive(&mut [0u8; 8]).unwrap();
         assert_eq!(poll(&q), libc::POLLOUT);
+    }
+
+    const RECLAIM_CHILD: &str = "SHMLANE_MQ_RECLAIM_CHILD";
+
+    /// Run by `a_killed_creators_queue_is_reclaimed` in a child process:
+    /// creates the queue, says so, and waits to be killed.
+    #[test]
+    #[ignore = "run in a child process by a_killed_creators_queue_is_reclaimed"]
+    fn reclaim_child() {
+        use std::io::{Read, Write};
+        let Some(name) = std::env::var_os(RECLAIM_CHILD) else {
+            return;
+        };
+        let q = MessageQueue::create(name.to_str().unwrap(), &small()).unwrap();
+        q.send(b"old", 0).unwrap();
+        let mut out = std::io::stdout().lock();
+        write!(out, "\nreclaim-child: created\n").unwrap();
+        out.flush().unwrap();
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    }
+
+    #[test]
+    fn a_killed_creators_queue_is_reclaimed() {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let name = qname("reclaim-killed");
+        let _cleanup = Cleanup(name.clone());
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "mqueue::tests::reclaim_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(RECLAIM_CHILD, &name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(
+            lines.any(|l| l.unwrap() == "reclaim-child: created"),
+            "the child did not create the queue"
+        );
+        // Live: nobody takes it.
+        for r in [
+            MessageQueue::create(&name, &small()),
+            MessageQueue::create_reclaiming(&name, &small()),
+        ] {
+            assert!(matches!(r, Err(Error::AlreadyExists { .. })), "{r:?}");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Dead, but a plain create never removes anything.
+        assert!(matches!(
+            MessageQueue::create(&name, &small()),
+            Err(Error::AlreadyExists { .. })
+        ));
+        let mut q = MessageQueue::create_reclaiming(&name, &small()).unwrap();
+        // A new queue: the dead creator's message went with the old one.
+        assert!(matches!(q.try_receive(&mut [0; 256]), Err(Error::Empty)));
+        // And the new one is live.
+        assert!(matches!(
+            MessageQueue::create_reclaiming(&name, &small()),
+            Err(Error::AlreadyExists { .. })
+        ));
+        drop(q);
+        assert!(matches!(
+            MessageQueue::open(&name),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    /// Leaves a queue at `name` that nobody holds, with one message in it.
+    fn leave_stale(name: &str, options: &MqOptions, owner: Option<u32>) {
+        let mut q = create(name, options).unwrap();
+        if let Some(uid) = owner {
+            // SAFETY: a valid queue descriptor, borrowed for the call.
+            let r = unsafe { libc::fchown(q.as_fd().as_raw_fd(), uid, uid) };
+            assert_eq!(r, 0, "fchown: {}", io::Error::last_os_error());
+        }
+        q.send(b"kept", 0).unwrap();
+        q.set_unlink_on_drop(false);
+    }
+
+    #[test]
+    fn a_stale_queue_not_ours_is_never_reclaimed() {
+        // Ours, but others may write to it.
+        let name = qname("reclaim-mode");
+        let _cleanup = Cleanup(name.clone());
+        leave_stale(&name, &small().mode(0o666), None);
+        let r = MessageQueue::create_reclaiming(&name, &small());
+        assert!(
+            matches!(
+                r,
+                Err(Error::UnsafeMode {
+                    mode: 0o666,
+                    allowed: 0o600,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        let kept = MessageQueue::open_with(&name, &small().mode(0o666)).unwrap();
+        assert_eq!(kept.len().unwrap(), 1);
+
+        // Another user's.
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped the foreign owner part: needs root to chown a queue");
+            return;
+        }
+        let name = qname("reclaim-foreign");
+        let _cleanup = Cleanup(name.clone());
+        leave_stale(&name, &small(), Some(65534));
+        let r = MessageQueue::create_reclaiming(&name, &small());
+        assert!(
+            matches!(r, Err(Error::ForeignOwner { owner: 65534, .. })),
+            "{r:?}"
+        );
+        let theirs = MqOptions::new().owner(Some(65534));
+        assert_eq!(
+            MessageQueue::open_with(&name, &theirs)
+                .unwrap()
+                .len()
+                .unwrap(),
+            1
+        );
     }
 
     const RLIMIT_CHILD: &str = "SHMLANE_MQ_RLIMIT_CHILD";

@@ -377,15 +377,16 @@ fn a_blocked_pipe_send_ends_when_the_reader_closes() {
     assert!(matches!(sender.result(), Err(Error::Disconnected)));
 }
 
-/// Two bound datagram sockets, `a` sending to `b`.
+/// Two bound datagram sockets, joined: `a` (the client) sending to `b`.
 fn datagram_pair(test: &str, max: usize) -> (Datagram, Datagram, std::path::PathBuf) {
     let dir = std::env::temp_dir();
     let id = std::process::id();
-    let a = Datagram::bind(dir.join(format!("shmlane-blk-{test}-a-{id}")), max).unwrap();
+    let mut a = Datagram::bind(dir.join(format!("shmlane-blk-{test}-a-{id}")), max).unwrap();
     let b_path = dir.join(format!("shmlane-blk-{test}-b-{id}"));
-    let b = Datagram::bind(&b_path, max).unwrap();
-    let mut a = a;
+    let mut b = Datagram::bind(&b_path, max).unwrap();
     a.connect(&b_path).unwrap();
+    a.send_hello().unwrap();
+    b.accept_hello().unwrap();
     (a, b, b_path)
 }
 
@@ -447,7 +448,7 @@ fn datagram_calls_of_every_kind_mix() {
 fn a_blocked_datagram_send_ends_when_the_peer_drops_its_receiving_half() {
     let (mut a, b, _) = datagram_pair("rx-drop", 256);
     // The peer keeps a sending half (so its socket stays open) and drops
-    // the receiving one, which removes its path.
+    // the receiving one, which shuts its socket for receiving.
     let (b_tx, b_rx) = b.split().unwrap();
     fill(&mut a);
     let sender = blocked_in(move || {
@@ -471,15 +472,17 @@ fn a_blocked_datagram_send_ends_when_the_peer_closes() {
 }
 
 #[test]
-fn a_datagram_peer_bound_again_at_its_path_gets_the_next_messages() {
+fn a_datagram_socket_bound_again_at_the_peers_path_is_not_the_peer() {
     let (mut a, b, b_path) = datagram_pair("rebind", 64);
     a.send(b"to the first").unwrap();
     drop(b); // nothing read: gone with its socket and path
     let mut b = Datagram::bind(&b_path, 64).unwrap();
-    a.send(b"to the second").unwrap();
-    let mut buf = [0; 64];
-    assert_eq!(b.recv(&mut buf).unwrap(), 13);
-    assert_eq!(&buf[..13], b"to the second");
-    drop(b);
+    // The pair was joined socket to socket: a newcomer at the path gets
+    // nothing, and the sender learns that its peer is gone.
+    assert!(matches!(a.send(b"to the second"), Err(Error::Disconnected)));
     assert!(matches!(a.send(b"to nobody"), Err(Error::Disconnected)));
+    assert!(matches!(
+        b.try_recv(&mut [0; 64]),
+        Err(Error::NotFound { .. })
+    ));
 }

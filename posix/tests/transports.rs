@@ -231,6 +231,8 @@ fn unix_datagram() {
     let mut rx = Datagram::bind(dir.join(format!("shmlane-dg-rx-{id}")), 4096).unwrap();
     let mut tx = Datagram::bind(dir.join(format!("shmlane-dg-tx-{id}")), 4096).unwrap();
     tx.connect(dir.join(format!("shmlane-dg-rx-{id}"))).unwrap();
+    tx.send_hello().unwrap();
+    rx.accept_hello().unwrap();
     edges(&mut tx, &mut rx);
     stream_and_disconnect(tx, rx);
 }
