@@ -146,6 +146,11 @@ impl Options {
         self.capacity
     }
 
+    /// The owner set with [`Options::owner`], if any.
+    pub fn get_owner(&self) -> Option<u32> {
+        self.owner
+    }
+
     /// When opening: the uid the segment must belong to (default: the
     /// effective uid). A segment of anyone else is refused
     /// ([`Error::ForeignOwner`]) before anything is read or written.

@@ -538,8 +538,9 @@ impl Datagram {
     /// A socket file at `path` that nobody is bound to, owned by the
     /// effective uid, is replaced (a dead process of ours left it); a
     /// socket file of another user is [`Error::ForeignOwner`]; a live
-    /// socket or any other file is [`Error::AlreadyExists`] (a symbolic
-    /// link is never followed).
+    /// socket is [`Error::AlreadyExists`]; a symbolic link (never
+    /// followed) or any other file is [`Error::WrongType`]. Nothing of
+    /// those is removed.
     ///
     /// # Examples
     ///

@@ -2,27 +2,42 @@
 //! transport by changing that string: [`listen`] on one side and
 //! [`connect`] on the other give a two-way [`Connection`].
 //!
-//! | address | transport | what `listen` creates |
-//! | --- | --- | --- |
-//! | `shm:/name` | shared-memory rings | channels `/name.c2s` and `/name.s2c` |
-//! | `fifo:path` | named pipes | FIFOs `path.c2s` and `path.s2c` |
-//! | `mq:/name` | POSIX message queues | queues `/name.c2s` and `/name.s2c` |
-//! | `unix:path` | unix stream socket | a listening socket |
-//! | `unix-dgram:path` | unix datagram socket | a bound socket (the client binds `path.<pid>`) |
-//! | `tcp:host:port` | TCP, `TCP_NODELAY` | a listening socket (port 0: any free port) |
-//! | `pipe` | anonymous pipes | nothing: a pipe joins a parent and its child, made with [`Framed::pipe`] |
+//! | address | transport | what `listen` creates | clients |
+//! | --- | --- | --- | --- |
+//! | `shm:/name` | shared-memory rings | channels `/name.c2s` and `/name.s2c` | one |
+//! | `fifo:path` | named pipes | FIFOs `path.c2s` and `path.s2c` | one |
+//! | `mq:/name` | POSIX message queues | queues `/name.c2s` and `/name.s2c` | one |
+//! | `unix:path` | unix stream socket | a listening socket | any number |
+//! | `unix-dgram:path` | unix datagram sockets | a bound socket (the client binds `path.<pid>.<n>`) | one |
+//! | `tcp:host:port` | TCP, `TCP_NODELAY` | a listening socket (port 0: any free port) | any number |
+//! | `pipe` | anonymous pipes | nothing: a pipe joins a parent and its child, made with [`Framed::pipe`] | — |
 //!
-//! Start the listening side first. The one-way transports serve one client
-//! per listener; sockets serve any number.
+//! Start the listening side first. A listener of a one-client transport
+//! answers a second [`Listener::accept`] with [`Error::RoleTaken`].
+//!
+//! The names a listener derives (`.c2s`, `.s2c`) are checked whole, and are
+//! its own: one left by a listener that died (nobody holds it) is taken
+//! over by the next `listen`; a live one is [`Error::AlreadyExists`];
+//! anything that is not a FIFO, queue or segment of the effective uid is a
+//! typed error and stays untouched. `connect` opens only objects of the
+//! expected owner ([`EndpointOptions::owner`]) that their group and others
+//! cannot write beyond [`EndpointOptions::mode`]. Where the kernel knows
+//! the peer (unix sockets), [`Connection::peer_credentials`] says who it is,
+//! and [`EndpointOptions::peer_uid`] restricts a listener to one uid.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::address::Address;
+use crate::address::{Address, MAX_UNIX_PATH_LEN};
 use crate::dgram::{Datagram, MqChannel};
+use crate::fifo::{self, FifoOptions};
 use crate::mqueue::MqOptions;
-use crate::transport::{Framed, FramedListener, MessageReceiver, MessageSender};
-use crate::{Error, Options, Receiver, Result, Sender};
+use crate::names::suffixed;
+use crate::transport::{
+    Framed, FramedListener, MessageReceiver, MessageSender, PeerCredentials, UnixOptions,
+};
+use crate::{Error, Options, Receiver, Result, Role, Sender, lock};
 
 /// A two-way message connection over any transport; see [`listen`] for an
 /// example.
@@ -30,12 +45,14 @@ pub struct Connection {
     tx: Box<dyn MessageSender + Send>,
     rx: Box<dyn MessageReceiver + Send>,
     transport: &'static str,
+    peer: Option<PeerCredentials>,
 }
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("transport", &self.transport)
+            .field("peer", &self.peer)
             .finish_non_exhaustive()
     }
 }
@@ -51,7 +68,39 @@ impl Connection {
             tx: Box::new(tx),
             rx: Box::new(rx),
             transport,
+            peer: None,
         }
+    }
+
+    /// The same connection, naming its peer (see
+    /// [`Connection::peer_credentials`]).
+    pub fn with_peer_credentials(mut self, peer: Option<PeerCredentials>) -> Connection {
+        self.peer = peer;
+        self
+    }
+
+    /// Who the peer is, where the kernel says: the process, user and group
+    /// at the other end of a unix stream socket (`SO_PEERCRED`) or of a
+    /// unix datagram pair (the credentials of its hello, on the listening
+    /// side). `None` for the transports whose kernel objects do not tell
+    /// (shared memory, FIFOs, queues, TCP).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::endpoint::{connect, listen, EndpointOptions};
+    ///
+    /// let address = format!("unix:{}/doc-peer-{}.sock", std::env::temp_dir().display(), std::process::id());
+    /// let mut listener = listen(&address, &EndpointOptions::default())?;
+    /// let client = connect(&address, &EndpointOptions::default())?;
+    /// let server = listener.accept()?;
+    /// let peer = server.peer_credentials().unwrap();
+    /// assert_eq!(peer.pid, std::process::id() as i32); // the client is us
+    /// assert_eq!(client.peer_credentials().unwrap().uid, peer.uid);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn peer_credentials(&self) -> Option<PeerCredentials> {
+        self.peer
     }
 
     /// The transport's name (`shm`, `fifo`, `mq`, `unix`, `unix-dgram`,
@@ -124,7 +173,7 @@ impl MessageReceiver for Connection {
     }
 }
 
-/// Sizes for [`listen`] and [`connect`].
+/// Sizes and rules for [`listen`] and [`connect`].
 ///
 /// # Examples
 ///
@@ -135,20 +184,37 @@ impl MessageReceiver for Connection {
 /// let options = EndpointOptions {
 ///     max_message: 1024,
 ///     shm: Options::new().capacity(1 << 20).wait_mode(WaitMode::BusyPoll),
+///     peer_uid: Some(1000), // unix sockets: only uid 1000 may connect
 ///     ..EndpointOptions::default()
 /// };
 /// # let _ = options;
 /// ```
 #[derive(Debug, Clone)]
 pub struct EndpointOptions {
-    /// The longest message (byte streams, datagrams, queues).
+    /// The longest message (byte streams, datagrams, queues); at most
+    /// [`shmlane_core::MAX_MESSAGE`].
     pub max_message: usize,
-    /// The shared-memory channels' options (capacity, wait mode, …); their
-    /// maximum message is `max_message` when it fits the capacity.
+    /// The shared-memory channels' options (capacity, wait mode, mode,
+    /// owner, …); their maximum message is `max_message` when it fits the
+    /// capacity.
     pub shm: Options,
     /// The message queues' capacity (messages); their message size is
     /// `max_message + 1` (one tag byte).
     pub mq_capacity: usize,
+    /// Permission bits of the FIFOs, queues and socket files a `listen`
+    /// creates (less the umask for FIFOs and sockets), and the most that
+    /// the group and others of an object a `connect` opens may write.
+    /// Default `0o600`. (Shared memory: [`Options::mode`].)
+    pub mode: u32,
+    /// The uid the objects a `connect` opens must belong to (FIFOs, queues;
+    /// shared memory too, unless [`Options::owner`] says otherwise).
+    /// Default `None`: the effective uid.
+    pub owner: Option<u32>,
+    /// The only uid a listener accepts peers of, where the kernel tells
+    /// (unix stream and datagram sockets): others are refused with
+    /// [`Error::PeerRefused`] and the listener waits for the next. Default
+    /// `None`: any.
+    pub peer_uid: Option<u32>,
 }
 
 impl Default for EndpointOptions {
@@ -157,11 +223,77 @@ impl Default for EndpointOptions {
             max_message: 4096,
             shm: Options::new().capacity(1 << 16),
             mq_capacity: 10,
+            mode: 0o600,
+            owner: None,
+            peer_uid: None,
         }
     }
 }
 
-use crate::names::suffixed;
+impl EndpointOptions {
+    /// `max_message`, if any transport can frame it.
+    fn max(&self) -> Result<usize> {
+        if self.max_message > shmlane_core::MAX_MESSAGE {
+            return Err(Error::InvalidMaxMessage {
+                max_message: self.max_message,
+                limit: shmlane_core::MAX_MESSAGE,
+            });
+        }
+        Ok(self.max_message)
+    }
+
+    fn fifo(&self) -> FifoOptions {
+        let fifo = FifoOptions::new().mode(self.mode);
+        match self.owner {
+            Some(uid) => fifo.owner(uid),
+            None => fifo,
+        }
+    }
+
+    fn mq(&self, max: usize) -> MqOptions {
+        let mq = MqOptions::new()
+            .capacity(self.mq_capacity)
+            .max_message(max + 1)
+            .mode(self.mode);
+        match self.owner {
+            Some(uid) => mq.owner(uid),
+            None => mq,
+        }
+    }
+
+    /// The shared-memory options: the message limit capped to what the
+    /// ring can carry (a bad capacity is refused when the ring is made),
+    /// and the endpoint's owner unless the shm options name one.
+    fn shm(&self) -> Options {
+        let limit = shmlane_core::max_message_limit(self.shm.get_capacity());
+        let shm = self.shm.clone().max_message(self.max_message.min(limit));
+        match (self.owner, self.shm.get_owner()) {
+            (Some(uid), None) => shm.owner(uid),
+            _ => shm,
+        }
+    }
+}
+
+/// Takes `role` on the queue of `channel` for this end of an endpoint: an
+/// exclusive lock on the role's byte of its open file description, which
+/// any other end that wants the same role of that queue finds taken. (A
+/// queue lets any number of processes send and receive; an endpoint serves
+/// one client.)
+fn claim_queue(channel: &MqChannel, role: Role) -> Result<()> {
+    let byte = match role {
+        Role::Producer => lock::PRODUCER,
+        Role::Consumer => lock::CONSUMER,
+    };
+    match lock::try_lock(channel.queue(), byte, false) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::RoleTaken(role)),
+        Err(e) => Err(Error::io("fcntl(F_OFD_SETLK)", e)),
+    }
+}
+
+/// How long a FIFO `connect` waits for the listener's reading end (which a
+/// live listener holds from `listen` on): [`Error::TimedOut`] after it.
+const FIFO_CONNECT_WAIT: Duration = Duration::from_secs(1);
 
 fn path_suffixed(path: &std::path::Path, suffix: &str) -> PathBuf {
     let mut os = path.as_os_str().to_owned();
@@ -172,16 +304,23 @@ fn path_suffixed(path: &std::path::Path, suffix: &str) -> PathBuf {
 
 /// A listening endpoint; see [`listen`] for an example.
 #[derive(Debug)]
-pub enum Listener {
+pub struct Listener {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
     /// Shared-memory channels, created, waiting for their client.
     Shm(Option<(Sender, Receiver)>),
-    /// Two FIFOs, created (removed when the listener drops).
+    /// Two FIFOs: the reading end of `c2s` (which the listener holds from
+    /// the start: a client's writer opens at once, and its presence lock
+    /// tells a live listener from a dead one), and `s2c`, made, opened by
+    /// the writer at `accept` (its `O_PATH` descriptor, to remove exactly
+    /// that FIFO when the listener drops).
     Fifo {
-        /// The client-to-server FIFO.
-        c2s: PathBuf,
-        /// The server-to-client FIFO.
+        rx: Option<Framed>,
         s2c: PathBuf,
-        /// The longest message.
+        s2c_made: OwnedFd,
         max: usize,
     },
     /// Two message queues, created.
@@ -189,7 +328,10 @@ pub enum Listener {
     /// A listening unix stream or TCP socket.
     Stream(FramedListener),
     /// A bound datagram socket.
-    Dgram(Option<Datagram>),
+    Dgram {
+        socket: Option<Datagram>,
+        peer_uid: Option<u32>,
+    },
 }
 
 /// Starts listening on `address`; [`Listener::accept`] then returns each
@@ -221,132 +363,155 @@ pub enum Listener {
 /// # Ok::<(), shmlane_posix::Error>(())
 /// ```
 pub fn listen(address: &str, options: &EndpointOptions) -> Result<Listener> {
-    let max = options.max_message;
-    match crate::address::parse(address)? {
+    let max = options.max()?;
+    let kind = match crate::address::parse(address)? {
         Address::Shm(name) => {
-            let shm = shm_options(options);
+            let shm = options.shm();
             let rx = Receiver::create(&suffixed(&name, "c2s")?, &shm)?;
             let tx = Sender::create(&suffixed(&name, "s2c")?, &shm)?;
-            Ok(Listener::Shm(Some((tx, rx))))
+            Kind::Shm(Some((tx, rx)))
         }
         Address::Fifo(path) => {
             let (c2s, s2c) = (path_suffixed(&path, "c2s"), path_suffixed(&path, "s2c"));
-            for fifo in [&c2s, &s2c] {
-                rustix::fs::mkfifoat(
-                    rustix::fs::CWD,
-                    fifo,
-                    rustix::fs::Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| match e {
-                    rustix::io::Errno::EXIST => Error::AlreadyExists {
-                        name: fifo.display().to_string(),
-                    },
-                    e => Error::io("mkfifo", e),
-                })?;
+            // c2s first: holding it (a live listener's presence) is what
+            // makes whatever is at s2c a dead listener's leftover.
+            let rx = fifo::create_fifo_reclaiming(&c2s, options.mode, max)?;
+            let s2c_made = fifo::make_fifo_replacing(&s2c, options.mode)?;
+            Kind::Fifo {
+                rx: Some(rx),
+                s2c,
+                s2c_made,
+                max,
             }
-            Ok(Listener::Fifo { c2s, s2c, max })
         }
         Address::Mq(name) => {
-            let mq = MqOptions::new()
-                .capacity(options.mq_capacity)
-                .max_message(max + 1);
-            let rx = MqChannel::create(&suffixed(&name, "c2s")?, &mq)?;
-            let tx = MqChannel::create(&suffixed(&name, "s2c")?, &mq)?;
-            Ok(Listener::Mq(Some((tx, rx))))
+            let mq = options.mq(max);
+            let rx = MqChannel::create_reclaiming(&suffixed(&name, "c2s")?, &mq)?;
+            let tx = MqChannel::create_reclaiming(&suffixed(&name, "s2c")?, &mq)?;
+            claim_queue(&rx, Role::Consumer)?;
+            claim_queue(&tx, Role::Producer)?;
+            Kind::Mq(Some((tx, rx)))
         }
-        Address::Unix(path) => Ok(Listener::Stream(FramedListener::bind_unix(path, max)?)),
+        Address::Unix(path) => {
+            let unix = UnixOptions::new()
+                .mode(options.mode)
+                .peer_uid(options.peer_uid);
+            Kind::Stream(FramedListener::bind_unix_with(path, &unix, max)?)
+        }
         Address::Tcp { host, port } => {
             let host_port = if host.contains(':') {
                 format!("[{host}]:{port}")
             } else {
                 format!("{host}:{port}")
             };
-            Ok(Listener::Stream(FramedListener::bind_tcp(&host_port, max)?))
+            Kind::Stream(FramedListener::bind_tcp(&host_port, max)?)
         }
-        Address::UnixDgram(path) => Ok(Listener::Dgram(Some(Datagram::bind(path, max)?))),
-        Address::Pipe => Err(Error::InvalidAddress {
-            address: address.to_owned(),
-            reason: "a pipe joins a parent and its child: make one with Framed::pipe",
-        }),
-    }
-}
-
-/// The shared-memory options of an endpoint: its message limit, capped to
-/// what the ring can carry (a bad capacity is refused when the ring is made).
-fn shm_options(options: &EndpointOptions) -> Options {
-    let limit = shmlane_core::max_message_limit(options.shm.get_capacity());
-    options
-        .shm
-        .clone()
-        .max_message(options.max_message.min(limit))
+        Address::UnixDgram(path) => Kind::Dgram {
+            socket: Some(Datagram::bind_with(path, max, options.mode)?),
+            peer_uid: options.peer_uid,
+        },
+        Address::Pipe => {
+            return Err(Error::InvalidAddress {
+                address: address.to_owned(),
+                reason: "a pipe joins a parent and its child: make one with Framed::pipe",
+            });
+        }
+    };
+    Ok(Listener { kind })
 }
 
 impl Listener {
     /// Waits for the next client and returns its connection. The one-way
     /// transports (shm, fifo, mq) and datagrams serve one client:
-    /// afterwards [`Error::RoleTaken`].
+    /// afterwards [`Error::RoleTaken`]. A peer refused for its uid (see
+    /// [`EndpointOptions::peer_uid`]) is [`Error::PeerRefused`]; call
+    /// again for the next one.
     pub fn accept(&mut self) -> Result<Connection> {
-        let taken = || Error::RoleTaken(shmlane_core::Role::Consumer);
-        match self {
-            Listener::Shm(pair) => {
+        let taken = || Error::RoleTaken(Role::Consumer);
+        match &mut self.kind {
+            Kind::Shm(pair) => {
                 let (tx, rx) = pair.take().ok_or_else(taken)?;
                 Ok(Connection::new(tx, rx, "shm"))
             }
-            Listener::Fifo { c2s, s2c, max } => {
-                // Same order as the client: the c2s reader meets its writer,
-                // then the s2c writer meets its reader.
-                let rx = Framed::open_fifo_reader(&*c2s, *max)?;
-                let tx = Framed::open_fifo_writer(&*s2c, *max)?;
+            Kind::Fifo { rx, s2c, max, .. } => {
+                if rx.is_none() {
+                    return Err(taken());
+                }
+                // The client opens its reading end of s2c after its writer
+                // of c2s: this waits (as an accept does) for that reader.
+                let waiting = FifoOptions::new().writer_timeout(None);
+                let tx = Framed::open_fifo_writer_with(&*s2c, &waiting, *max)?;
+                let rx = rx.take().ok_or_else(taken)?;
                 Ok(Connection::new(tx, rx, "fifo"))
             }
-            Listener::Mq(pair) => {
+            Kind::Mq(pair) => {
                 let (tx, rx) = pair.take().ok_or_else(taken)?;
                 Ok(Connection::new(tx, rx, "mq"))
             }
-            Listener::Stream(listener) => {
+            Kind::Stream(listener) => {
                 let transport = if listener.local_port().is_some() {
                     "tcp"
                 } else {
                     "unix"
                 };
-                let (tx, rx) = listener.accept()?.split()?;
-                Ok(Connection::new(tx, rx, transport))
+                let conn = listener.accept()?;
+                let peer = conn.peer_credentials();
+                let (tx, rx) = conn.split()?;
+                Ok(Connection::new(tx, rx, transport).with_peer_credentials(peer))
             }
-            Listener::Dgram(socket) => {
-                let mut socket = socket.take().ok_or_else(taken)?;
-                socket.accept_hello()?;
-                let (tx, rx) = socket.split()?;
-                Ok(Connection::new(tx, rx, "unix-dgram"))
+            Kind::Dgram { socket, peer_uid } => {
+                let peer = socket
+                    .as_mut()
+                    .ok_or_else(taken)?
+                    .accept_hello_from(*peer_uid)?;
+                let (tx, rx) = socket.take().ok_or_else(taken)?.split()?;
+                Ok(Connection::new(tx, rx, "unix-dgram").with_peer_credentials(Some(peer)))
             }
         }
     }
 
     /// The address clients connect to (for `tcp:…:0`, with the real port).
     pub fn local_address(&self) -> Result<String> {
-        match self {
-            Listener::Shm(Some((tx, _))) => {
+        match &self.kind {
+            Kind::Shm(Some((tx, _))) => {
                 let name = tx.segment().name().unwrap_or_default();
                 Ok(format!("shm:{}", name.trim_end_matches(".s2c")))
             }
-            Listener::Fifo { c2s, .. } => Ok(format!(
+            Kind::Fifo { s2c, .. } => Ok(format!(
                 "fifo:{}",
-                c2s.display().to_string().trim_end_matches(".c2s")
+                s2c.display().to_string().trim_end_matches(".s2c")
             )),
-            Listener::Mq(Some((tx, _))) => {
+            Kind::Mq(Some((tx, _))) => {
                 Ok(format!("mq:{}", tx.queue().name().trim_end_matches(".s2c")))
             }
-            Listener::Stream(listener) => Ok(listener.address()),
-            Listener::Dgram(Some(socket)) => Ok(format!("unix-dgram:{}", socket.path().display())),
-            _ => Err(Error::RoleTaken(shmlane_core::Role::Consumer)),
+            Kind::Stream(listener) => Ok(listener.address()),
+            Kind::Dgram {
+                socket: Some(socket),
+                ..
+            } => Ok(format!("unix-dgram:{}", socket.path().display())),
+            _ => Err(Error::RoleTaken(Role::Consumer)),
+        }
+    }
+
+    /// The transport's name, as [`Connection::transport`] gives it.
+    pub fn transport(&self) -> &'static str {
+        match &self.kind {
+            Kind::Shm(_) => "shm",
+            Kind::Fifo { .. } => "fifo",
+            Kind::Mq(_) => "mq",
+            Kind::Stream(listener) if listener.local_port().is_some() => "tcp",
+            Kind::Stream(_) => "unix",
+            Kind::Dgram { .. } => "unix-dgram",
         }
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Listener::Fifo { c2s, s2c, .. } = self {
-            let _ = std::fs::remove_file(c2s);
-            let _ = std::fs::remove_file(s2c);
+        // The c2s FIFO goes with its reading end (the listener's, or the
+        // accepted connection's); s2c only while its path names ours.
+        if let Kind::Fifo { s2c, s2c_made, .. } = &self.kind {
+            fifo::unlink_if_named(s2c, s2c_made.as_fd());
         }
     }
 }
@@ -368,27 +533,37 @@ impl Drop for Listener {
 /// ));
 /// ```
 pub fn connect(address: &str, options: &EndpointOptions) -> Result<Connection> {
-    let max = options.max_message;
+    let max = options.max()?;
     match crate::address::parse(address)? {
         Address::Shm(name) => {
-            let shm = shm_options(options);
+            let shm = options.shm();
             let tx = Sender::open(&suffixed(&name, "c2s")?, &shm)?;
             let rx = Receiver::open(&suffixed(&name, "s2c")?, &shm)?;
             Ok(Connection::new(tx, rx, "shm"))
         }
         Address::Fifo(path) => {
-            let tx = Framed::open_fifo_writer(path_suffixed(&path, "c2s"), max)?;
-            let rx = Framed::open_fifo_reader(path_suffixed(&path, "s2c"), max)?;
+            // The listener holds c2s's reading end: the writer opens at once
+            // (or the listener is gone). Then our reading end of s2c, which
+            // the listener's accept is waiting for.
+            let fifo = options.fifo().writer_timeout(Some(FIFO_CONNECT_WAIT));
+            let tx = Framed::open_fifo_writer_with(path_suffixed(&path, "c2s"), &fifo, max)?;
+            let rx = Framed::open_fifo_reader_with(path_suffixed(&path, "s2c"), &fifo, max)?;
             Ok(Connection::new(tx, rx, "fifo"))
         }
         Address::Mq(name) => {
-            let tx = MqChannel::open(&suffixed(&name, "c2s")?)?;
-            let rx = MqChannel::open(&suffixed(&name, "s2c")?)?;
+            let mq = options.mq(max);
+            let tx = MqChannel::open_with(&suffixed(&name, "c2s")?, &mq)?;
+            let rx = MqChannel::open_with(&suffixed(&name, "s2c")?, &mq)?;
+            // One client: a second one finds the roles taken.
+            claim_queue(&tx, Role::Producer)?;
+            claim_queue(&rx, Role::Consumer)?;
             Ok(Connection::new(tx, rx, "mq"))
         }
         Address::Unix(path) => {
-            let (tx, rx) = Framed::connect_unix(path, max)?.split()?;
-            Ok(Connection::new(tx, rx, "unix"))
+            let conn = Framed::connect_unix(path, max)?;
+            let peer = conn.peer_credentials();
+            let (tx, rx) = conn.split()?;
+            Ok(Connection::new(tx, rx, "unix").with_peer_credentials(peer))
         }
         Address::Tcp { host, port } => {
             let host_port = if host.contains(':') {
@@ -400,8 +575,17 @@ pub fn connect(address: &str, options: &EndpointOptions) -> Result<Connection> {
             Ok(Connection::new(tx, rx, "tcp"))
         }
         Address::UnixDgram(path) => {
-            let own = path_suffixed(&path, &std::process::id().to_string());
-            let mut socket = Datagram::bind(own, max)?;
+            // `path.<pid>.<n>`: unique among this process's clients too.
+            static CLIENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = CLIENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let own = path_suffixed(&path, &format!("{}.{n}", std::process::id()));
+            if own.as_os_str().len() > MAX_UNIX_PATH_LEN {
+                return Err(Error::InvalidAddress {
+                    address: address.to_owned(),
+                    reason: "the client's socket path (the path, '.', the pid, '.' and a count) would be longer than 107 bytes",
+                });
+            }
+            let mut socket = Datagram::bind_with(own, max, options.mode)?;
             socket.connect(&path)?;
             socket.send_hello()?;
             let (tx, rx) = socket.split()?;

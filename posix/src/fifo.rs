@@ -167,7 +167,6 @@ pub(crate) fn unlink_if_named(path: &Path, fd: BorrowedFd<'_>) {
 /// Creates a FIFO at `path` for a name an endpoint derives (`path.c2s`,
 /// `path.s2c`), taking over one that a dead process left there: see
 /// [`Framed::create_fifo_with`] with [`FifoOptions::reclaim_stale`].
-#[allow(dead_code)] // for the endpoints
 pub(crate) fn create_fifo_reclaiming(path: &Path, mode: u32, max_message: usize) -> Result<Framed> {
     create(
         path,
@@ -206,6 +205,35 @@ fn create(path: &Path, options: &FifoOptions, max_message: usize) -> Result<Fram
         }
         // (Should this fail, the FIFO stays, stale: nobody holds it.)
         return Framed::fifo_end(fd, max_message, true, Some(path.to_owned()));
+    }
+    Err(Error::AlreadyExists { name })
+}
+
+/// Makes a FIFO of ours at `path` that nobody opens yet, replacing a FIFO of
+/// ours found there, and returns an `O_PATH` descriptor of it (to remove it
+/// later with [`unlink_if_named`] only while the path still names it). For
+/// the second FIFO of an endpoint (`path.s2c`), whose first (`path.c2s`)
+/// the caller already holds: a live listener of the pair would hold that
+/// first one, so whatever is at the second path was left by a dead one.
+/// Anything but a FIFO of ours is a typed error, untouched.
+pub(crate) fn make_fifo_replacing(path: &Path, mode: u32) -> Result<OwnedFd> {
+    let (p, name) = utf8(path)?;
+    let ours = Expect::new(None, 0o777);
+    for _ in 0..CREATE_ATTEMPTS {
+        match rustix::fs::mkfifoat(CWD, p, Mode::from_raw_mode(mode & 0o777)) {
+            Ok(()) => {
+                return names::open_checked(CWD, p, OFlags::PATH, Kind::Fifo, ours, &name);
+            }
+            Err(Errno::EXIST) => {
+                let old = match names::open_checked(CWD, p, OFlags::PATH, Kind::Fifo, ours, &name) {
+                    Ok(old) => old,
+                    Err(Error::NotFound { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                unlink_if_named(path, old.as_fd());
+            }
+            Err(e) => return Err(names::open_err(&name, "mkfifo", e)),
+        }
     }
     Err(Error::AlreadyExists { name })
 }

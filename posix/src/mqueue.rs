@@ -217,8 +217,8 @@ impl MqOptions {
         self
     }
 
-    /// The user an opened queue must belong to: by default (and with
-    /// `None`) the effective uid of this process. A queue of another owner
+    /// The user an opened queue must belong to (by default the effective
+    /// uid of this process). A queue of another owner
     /// is [`Error::ForeignOwner`], and is never sent to or received from.
     ///
     /// # Examples
@@ -229,15 +229,15 @@ impl MqOptions {
     ///
     /// let me = rustix::process::geteuid().as_raw();
     /// let q = MessageQueue::create("/doc-mq-owner", &MqOptions::new().max_message(64))?;
-    /// let mine = MessageQueue::open_with("/doc-mq-owner", &MqOptions::new().owner(Some(me)))?;
+    /// let mine = MessageQueue::open_with("/doc-mq-owner", &MqOptions::new().owner(me))?;
     /// assert!(matches!(
-    ///     MessageQueue::open_with("/doc-mq-owner", &MqOptions::new().owner(Some(me + 1))),
+    ///     MessageQueue::open_with("/doc-mq-owner", &MqOptions::new().owner(me + 1)),
     ///     Err(Error::ForeignOwner { .. })
     /// ));
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
-    pub fn owner(mut self, uid: Option<u32>) -> Self {
-        self.owner = uid;
+    pub fn owner(mut self, uid: u32) -> Self {
+        self.owner = Some(uid);
         self
     }
 
@@ -249,7 +249,7 @@ impl MqOptions {
     /// use shmlane_posix::mqueue::MqOptions;
     ///
     /// assert_eq!(MqOptions::new().get_owner(), None);
-    /// assert_eq!(MqOptions::new().owner(Some(1000)).get_owner(), Some(1000));
+    /// assert_eq!(MqOptions::new().owner(1000).get_owner(), Some(1000));
     /// ```
     pub fn get_owner(&self) -> Option<u32> {
         self.owner
@@ -1891,7 +1891,7 @@ mod tests {
             matches!(r, Err(Error::ForeignOwner { owner: 65534, .. })),
             "{r:?}"
         );
-        let theirs = MqOptions::new().owner(Some(65534));
+        let theirs = MqOptions::new().owner(65534);
         assert_eq!(
             MessageQueue::open_with(&name, &theirs)
                 .unwrap()

@@ -22,10 +22,6 @@
 //! (`reclaim_if_stale`, `settle_new`), so a reclaim never removes an
 //! object that a creator is about to hand out.
 
-// Some helpers serve transports that land on other branches (FIFOs, stream
-// sockets); until they do, they are unused here.
-#![allow(dead_code)]
-
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, Stat};
@@ -101,7 +97,6 @@ pub fn suffixed(name: &str, suffix: &str) -> Result<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// A regular file: a shared-memory segment, a message queue.
-    #[allow(dead_code)] // (until segments and queues open through here)
     Regular,
     /// A named pipe.
     Fifo,

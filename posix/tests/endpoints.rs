@@ -1,9 +1,34 @@
 //! `listen` / `connect` by address, for every transport: the same program,
 //! only the address string changes.
 
-use shmlane_posix::Error;
+mod support;
+
 use shmlane_posix::endpoint::{EndpointOptions, connect, listen};
 use shmlane_posix::transport::{MessageReceiver, MessageSender};
+use shmlane_posix::{Error, Role};
+use support::{NOBODY, Peer, block_on_stdin, report, serial};
+
+/// The peer side: runs in the child process.
+#[test]
+#[ignore = "runs only as the peer process of the other tests"]
+fn peer_process() {
+    let Some(args) = support::peer_spec() else {
+        return;
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args[..] {
+        ["listen-and-hold", address] => {
+            let listener = listen(address, &EndpointOptions::default());
+            report(&format!("listening {:?}", listener.as_ref().map(drop)));
+            block_on_stdin();
+        }
+        ["connect-once", address] => {
+            let result = connect(address, &EndpointOptions::default()).map(drop);
+            report(&format!("connected {result:?}"));
+        }
+        _ => panic!("unknown peer spec {args:?}"),
+    }
+}
 
 fn addresses() -> Vec<String> {
     let id = std::process::id();
@@ -136,4 +161,160 @@ fn names_are_checked_with_the_suffixes_an_endpoint_adds() {
             );
         }
     }
+}
+
+/// Addresses of the transports whose listener creates named objects.
+fn named_addresses(test: &str) -> Vec<String> {
+    let id = std::process::id();
+    let tmp = std::env::temp_dir();
+    vec![
+        format!("shm:/shmlane-ep-{test}-{id}"),
+        format!("fifo:{}/shmlane-ep-{test}-{id}", tmp.display()),
+        format!("mq:/shmlane-ep-{test}-{id}"),
+        format!("unix:{}/shmlane-ep-{test}-{id}.sock", tmp.display()),
+        format!("unix-dgram:{}/shmlane-ep-{test}-{id}.dgram", tmp.display()),
+    ]
+}
+
+#[test]
+fn a_listener_killed_with_sigkill_leaves_names_the_next_listen_takes_over() {
+    let _serial = serial();
+    for address in named_addresses("stale") {
+        let mut peer = Peer::spawn(&format!("listen-and-hold {address}"));
+        assert_eq!(peer.report(), "listening Ok(())", "{address}");
+        // Live: not taken.
+        let live = listen(&address, &EndpointOptions::default());
+        assert!(
+            matches!(live, Err(Error::AlreadyExists { .. })),
+            "{address}: {live:?}"
+        );
+        peer.kill9();
+        // Dead: its names are stale, and the next listener takes them over.
+        let mut listener = listen(&address, &EndpointOptions::default())
+            .unwrap_or_else(|e| panic!("{address} after the kill: {e}"));
+        let client_address = listener.local_address().unwrap();
+        let client = std::thread::spawn(move || -> shmlane_posix::Result<Vec<u8>> {
+            let mut conn = connect(&client_address, &EndpointOptions::default())?;
+            conn.send(b"after the crash")?;
+            let mut buf = [0; 64];
+            let n = conn.recv(&mut buf)?;
+            Ok(buf[..n].to_vec())
+        });
+        let mut conn = listener.accept().unwrap();
+        let mut buf = [0; 64];
+        let n = conn.recv(&mut buf).unwrap();
+        conn.send(&buf[..n]).unwrap();
+        assert_eq!(
+            client.join().unwrap().unwrap(),
+            b"after the crash",
+            "{address}"
+        );
+    }
+}
+
+#[test]
+fn a_one_client_listener_refuses_a_second_client_and_a_second_accept() {
+    let _serial = serial();
+    for address in named_addresses("one-client") {
+        if address.starts_with("unix:") {
+            continue; // serves any number
+        }
+        let mut listener = listen(&address, &EndpointOptions::default()).unwrap();
+        let client_address = listener.local_address().unwrap();
+        let first = std::thread::spawn({
+            let client_address = client_address.clone();
+            move || connect(&client_address, &EndpointOptions::default())
+        });
+        let mut conn = listener.accept().unwrap();
+        let mut first = first.join().unwrap().unwrap();
+        let second = connect(&client_address, &EndpointOptions::default());
+        assert!(
+            matches!(second, Err(Error::RoleTaken(_))),
+            "{address}: {second:?}"
+        );
+        assert!(
+            matches!(listener.accept(), Err(Error::RoleTaken(Role::Consumer))),
+            "{address}"
+        );
+        // The first connection is not disturbed.
+        first.send(b"still here").unwrap();
+        let mut buf = [0; 64];
+        assert_eq!(conn.recv(&mut buf).unwrap(), 10, "{address}");
+    }
+}
+
+#[test]
+fn unix_listeners_name_their_peers_and_can_refuse_other_uids() {
+    let _serial = serial();
+    let id = std::process::id();
+    for scheme in ["unix", "unix-dgram"] {
+        let dir = std::path::Path::new("/tmp").join(format!("shmlane-ep-uid-{scheme}-{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let address = format!("{scheme}:{}/socket", dir.display());
+        let me = rustix::process::geteuid().as_raw();
+        let options = EndpointOptions {
+            mode: 0o666,        // anyone may connect …
+            peer_uid: Some(me), // … but only we are accepted
+            ..EndpointOptions::default()
+        };
+        let mut listener = listen(&address, &options).unwrap();
+        if support::can_switch_users("unix_listeners_name_their_peers_and_can_refuse_other_uids") {
+            use std::os::unix::fs::PermissionsExt;
+            // (The socket file has 0o666 less the umask: open it up.)
+            let socket = std::fs::Permissions::from_mode(0o666);
+            std::fs::set_permissions(dir.join("socket"), socket).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+            let mut stranger = Peer::spawn_as(&format!("connect-once {address}"), NOBODY);
+            // Its connect (or hello) is queued: the listener refuses it.
+            assert_eq!(stranger.report(), "connected Ok(())", "{scheme}");
+            stranger.finish();
+            let refused = listener.accept();
+            assert!(
+                matches!(refused, Err(Error::PeerRefused { uid: NOBODY, .. })),
+                "{scheme}: {refused:?}"
+            );
+        }
+        let client = std::thread::spawn({
+            let address = address.clone();
+            move || connect(&address, &EndpointOptions::default()).map(drop)
+        });
+        let conn = listener.accept().unwrap();
+        let peer = conn
+            .peer_credentials()
+            .expect("the kernel names a unix peer");
+        assert_eq!((peer.pid, peer.uid), (id as i32, me), "{scheme}");
+        client.join().unwrap().unwrap();
+        drop(listener);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn oversized_limits_and_paths_are_typed_errors() {
+    let options = EndpointOptions {
+        max_message: usize::MAX,
+        ..EndpointOptions::default()
+    };
+    for address in named_addresses("limits")
+        .into_iter()
+        .chain(["tcp:127.0.0.1:0".to_owned()])
+    {
+        for result in [
+            listen(&address, &options).map(drop),
+            connect(&address, &options).map(drop),
+        ] {
+            assert!(
+                matches!(result, Err(Error::InvalidMaxMessage { .. })),
+                "{address}: {result:?}"
+            );
+        }
+    }
+    // A datagram client binds `path.<pid>`: a path that fits alone but not
+    // with the suffix is refused before anything is bound.
+    let long = format!("/tmp/{}", "d".repeat(100));
+    let result = connect(&format!("unix-dgram:{long}"), &EndpointOptions::default());
+    assert!(
+        matches!(result, Err(Error::InvalidAddress { .. })),
+        "{result:?}"
+    );
 }

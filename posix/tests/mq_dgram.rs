@@ -187,7 +187,7 @@ fn a_queue_planted_by_another_user_is_never_used() {
     }
     // Named as the expected owner, it is still refused for letting others
     // write to it, unless the mode allows that too.
-    let theirs = MqOptions::new().owner(Some(NOBODY));
+    let theirs = MqOptions::new().owner(NOBODY);
     assert!(matches!(
         MessageQueue::open_with(&name, &theirs),
         Err(Error::UnsafeMode {
@@ -751,7 +751,10 @@ fn socket_files_get_their_mode_and_only_our_stale_sockets_are_replaced() {
     std::os::unix::fs::symlink(&target, &link).unwrap();
     assert!(matches!(
         Datagram::bind(&link, 64),
-        Err(Error::AlreadyExists { .. })
+        Err(Error::WrongType {
+            found: "a symbolic link",
+            ..
+        })
     ));
     assert!(
         std::fs::symlink_metadata(&link)

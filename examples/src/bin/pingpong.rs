@@ -89,6 +89,7 @@ fn options(args: &Args) -> EndpointOptions {
         max_message: max,
         shm: Options::new().capacity(capacity).wait_mode(mode),
         mq_capacity: 10,
+        ..EndpointOptions::default()
     }
 }
 

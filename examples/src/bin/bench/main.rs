@@ -280,6 +280,7 @@ fn endpoint_options(size: usize, capacity: usize, spin: bool) -> EndpointOptions
         max_message: size.max(64),
         shm: Options::new().capacity(capacity).wait_mode(mode),
         mq_capacity: mq_depth(),
+        ..EndpointOptions::default()
     }
 }
 
