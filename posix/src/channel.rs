@@ -191,8 +191,9 @@ type Claim<E> = fn(&Ring<'static>, Gate) -> std::result::Result<E, shmlane_core:
 enum Start {
     /// The segment is fresh: lay out a new ring.
     Create(Config),
-    /// The segment holds (or soon holds) a ring: wait for it, then attach.
-    Attach(Instant),
+    /// The segment holds (or soon holds) a ring: wait for it (until the
+    /// deadline, or as long as it takes), then attach.
+    Attach(Option<Instant>),
 }
 
 /// Takes `role`'s lock on `segment`, creates or attaches the ring, and
@@ -225,7 +226,9 @@ fn claim_side<E>(
             match unsafe { Ring::attach(ptr, len) } {
                 // A raw segment someone is still filling in (channels are
                 // named only once their ring is laid out).
-                Err(shmlane_core::Error::Uninitialised) if Instant::now() < deadline => {
+                Err(shmlane_core::Error::Uninitialised)
+                    if deadline.is_none_or(|d| Instant::now() < d) =>
+                {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 other => break other?,
@@ -254,7 +257,7 @@ impl<E> Side<E> {
     }
 
     fn open_named(name: &str, options: &Options, role: Role, claim: Claim<E>) -> Result<Self> {
-        let deadline = Instant::now() + options.open_timeout;
+        let deadline = Instant::now().checked_add(options.open_timeout);
         let segment = Segment::open_with(name, Expect::new(options.owner, options.mode))?;
         let end = claim_side(&segment, Start::Attach(deadline), role, options.wait, claim)?;
         Ok(Side { end, segment })
@@ -273,7 +276,7 @@ impl<E> Side<E> {
 
     fn from_fd(fd: OwnedFd, options: &Options, role: Role, claim: Claim<E>) -> Result<Self> {
         let segment = Segment::from_fd(fd)?;
-        let deadline = Instant::now() + options.open_timeout;
+        let deadline = Instant::now().checked_add(options.open_timeout);
         let end = claim_side(&segment, Start::Attach(deadline), role, options.wait, claim)?;
         Ok(Side { end, segment })
     }

@@ -138,8 +138,8 @@ pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 /// umask; [`Datagram::bind_with`] takes another) before anything can
 /// connect to it. A socket file left at the path by a dead process of the
 /// same user is replaced; one of another user is [`Error::ForeignOwner`],
-/// any other file (a symbolic link is never followed) or a live socket is
-/// [`Error::AlreadyExists`]. The file is removed when the last half drops,
+/// a live socket [`Error::AlreadyExists`], and a symbolic link (never
+/// followed) or any other file [`Error::WrongType`]. The file is removed when the last half drops,
 /// if it is still the one bind made. A client's path in its hello is made
 /// absolute, so a server in another working directory finds it; it must
 /// fit a socket address (107 bytes).

@@ -383,3 +383,113 @@ fn messages_of_4_gib_and_more_keep_their_boundaries() {
     // SAFETY: the mapping made above; nothing refers to it any more.
     unsafe { munmap(ptr, len) }.unwrap();
 }
+
+/// Signals that interrupt a blocked call: counted by the handler.
+static INTERRUPTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn count_interrupt(_: libc::c_int) {
+    INTERRUPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Waits until thread `tid` of this process sleeps in system call `nr`.
+fn wait_until_asleep_in(tid: i32, nr: i64) {
+    let syscall = format!("/proc/self/task/{tid}/syscall");
+    let stat = format!("/proc/self/task/{tid}/stat");
+    loop {
+        let state = std::fs::read_to_string(&stat)
+            .expect("the thread ended: its interrupted call returned instead of going on");
+        let asleep = state.rsplit_once(") ").unwrap().1.starts_with('S');
+        let call = std::fs::read_to_string(&syscall).unwrap_or_default();
+        if asleep && call.split_whitespace().next() == Some(&nr.to_string()) {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Interrupts thread `tid` with SIGUSR1 (whose handler does not restart
+/// system calls) and waits until the handler ran and the thread is back
+/// asleep in system call `nr`: an interrupted call that gave up would have
+/// returned instead.
+fn interrupt(tid: i32, nr: i64) {
+    let before = INTERRUPTS.load(std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: tgkill with our own pid, a live thread of ours and a signal
+    // whose handler (installed below) only bumps an atomic.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, std::process::id(), tid, libc::SIGUSR1) };
+    assert_eq!(r, 0);
+    while INTERRUPTS.load(std::sync::atomic::Ordering::SeqCst) == before {
+        std::thread::yield_now();
+    }
+    wait_until_asleep_in(tid, nr);
+}
+
+#[test]
+fn passing_a_descriptor_survives_interrupting_signals() {
+    use shmlane_posix::segment::{recv_fd, send_fd};
+    use std::os::unix::net::UnixStream;
+    // SAFETY: a handler that only bumps an atomic (async-signal-safe),
+    // without SA_RESTART, so that blocked calls see EINTR.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = count_interrupt as usize;
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+    let tid = || rustix::thread::gettid().as_raw_nonzero().get();
+
+    // A receive blocked on an empty socket.
+    let (a, b) = UnixStream::pair().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        tx.send(tid()).unwrap();
+        recv_fd(&b).map(drop)
+    });
+    let receiving = rx.recv().unwrap();
+    wait_until_asleep_in(receiving, libc::SYS_recvmsg);
+    interrupt(receiving, libc::SYS_recvmsg);
+    let seg = Segment::anonymous(4096).unwrap();
+    send_fd(&a, seg.fd()).unwrap();
+    assert!(receiver.join().unwrap().is_ok());
+
+    // A send blocked on a full socket.
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut filled = 0;
+    while let Ok(n) = rustix::net::send(&a, &[0; 4096], rustix::net::SendFlags::DONTWAIT) {
+        filled += n;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sender = std::thread::spawn(move || {
+        let seg = Segment::anonymous(4096).unwrap();
+        seg.seal().unwrap();
+        tx.send(tid()).unwrap();
+        send_fd(&a, seg.fd())
+    });
+    let sending = rx.recv().unwrap();
+    wait_until_asleep_in(sending, libc::SYS_sendmsg);
+    interrupt(sending, libc::SYS_sendmsg);
+    // Drain exactly the filler; the descriptor then goes through.
+    let mut sink = vec![0u8; filled];
+    std::io::Read::read_exact(&mut &b, &mut sink).unwrap();
+    let fd = recv_fd(&b).unwrap();
+    assert!(sender.join().unwrap().is_ok());
+    assert_eq!(Segment::from_fd(fd).unwrap().len(), 4096);
+}
+
+#[test]
+fn a_timeout_too_long_to_add_waits_instead_of_panicking() {
+    let name = name("long-timeout");
+    let _tx = Sender::create(&name, &Options::new()).unwrap();
+    let forever = Options::new().open_timeout(Duration::MAX);
+    let rx = Receiver::open(&name, &forever).unwrap();
+    let mut rx = rx;
+    assert!(matches!(
+        rx.recv_timeout(&mut [0; 8], Duration::from_millis(1)),
+        Err(Error::TimedOut)
+    ));
+    drop(rx);
+    let (mut tx, fd) = Sender::anonymous(&Options::new()).unwrap();
+    let _rx = Receiver::from_fd(fd, &forever).unwrap();
+    tx.send_timeout(b"x", Duration::MAX).unwrap();
+}
