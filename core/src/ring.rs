@@ -502,20 +502,6 @@ impl<'a> Ring<'a> {
     }
 }
 
-/// Records the first corruption in `result` in `poisoned`; fails with the
-/// recorded one if there is one. A side that saw the ring broken once never
-/// trusts it again: every later call fails the same way.
-#[inline(always)]
-fn sticky<T>(poisoned: &mut Option<Corruption>, result: Result<T, Error>) -> Result<T, Error> {
-    match result {
-        Err(Error::Corrupt(what)) => {
-            let first = *poisoned.get_or_insert(what);
-            Err(Error::Corrupt(first))
-        }
-        other => other,
-    }
-}
-
 /// Fails with the corruption a side saw before, if any.
 #[inline(always)]
 fn trusted(poisoned: Option<Corruption>) -> Result<(), Error> {
@@ -523,6 +509,15 @@ fn trusted(poisoned: Option<Corruption>) -> Result<(), Error> {
         None => Ok(()),
         Some(what) => Err(Error::Corrupt(what)),
     }
+}
+
+/// Records `what` as the corruption a side saw, unless it saw one before,
+/// and returns the first one as the error. A side that saw the ring broken
+/// once never trusts it again: every later call fails the same way.
+#[cold]
+#[inline(never)]
+fn poison(poisoned: &mut Option<Corruption>, what: Corruption) -> Error {
+    Error::Corrupt(*poisoned.get_or_insert(what))
 }
 
 /// A role's state word and the shift of its bits in the `waits` word.
@@ -671,17 +666,39 @@ impl<'a, W: Wait> Producer<'a, W> {
 
     /// Whether the consumer has closed its side.
     pub fn is_disconnected(&self) -> bool {
-        self.check_peer() == Err(Error::Disconnected)
+        self.peer_state() == Err(Error::Disconnected)
     }
 
+    /// The consumer's state as the header says: `Ok` while it may read.
     #[inline(always)]
-    fn check_peer(&self) -> Result<(), Error> {
+    fn peer_state(&self) -> Result<(), Error> {
         // Relaxed: only the value matters; it changes once, to CLOSED.
         match self.ring.header().identity.consumer_state.load(Relaxed) {
             STATE_IDLE | STATE_ACTIVE => Ok(()),
             STATE_CLOSED => Err(Error::Disconnected),
             _ => Err(Error::Corrupt(Corruption::State)),
         }
+    }
+
+    /// [`Producer::peer_state`], recording a corruption; once poisoned,
+    /// never `Disconnected` but the corruption.
+    #[inline(always)]
+    fn check_peer(&mut self) -> Result<(), Error> {
+        match self.peer_state() {
+            Ok(()) => Ok(()),
+            Err(Error::Corrupt(what)) => Err(self.poison(what)),
+            Err(e) => Err(trusted(self.poisoned).err().unwrap_or(e)),
+        }
+    }
+
+    /// Records a corruption (see the free [`poison`]) and makes every later
+    /// call take the slow path of [`Producer::has_room`], which reports it:
+    /// the cached read position then says the ring is full.
+    #[cold]
+    #[inline(never)]
+    fn poison(&mut self, what: Corruption) -> Error {
+        self.cached_read = self.write.wrapping_sub(self.ring.capacity);
+        poison(&mut self.poisoned, what)
     }
 
     /// Where a `len`-byte message goes: (padding before it, bytes needed).
@@ -705,11 +722,14 @@ impl<'a, W: Wait> Producer<'a, W> {
         if capacity - self.write.wrapping_sub(self.cached_read) >= needed {
             return Ok(true);
         }
+        // A poisoned producer always gets here (see `poison`).
+        trusted(self.poisoned)?;
         // Acquire: pairs with the consumer's Release store after it read
         // the bytes we are about to overwrite.
         let read = self.ring.header().consumer.position.load(Acquire);
-        let used =
-            window(self.write, read, capacity).ok_or(Error::Corrupt(Corruption::ReadPosition))?;
+        let Some(used) = window(self.write, read, capacity) else {
+            return Err(self.poison(Corruption::ReadPosition));
+        };
         self.cached_read = read;
         Ok(capacity - used >= needed)
     }
@@ -727,7 +747,6 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// Where a `len`-byte message goes if it fits now: (padding, bytes).
     #[inline(always)]
     fn room_for(&mut self, len: usize) -> Result<(u64, u64), Error> {
-        trusted(self.poisoned)?;
         self.check_peer()?;
         let (pad, needed) = self.placement(len as u64);
         if !self.has_room(needed)? {
@@ -736,10 +755,10 @@ impl<'a, W: Wait> Producer<'a, W> {
         Ok((pad, needed))
     }
 
+    #[inline(always)]
     fn reserve_inner(&mut self, len: usize, publish: bool) -> Result<WriteGrant<'_, 'a, W>, Error> {
         self.check_len(len)?;
-        let room = self.room_for(len);
-        let (pad, needed) = sticky(&mut self.poisoned, room)?;
+        let (pad, needed) = self.room_for(len)?;
         let mask = self.ring.mask();
         self.ring.header().track(self.write & mask, needed, true);
         let ptr = self.ring.payload(self.write.wrapping_add(pad), len as u64);
@@ -779,6 +798,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         self.reserve_inner(len, true)
     }
 
+    #[inline(always)]
     fn send_inner(&mut self, msg: &[u8], publish: bool) -> Result<(), Error> {
         let grant = self.reserve_inner(msg.len(), publish)?;
         // SAFETY: the grant's `len == msg.len()` bytes at `ptr` are inside
@@ -834,16 +854,6 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     fn wait_for_room(&mut self, len: usize, deadline: Option<W::Deadline>) -> Result<(), Error> {
-        let waited = self.wait_for_room_inner(len, deadline);
-        sticky(&mut self.poisoned, waited)
-    }
-
-    fn wait_for_room_inner(
-        &mut self,
-        len: usize,
-        deadline: Option<W::Deadline>,
-    ) -> Result<(), Error> {
-        trusted(self.poisoned)?;
         self.check_len(len)?;
         // Spin only before the first sleep, as in `wait_for_message`.
         let mut spin = true;
@@ -1111,12 +1121,17 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// consumed. `Err(Empty)` / `Err(Disconnected)` when there is nothing.
     #[inline(always)]
     fn refresh(&mut self) -> Result<(), Error> {
+        // A poisoned consumer keeps `cached_write == read` (see `poison`),
+        // so every call comes here, off the path of a message in hand.
+        trusted(self.poisoned)?;
         let h = self.ring.header();
         let capacity = self.ring.capacity;
         // Acquire: pairs with the producer's Release store after it wrote
         // the records up to `write`.
         let write = h.producer.position.load(Acquire);
-        window(write, self.read, capacity).ok_or(Error::Corrupt(Corruption::WritePosition))?;
+        if window(write, self.read, capacity).is_none() {
+            return Err(self.poison(Corruption::WritePosition));
+        }
         if write != self.read {
             self.cached_write = write;
             return Ok(());
@@ -1127,8 +1142,9 @@ impl<'a, W: Wait> Consumer<'a, W> {
             STATE_IDLE | STATE_ACTIVE => Err(Error::Empty),
             STATE_CLOSED => {
                 let write = h.producer.position.load(Acquire);
-                window(write, self.read, capacity)
-                    .ok_or(Error::Corrupt(Corruption::WritePosition))?;
+                if window(write, self.read, capacity).is_none() {
+                    return Err(self.poison(Corruption::WritePosition));
+                }
                 if write == self.read {
                     Err(Error::Disconnected)
                 } else {
@@ -1136,8 +1152,17 @@ impl<'a, W: Wait> Consumer<'a, W> {
                     Ok(())
                 }
             }
-            _ => Err(Error::Corrupt(Corruption::State)),
+            _ => Err(self.poison(Corruption::State)),
         }
+    }
+
+    /// Records a corruption (see the free [`poison`]) and makes every later
+    /// call go through [`Consumer::refresh`], which reports it.
+    #[cold]
+    #[inline(never)]
+    fn poison(&mut self, what: Corruption) -> Error {
+        self.cached_write = self.read;
+        poison(&mut self.poisoned, what)
     }
 
     /// Finds the next message, skipping a padding record: `(start, len)`
@@ -1148,14 +1173,6 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// at offset 0, where padding is refused).
     #[inline(always)]
     fn next_message(&mut self) -> Result<(u64, u64), Error> {
-        trusted(self.poisoned)?;
-        let found = self.find_message();
-        sticky(&mut self.poisoned, found)
-    }
-
-    /// [`Consumer::next_message`] without the poison.
-    #[inline(always)]
-    fn find_message(&mut self) -> Result<(u64, u64), Error> {
         let capacity = self.ring.capacity;
         let mask = self.ring.mask();
         let mut skipped_padding = false;
@@ -1173,23 +1190,24 @@ impl<'a, W: Wait> Consumer<'a, W> {
                 KIND_MESSAGE => {
                     let record = record_size(len);
                     if len > self.ring.max_message || record > avail || offset + record > capacity {
-                        return Err(Error::Corrupt(Corruption::RecordLength));
+                        return Err(self.poison(Corruption::RecordLength));
                     }
                     return Ok((self.read, len));
                 }
                 KIND_PADDING => {
                     let tail = capacity - offset;
                     if skipped_padding || offset == 0 || len != tail || tail > avail {
-                        return Err(Error::Corrupt(Corruption::Padding));
+                        return Err(self.poison(Corruption::Padding));
                     }
                     self.read = self.read.wrapping_add(tail);
                     skipped_padding = true;
                 }
-                _ => return Err(Error::Corrupt(Corruption::RecordKind)),
+                _ => return Err(self.poison(Corruption::RecordKind)),
             }
         }
     }
 
+    #[inline(always)]
     fn read_inner(&mut self, release: bool) -> Result<ReadGrant<'_, 'a, W>, Error> {
         let (start, len) = self.next_message()?;
         self.ring
@@ -1227,6 +1245,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
         self.read_inner(true)
     }
 
+    #[inline(always)]
     fn recv_inner(&mut self, buf: &mut [u8], release: bool) -> Result<usize, Error> {
         let (start, len) = self.next_message()?;
         if len > buf.len() as u64 {
