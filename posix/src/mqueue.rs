@@ -92,7 +92,8 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::names::{self, Expect, Kind};
-use crate::segment::{DEFAULT_MODE, named_err, validate_name};
+use crate::names::{named_err, validate_name};
+use crate::segment::DEFAULT_MODE;
 use crate::transport::wait_ready;
 use crate::{Error, Result};
 

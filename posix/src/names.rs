@@ -232,6 +232,19 @@ pub(crate) fn open_err(name: &str, op: &'static str, e: Errno) -> Error {
     }
 }
 
+/// Maps the errno of a call on the named IPC object `name` (`shm_open`,
+/// `mq_open`, their unlinks, which also say `EINVAL` for a name they
+/// refuse) to a typed error.
+pub(crate) fn named_err(name: &str, op: &'static str, e: Errno) -> Error {
+    match e {
+        Errno::INVAL => Error::InvalidName {
+            name: name.to_owned(),
+            reason: "refused by the system",
+        },
+        e => open_err(name, op, e),
+    }
+}
+
 /// What is at `path` in `dir`, not following a symbolic link there.
 pub(crate) fn stat_at(dir: BorrowedFd<'_>, path: &str) -> std::result::Result<Stat, Errno> {
     rustix::fs::statat(dir, path, AtFlags::SYMLINK_NOFOLLOW)

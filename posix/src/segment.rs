@@ -102,27 +102,6 @@ impl fmt::Debug for Segment {
     }
 }
 
-/// Maps the errno of a call on the named IPC object `name` (`shm_open`,
-/// `mq_open`, their unlinks) to a typed error.
-pub(crate) fn named_err(name: &str, op: &'static str, e: Errno) -> Error {
-    match e {
-        Errno::NOENT => Error::NotFound {
-            name: name.to_owned(),
-        },
-        Errno::EXIST => Error::AlreadyExists {
-            name: name.to_owned(),
-        },
-        Errno::ACCESS | Errno::PERM => Error::PermissionDenied {
-            name: name.to_owned(),
-        },
-        Errno::NAMETOOLONG | Errno::INVAL => Error::InvalidName {
-            name: name.to_owned(),
-            reason: "refused by the system",
-        },
-        e => Error::io(op, e),
-    }
-}
-
 /// Where named segments live: the directory `shm_open` uses on Linux.
 const SHM_DIR: &str = "/dev/shm";
 
@@ -540,7 +519,7 @@ impl Segment {
     /// ```
     pub fn unlink(name: &str) -> Result<()> {
         validate_name(name)?;
-        shm::unlink(name).map_err(|e| named_err(name, "shm_unlink", e))
+        shm::unlink(name).map_err(|e| names::named_err(name, "shm_unlink", e))
     }
 }
 

@@ -431,7 +431,7 @@ fn passing_a_descriptor_survives_interrupting_signals() {
     // without SA_RESTART, so that blocked calls see EINTR.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = count_interrupt as usize;
+        action.sa_sigaction = count_interrupt as *const () as usize;
         assert_eq!(
             libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
             0

@@ -12,7 +12,7 @@
 mod support;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -20,38 +20,11 @@ use rustix::fs::{CWD, Mode};
 use shmlane_posix::fifo::FifoOptions;
 use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
 use shmlane_posix::{Error, Role};
-use support::{NOBODY, Peer};
+use support::{NOBODY, Peer, TestDir};
 
 /// How long a call that must not wait may take before the test calls it
 /// hung (a failure detector, not a synchronisation).
 const HUNG: Duration = Duration::from_secs(20);
-
-/// A fresh directory under /tmp that every user may enter and write to,
-/// removed on drop.
-struct OpenDir(PathBuf);
-
-impl OpenDir {
-    fn new(test: &str) -> OpenDir {
-        let dir = Path::new("/tmp").join(format!(
-            "shmlane-fifo-{test}-{}-{}",
-            std::process::id(),
-            support::unique()
-        ));
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        OpenDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for OpenDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn mkfifo(path: &Path, mode: u32) {
     rustix::fs::mkfifoat(CWD, path, Mode::from_raw_mode(mode)).unwrap();
@@ -150,7 +123,7 @@ fn peer_process() {
 
 #[test]
 fn opening_a_fifo_never_follows_a_symlink() {
-    let dir = OpenDir::new("symlink");
+    let dir = TestDir::new("fifo-symlink", 0o777);
     let target = dir.join("target");
     mkfifo(&target, 0o600);
     let link = dir.join("link");
@@ -171,7 +144,7 @@ fn opening_a_fifo_never_follows_a_symlink() {
 
 #[test]
 fn a_reader_opens_at_once_and_waits_for_its_writer_to_come() {
-    let dir = OpenDir::new("reader");
+    let dir = TestDir::new("fifo-reader", 0o777);
     let path = dir.join("f");
     mkfifo(&path, 0o600);
     let mut rx = must_not_wait({
@@ -205,7 +178,7 @@ fn a_reader_opens_at_once_and_waits_for_its_writer_to_come() {
 
 #[test]
 fn a_writer_that_comes_and_goes_without_a_word_ends_the_stream() {
-    let dir = OpenDir::new("silent");
+    let dir = TestDir::new("fifo-silent", 0o777);
     let path = dir.join("f");
     mkfifo(&path, 0o600);
     let mut rx = must_not_wait({
@@ -227,7 +200,7 @@ fn a_writer_that_comes_and_goes_without_a_word_ends_the_stream() {
 
 #[test]
 fn a_writer_waits_for_a_reader_no_longer_than_it_was_told() {
-    let dir = OpenDir::new("writer");
+    let dir = TestDir::new("fifo-writer", 0o777);
     let path = dir.join("f");
     mkfifo(&path, 0o600);
     // Nobody reads: gives up at its deadline.
@@ -256,7 +229,7 @@ fn a_writer_finds_a_reader_blocked_in_its_own_open() {
     // A reader that opens in blocking mode (`cat fifo`) waits for a writer
     // inside open(2), which announces nothing until it returns: the writer
     // must find it by looking again.
-    let dir = OpenDir::new("blocking-reader");
+    let dir = TestDir::new("fifo-blocking-reader", 0o777);
     let path = dir.join("f");
     mkfifo(&path, 0o600);
     let reader = blocked_in({
@@ -277,7 +250,7 @@ fn a_writer_finds_a_reader_blocked_in_its_own_open() {
 
 #[test]
 fn the_default_writer_open_does_not_wait_forever() {
-    let dir = OpenDir::new("default-deadline");
+    let dir = TestDir::new("fifo-default-deadline", 0o777);
     let path = dir.join("f");
     mkfifo(&path, 0o600);
     let result = must_not_wait(move || Framed::open_fifo_writer(&path, 64));
@@ -286,7 +259,7 @@ fn the_default_writer_open_does_not_wait_forever() {
 
 #[test]
 fn a_second_writer_is_refused_and_the_first_goes_on() {
-    let dir = OpenDir::new("second");
+    let dir = TestDir::new("fifo-second", 0o777);
     let path = dir.join("f");
     mkfifo(&path, 0o600);
     let reader = raw_reader(&path);
@@ -316,7 +289,7 @@ fn a_fifo_of_another_user_or_with_a_loose_mode_is_refused() {
         return;
     }
     let _serial = support::serial();
-    let dir = OpenDir::new("foreign");
+    let dir = TestDir::new("fifo-foreign", 0o777);
     let theirs = dir.join("theirs");
     let mut peer = Peer::spawn_as(&format!("mkfifo {} 600", theirs.display()), NOBODY);
     assert_eq!(peer.report(), "made");
@@ -361,7 +334,7 @@ fn a_fifo_of_another_user_or_with_a_loose_mode_is_refused() {
 
 #[test]
 fn a_creator_removes_its_fifo_and_nothing_put_in_its_place() {
-    let dir = OpenDir::new("creator");
+    let dir = TestDir::new("fifo-creator", 0o777);
     let path = dir.join("f");
     let rx = must_not_wait({
         let path = path.clone();
@@ -384,7 +357,7 @@ fn a_creator_removes_its_fifo_and_nothing_put_in_its_place() {
 
 #[test]
 fn a_created_fifo_has_its_mode_less_the_umask_and_an_existing_file_stays() {
-    let dir = OpenDir::new("mode");
+    let dir = TestDir::new("fifo-mode", 0o777);
     for mode in [0o600, 0o640, 0o660] {
         let path = dir.join(&format!("f-{mode:o}"));
         let _rx = Framed::create_fifo(&path, mode, 64).unwrap();
@@ -405,7 +378,7 @@ fn a_created_fifo_has_its_mode_less_the_umask_and_an_existing_file_stays() {
 #[test]
 fn a_fifo_left_by_a_creator_that_died_is_taken_over_and_a_live_one_is_not() {
     let _serial = support::serial();
-    let dir = OpenDir::new("reclaim");
+    let dir = TestDir::new("fifo-reclaim", 0o777);
     let path = dir.join("f");
     let reclaim = FifoOptions::new().reclaim_stale(true);
     let mut creator = Peer::spawn(&format!("create-fifo {}", path.display()));
@@ -451,7 +424,7 @@ fn reclaiming_never_removes_what_is_not_a_fifo_of_ours() {
         return;
     }
     let _serial = support::serial();
-    let dir = OpenDir::new("reclaim-refused");
+    let dir = TestDir::new("fifo-reclaim-refused", 0o777);
     let reclaim = FifoOptions::new().reclaim_stale(true);
     let try_reclaim = |path: &Path| {
         let (path, reclaim) = (path.to_owned(), reclaim.clone());

@@ -457,7 +457,7 @@ fn descriptor_exhaustion_during_create_leaves_nothing_behind() {
 #[test]
 fn a_descriptor_kept_from_sender_anonymous_does_not_keep_the_sender_alive() {
     let _serial = serial();
-    let dir = tempdir("anon");
+    let dir = support::TestDir::new("hostile-anon", 0o777);
     let path = dir.join("socket");
     let listener = UnixListener::bind(&path).unwrap();
     let mut peer = Peer::spawn(&format!("anon-sender {}", path.display()));
@@ -473,7 +473,6 @@ fn a_descriptor_kept_from_sender_anonymous_does_not_keep_the_sender_alive() {
     let result = rx.recv_timeout(&mut [0; 64], HUNG);
     assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
     drop(kept);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -521,20 +520,6 @@ fn kill_and_reap(pid: i32) {
     panic!("process {pid:?} did not die");
 }
 
-/// A fresh directory under /tmp that every user may use (0o777), removed by
-/// the caller.
-fn tempdir(test: &str) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = std::path::Path::new("/tmp").join(format!(
-        "shmlane-hostile-{test}-{}-{}",
-        std::process::id(),
-        support::unique()
-    ));
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    dir
-}
-
 // ---------------------------------------------------------------------------
 // Another user at the name.
 
@@ -574,7 +559,7 @@ fn a_symlink_planted_at_the_name_is_never_followed() {
     if !support::can_switch_users("a_symlink_planted_at_the_name_is_never_followed") {
         return;
     }
-    let dir = tempdir("symlink");
+    let dir = support::TestDir::new("hostile-symlink", 0o777);
     // A file only root may write, and a valid-looking segment: either way
     // nothing may follow the link to it.
     let target = dir.join("root-only");
@@ -615,7 +600,6 @@ fn a_symlink_planted_at_the_name_is_never_followed() {
             .is_symlink()
     );
     std::fs::remove_file(&link).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

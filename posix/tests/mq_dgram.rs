@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use shmlane_posix::Error;
 use shmlane_posix::dgram::{Datagram, MqChannel};
 use shmlane_posix::mqueue::{MessageQueue, MqOptions};
 use shmlane_posix::transport::{MessageReceiver, MessageSender};
-use support::{NOBODY, Peer, block_on_stdin, can_switch_users, peer_spec, report, serial};
+use support::{NOBODY, Peer, TestDir, block_on_stdin, can_switch_users, peer_spec, report, serial};
 
 /// How long a call that must return may take before the test calls it
 /// hung (a failure detector, not a synchronisation).
@@ -429,35 +429,11 @@ fn a_killed_mq_sender_ends_a_blocked_receiver_after_all_it_sent() {
 
 // ---- Unix datagrams ----
 
-/// A directory of this test's sockets, removed at the end; `mode` 0o777
-/// lets a peer of another user bind in it.
-struct SocketDir(PathBuf);
-
-impl SocketDir {
-    fn new(test: &str, mode: u32) -> SocketDir {
-        let dir = std::env::temp_dir().join(format!("shmlane-dg-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
-        SocketDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A joined pair: `(client, server)`, messages of at most `client_max`
 /// and `server_max` bytes.
-fn dgram_pair(dir: &SocketDir, client_max: usize, server_max: usize) -> (Datagram, Datagram) {
-    let mut server = Datagram::bind(dir.path("server"), server_max).unwrap();
-    let mut client = Datagram::bind(dir.path("client"), client_max).unwrap();
+fn dgram_pair(dir: &TestDir, client_max: usize, server_max: usize) -> (Datagram, Datagram) {
+    let mut server = Datagram::bind(dir.join("server"), server_max).unwrap();
+    let mut client = Datagram::bind(dir.join("client"), client_max).unwrap();
     client.connect(server.path()).unwrap();
     client.send_hello().unwrap();
     server.accept_hello().unwrap();
@@ -472,13 +448,13 @@ fn refused(r: std::io::Result<usize>) -> bool {
 
 #[test]
 fn forged_datagrams_and_close_marks_are_never_delivered() {
-    let dir = SocketDir::new("forged", 0o700);
-    let (s_path, c_path) = (dir.path("server"), dir.path("client"));
+    let dir = TestDir::new("dg-forged", 0o700);
+    let (s_path, c_path) = (dir.join("server"), dir.join("client"));
     let mut server = Datagram::bind(&s_path, 64).unwrap();
     let mut client = Datagram::bind(&c_path, 64).unwrap();
     // Two forgers: one without a name, one bound to a path of its own.
     let anonymous = UnixDatagram::unbound().unwrap();
-    let named = UnixDatagram::bind(dir.path("forger")).unwrap();
+    let named = UnixDatagram::bind(dir.join("forger")).unwrap();
     let forged_message = b"\x00forged";
     let forged_close = b"\x01";
 
@@ -533,8 +509,8 @@ fn a_hello_from_another_uid_is_refused_and_credentials_are_recorded() {
     }
     let _serial = serial();
     // Others may bind here and send to the server's socket.
-    let dir = SocketDir::new("creds", 0o777);
-    let s_path = dir.path("server");
+    let dir = TestDir::new("dg-creds", 0o777);
+    let s_path = dir.join("server");
     let mut server = Datagram::bind_with(&s_path, 64, 0o666).unwrap();
     // The umask (022, usually) cut the mode down: open it up for the test.
     std::fs::set_permissions(&s_path, std::fs::Permissions::from_mode(0o666)).unwrap();
@@ -544,7 +520,7 @@ fn a_hello_from_another_uid_is_refused_and_credentials_are_recorded() {
         format!(
             "dg-client {} {} 3",
             s_path.display(),
-            dir.path(client).display()
+            dir.join(client).display()
         )
     };
     let mut refused_peer = Peer::spawn_as(&spec("refused"), NOBODY);
@@ -583,7 +559,7 @@ fn a_hello_from_another_uid_is_refused_and_credentials_are_recorded() {
 fn a_datagram_too_long_for_the_receiver_is_frame_too_large_and_consumed() {
     // Through the scratch buffer, and straight into a large caller buffer.
     for (client_max, server_max, long) in [(1000, 100, 1000), (8192, 4096, 5000)] {
-        let dir = SocketDir::new(&format!("long-{server_max}"), 0o700);
+        let dir = TestDir::new(&format!("dg-long-{server_max}"), 0o700);
         let (mut client, mut server) = dgram_pair(&dir, client_max, server_max);
         client.send(&vec![7; long]).unwrap();
         client.send(b"next").unwrap();
@@ -603,7 +579,7 @@ fn a_datagram_too_long_for_the_receiver_is_frame_too_large_and_consumed() {
 
 #[test]
 fn a_datagram_sender_half_that_sent_nothing_ends_a_blocked_receiver() {
-    let dir = SocketDir::new("sent-nothing", 0o700);
+    let dir = TestDir::new("dg-sent-nothing", 0o700);
     let (client, mut server) = dgram_pair(&dir, 64, 64);
     let (tx, _rx) = client.split().unwrap();
     let receiver = blocked_in(move || server.recv(&mut [0u8; 64]));
@@ -637,7 +613,7 @@ fn drain(rx: &mut impl MessageReceiver) -> (Vec<u32>, Error) {
 
 #[test]
 fn a_close_mark_without_room_is_sent_later_by_the_receiving_half() {
-    let dir = SocketDir::new("mark-later", 0o700);
+    let dir = TestDir::new("dg-mark-later", 0o700);
     let (client, mut server) = dgram_pair(&dir, 64, 64);
     let (mut tx, mut rx) = client.split().unwrap();
     let sent = fill(&mut tx);
@@ -655,7 +631,7 @@ fn a_close_mark_without_room_is_sent_later_by_the_receiving_half() {
 
 #[test]
 fn a_full_datagram_peer_that_closes_ends_with_every_message_then_disconnected() {
-    let dir = SocketDir::new("full-close", 0o700);
+    let dir = TestDir::new("dg-full-close", 0o700);
     let (mut client, mut server) = dgram_pair(&dir, 64, 64);
     let sent = fill(&mut client);
     assert!(sent > 0);
@@ -668,14 +644,14 @@ fn a_full_datagram_peer_that_closes_ends_with_every_message_then_disconnected() 
 #[test]
 fn a_killed_datagram_peer_ends_a_blocked_receiver_after_all_it_sent() {
     let _serial = serial();
-    let dir = SocketDir::new("killed", 0o700);
-    let s_path = dir.path("server");
+    let dir = TestDir::new("dg-killed", 0o700);
+    let s_path = dir.join("server");
     let mut server = Datagram::bind(&s_path, 64).unwrap();
     const COUNT: u32 = 25;
     let spec = format!(
         "dg-client {} {} {COUNT}",
         s_path.display(),
-        dir.path("client").display()
+        dir.join("client").display()
     );
     let mut peer = Peer::spawn(&spec);
     server.accept_hello().unwrap();
@@ -725,29 +701,29 @@ fn mode_of(path: &Path) -> u32 {
 
 #[test]
 fn socket_files_get_their_mode_and_only_our_stale_sockets_are_replaced() {
-    let dir = SocketDir::new("files", 0o700);
+    let dir = TestDir::new("dg-files", 0o700);
     let umask = umask();
-    let default = Datagram::bind(dir.path("default"), 64).unwrap();
+    let default = Datagram::bind(dir.join("default"), 64).unwrap();
     assert_eq!(mode_of(default.path()), 0o600 & !umask);
-    let shared = Datagram::bind_with(dir.path("shared"), 64, 0o666).unwrap();
+    let shared = Datagram::bind_with(dir.join("shared"), 64, 0o666).unwrap();
     assert_eq!(mode_of(shared.path()), 0o666 & !umask);
     // A live socket is never taken.
     assert!(matches!(
-        Datagram::bind(dir.path("default"), 64),
+        Datagram::bind(dir.join("default"), 64),
         Err(Error::AlreadyExists { .. })
     ));
 
     // A stale socket of ours (std leaves its file behind) is replaced.
-    let stale = dir.path("stale");
+    let stale = dir.join("stale");
     drop(UnixDatagram::bind(&stale).unwrap());
     let replaced = Datagram::bind(&stale, 64);
     assert!(replaced.is_ok(), "{replaced:?}");
     drop(replaced);
 
     // A symbolic link is never followed, even to a stale socket of ours.
-    let target = dir.path("target");
+    let target = dir.join("target");
     drop(UnixDatagram::bind(&target).unwrap());
-    let link = dir.path("link");
+    let link = dir.join("link");
     std::os::unix::fs::symlink(&target, &link).unwrap();
     assert!(matches!(
         Datagram::bind(&link, 64),
@@ -769,7 +745,7 @@ fn socket_files_get_their_mode_and_only_our_stale_sockets_are_replaced() {
         eprintln!("skipped the foreign socket part: needs root to chown a socket file");
         return;
     }
-    let foreign = dir.path("foreign");
+    let foreign = dir.join("foreign");
     drop(UnixDatagram::bind(&foreign).unwrap());
     std::os::unix::fs::lchown(&foreign, Some(NOBODY), Some(NOBODY)).unwrap();
     let r = Datagram::bind(&foreign, 64);
@@ -782,12 +758,12 @@ fn socket_files_get_their_mode_and_only_our_stale_sockets_are_replaced() {
 
 #[test]
 fn split_datagram_halves_work_one_way_each_and_may_join_first() {
-    let dir = SocketDir::new("halves", 0o700);
-    let server = Datagram::bind(dir.path("server"), 64).unwrap();
-    let mut client = Datagram::bind(dir.path("client"), 64).unwrap();
+    let dir = TestDir::new("dg-halves", 0o700);
+    let server = Datagram::bind(dir.join("server"), 64).unwrap();
+    let mut client = Datagram::bind(dir.join("client"), 64).unwrap();
     // Split before the handshake: the receiving half takes the hello.
     let (mut stx, mut srx) = server.split().unwrap();
-    client.connect(dir.path("server")).unwrap();
+    client.connect(dir.join("server")).unwrap();
     client.send_hello().unwrap();
     assert!(matches!(stx.accept_hello(), Err(Error::RoleTaken(_))));
     srx.accept_hello().unwrap();
@@ -800,19 +776,19 @@ fn split_datagram_halves_work_one_way_each_and_may_join_first() {
     assert!(matches!(srx.try_send(b"x"), Err(Error::RoleTaken(_))));
     // The socket file stays until both halves are gone.
     drop(stx);
-    assert!(dir.path("server").exists());
+    assert!(dir.join("server").exists());
     assert!(matches!(client.recv(&mut buf), Err(Error::Disconnected)));
     drop(srx);
-    assert!(!dir.path("server").exists());
+    assert!(!dir.join("server").exists());
 }
 
 #[test]
 fn malformed_hellos_are_dropped_and_counted() {
-    let dir = SocketDir::new("bad-hellos", 0o700);
-    let s_path = dir.path("server");
+    let dir = TestDir::new("dg-bad-hellos", 0o700);
+    let s_path = dir.join("server");
     let mut server = Datagram::bind(&s_path, 64).unwrap();
-    let raw = UnixDatagram::bind(dir.path("raw")).unwrap();
-    let file = dir.path("file");
+    let raw = UnixDatagram::bind(dir.join("raw")).unwrap();
+    let file = dir.join("file");
     std::fs::write(&file, b"not a socket").unwrap();
     let hello = |path: &[u8]| {
         let mut h = vec![2u8];
@@ -831,7 +807,7 @@ fn malformed_hellos_are_dropped_and_counted() {
     ];
     if rustix::process::geteuid().is_root() {
         // A socket of another user: a client may only name its own.
-        let theirs = dir.path("theirs");
+        let theirs = dir.join("theirs");
         drop(UnixDatagram::bind(&theirs).unwrap());
         std::os::unix::fs::lchown(&theirs, Some(NOBODY), Some(NOBODY)).unwrap();
         bad.push(hello(theirs.as_os_str().as_encoded_bytes()));
@@ -839,7 +815,7 @@ fn malformed_hellos_are_dropped_and_counted() {
     for datagram in &bad {
         raw.send_to(datagram, &s_path).unwrap();
     }
-    let mut client = Datagram::bind(dir.path("client"), 64).unwrap();
+    let mut client = Datagram::bind(dir.join("client"), 64).unwrap();
     client.connect(&s_path).unwrap();
     client.send_hello().unwrap();
     let credentials = returns(move || {

@@ -10,45 +10,17 @@
 mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use shmlane_posix::Error;
 use shmlane_posix::transport::{
     Framed, FramedListener, MessageReceiver, MessageSender, UnixOptions,
 };
-use support::{NOBODY, Peer};
+use support::{NOBODY, Peer, TestDir};
 
 fn message(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
-/// A fresh directory under /tmp that every user may enter and write to
-/// (so that a peer running as [`NOBODY`] can reach and make objects there),
-/// removed on drop.
-struct OpenDir(PathBuf);
-
-impl OpenDir {
-    fn new(test: &str) -> OpenDir {
-        let dir = Path::new("/tmp").join(format!(
-            "shmlane-{test}-{}-{}",
-            std::process::id(),
-            support::unique()
-        ));
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        OpenDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for OpenDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// This process's umask, as the kernel reports it.
@@ -279,8 +251,8 @@ fn a_dropped_sender_whose_reader_is_gone_does_not_wait() {
 #[test]
 fn a_vanished_reader_is_disconnected_not_a_fatal_sigpipe() {
     let _serial = support::serial();
-    let dir = OpenDir::new("sigpipe");
-    let mut peer = Peer::spawn(&format!("sigpipe {}", dir.0.display()));
+    let dir = TestDir::new("sigpipe", 0o777);
+    let mut peer = Peer::spawn(&format!("sigpipe {}", dir.path().display()));
     for expected in [
         "send disconnected",
         "try_send disconnected",
@@ -306,7 +278,7 @@ fn a_default_unix_listener_is_closed_to_other_users_whatever_the_umask() {
         return;
     }
     let _serial = support::serial();
-    let dir = OpenDir::new("unix-default");
+    let dir = TestDir::new("unix-default", 0o777);
     let path = dir.join("s.sock");
     // A listener made by a process whose umask takes nothing away.
     let mut server = Peer::spawn(&format!("bind-unix-umask0 {}", path.display()));
@@ -325,7 +297,7 @@ fn a_stale_socket_of_another_user_is_never_replaced() {
         return;
     }
     let _serial = support::serial();
-    let dir = OpenDir::new("unix-foreign");
+    let dir = TestDir::new("unix-foreign", 0o777);
     let path = dir.join("s.sock");
     let mut other = Peer::spawn_as(&format!("stale-unix {}", path.display()), NOBODY);
     assert_eq!(other.report(), "left");
@@ -344,7 +316,7 @@ fn a_stale_socket_of_another_user_is_never_replaced() {
 
 #[test]
 fn a_symlink_or_a_file_at_a_socket_path_is_never_followed_or_replaced() {
-    let dir = OpenDir::new("unix-link");
+    let dir = TestDir::new("unix-link", 0o777);
     // A stale socket of ours, reached through a symbolic link.
     let target = dir.join("target.sock");
     drop(std::os::unix::net::UnixListener::bind(&target).unwrap());
@@ -377,7 +349,7 @@ fn a_unix_socket_names_its_peer_and_nothing_else_does() {
         uid: rustix::process::geteuid().as_raw(),
         gid: rustix::process::getegid().as_raw(),
     };
-    let dir = OpenDir::new("unix-creds");
+    let dir = TestDir::new("unix-creds", 0o777);
     let path = dir.join("s.sock");
     let listener = FramedListener::bind_unix(&path, 64).unwrap();
     let client = Framed::connect_unix(&path, 64).unwrap();
@@ -400,7 +372,7 @@ fn a_unix_socket_names_its_peer_and_nothing_else_does() {
 
 #[test]
 fn a_unix_socket_made_with_a_mode_has_that_mode_less_the_umask() {
-    let dir = OpenDir::new("unix-mode");
+    let dir = TestDir::new("unix-mode", 0o777);
     for mode in [0o600, 0o660, 0o666] {
         let path = dir.join(&format!("s-{mode:o}.sock"));
         let options = UnixOptions::new().mode(mode);
@@ -416,7 +388,7 @@ fn a_listener_expecting_a_uid_refuses_the_others() {
         return;
     }
     let _serial = support::serial();
-    let dir = OpenDir::new("unix-uid");
+    let dir = TestDir::new("unix-uid", 0o777);
     let path = dir.join("s.sock");
     let me = rustix::process::geteuid().as_raw();
     // Anyone may connect; only our uid is accepted.

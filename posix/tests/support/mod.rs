@@ -196,3 +196,37 @@ pub fn next(state: &mut u64) -> u64 {
 pub fn shm_path(name: &str) -> PathBuf {
     Path::new("/dev/shm").join(&name[1..])
 }
+
+/// A fresh directory under /tmp for one test, with permission bits `mode`
+/// (0o777 lets a peer running as [`NOBODY`] reach it and make objects in
+/// it), removed with everything in it on drop.
+pub struct TestDir(PathBuf);
+
+impl TestDir {
+    pub fn new(test: &str, mode: u32) -> TestDir {
+        let dir = Path::new("/tmp").join(format!(
+            "shmlane-{test}-{}-{}",
+            std::process::id(),
+            unique()
+        ));
+        std::fs::create_dir(&dir).expect("create a test directory");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        TestDir(dir)
+    }
+
+    /// The path of `name` in the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
