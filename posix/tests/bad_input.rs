@@ -1,5 +1,7 @@
 //! Every bad input gets a clear, typed error and leaves nothing behind.
 
+mod support;
+
 use std::os::fd::AsFd;
 use std::time::Duration;
 
@@ -11,9 +13,7 @@ fn name(test: &str) -> String {
     format!("/shmlane-bad-{test}-{}", std::process::id())
 }
 
-fn shm_path(name: &str) -> std::path::PathBuf {
-    std::path::Path::new("/dev/shm").join(&name[1..])
-}
+use support::shm_path;
 
 #[test]
 fn invalid_names_are_refused_by_every_constructor() {
@@ -391,22 +391,6 @@ extern "C" fn count_interrupt(_: libc::c_int) {
     INTERRUPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// Waits until thread `tid` of this process sleeps in system call `nr`.
-fn wait_until_asleep_in(tid: i32, nr: i64) {
-    let syscall = format!("/proc/self/task/{tid}/syscall");
-    let stat = format!("/proc/self/task/{tid}/stat");
-    loop {
-        let state = std::fs::read_to_string(&stat)
-            .expect("the thread ended: its interrupted call returned instead of going on");
-        let asleep = state.rsplit_once(") ").unwrap().1.starts_with('S');
-        let call = std::fs::read_to_string(&syscall).unwrap_or_default();
-        if asleep && call.split_whitespace().next() == Some(&nr.to_string()) {
-            return;
-        }
-        std::thread::yield_now();
-    }
-}
-
 /// Interrupts thread `tid` with SIGUSR1 (whose handler does not restart
 /// system calls) and waits until the handler ran and the thread is back
 /// asleep in system call `nr`: an interrupted call that gave up would have
@@ -420,7 +404,7 @@ fn interrupt(tid: i32, nr: i64) {
     while INTERRUPTS.load(std::sync::atomic::Ordering::SeqCst) == before {
         std::thread::yield_now();
     }
-    wait_until_asleep_in(tid, nr);
+    support::wait_until_asleep_in(tid, nr);
 }
 
 #[test]
@@ -437,7 +421,7 @@ fn passing_a_descriptor_survives_interrupting_signals() {
             0
         );
     }
-    let tid = || rustix::thread::gettid().as_raw_nonzero().get();
+    let tid = support::tid;
 
     // A receive blocked on an empty socket.
     let (a, b) = UnixStream::pair().unwrap();
@@ -447,7 +431,7 @@ fn passing_a_descriptor_survives_interrupting_signals() {
         recv_fd(&b).map(drop)
     });
     let receiving = rx.recv().unwrap();
-    wait_until_asleep_in(receiving, libc::SYS_recvmsg);
+    support::wait_until_asleep_in(receiving, libc::SYS_recvmsg);
     interrupt(receiving, libc::SYS_recvmsg);
     let seg = Segment::anonymous(4096).unwrap();
     send_fd(&a, seg.fd()).unwrap();
@@ -467,7 +451,7 @@ fn passing_a_descriptor_survives_interrupting_signals() {
         send_fd(&a, seg.fd())
     });
     let sending = rx.recv().unwrap();
-    wait_until_asleep_in(sending, libc::SYS_sendmsg);
+    support::wait_until_asleep_in(sending, libc::SYS_sendmsg);
     interrupt(sending, libc::SYS_sendmsg);
     // Drain exactly the filler; the descriptor then goes through.
     let mut sink = vec![0u8; filled];

@@ -7,8 +7,9 @@
 //! No sleeps: a test that needs a thread to be blocked in a call waits
 //! until the kernel reports that thread asleep.
 
+mod support;
+
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use rustix::fs::OFlags;
@@ -16,10 +17,7 @@ use shmlane_posix::Error;
 use shmlane_posix::dgram::Datagram;
 use shmlane_posix::framing::HEADER_LEN;
 use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
-
-/// How long a call that must not wait may take before the test calls it
-/// hung (a failure detector, not a synchronisation).
-const HUNG: Duration = Duration::from_secs(20);
+use support::{blocked_in, must_not_wait};
 
 fn message(seq: usize, len: usize) -> Vec<u8> {
     (0..len).map(|i| (seq * 31 + i * 7) as u8).collect()
@@ -35,63 +33,6 @@ fn nonblocking(fd: impl AsFd) -> bool {
     rustix::fs::fcntl_getfl(fd)
         .unwrap()
         .contains(OFlags::NONBLOCK)
-}
-
-/// This thread's id, for [`wait_until_asleep`].
-fn tid() -> i32 {
-    rustix::thread::gettid().as_raw_nonzero().get()
-}
-
-/// Waits until thread `tid` of this process sleeps, which for the threads
-/// of these tests means: blocked in the call under test.
-fn wait_until_asleep(tid: i32) {
-    let path = format!("/proc/self/task/{tid}/stat");
-    loop {
-        let stat = std::fs::read_to_string(&path).unwrap();
-        let state = stat.rsplit_once(") ").unwrap().1.chars().next().unwrap();
-        if state == 'S' {
-            return;
-        }
-        std::thread::yield_now();
-    }
-}
-
-/// Runs `call` on another thread: its result, or a panic if it takes
-/// longer than [`HUNG`] (it must not wait).
-fn must_not_wait<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, result) = mpsc::channel();
-    std::thread::spawn(move || done.send(call()).unwrap());
-    result
-        .recv_timeout(HUNG)
-        .expect("a call that must not wait did not return")
-}
-
-/// Runs `call` on another thread, and returns once that thread sleeps in
-/// it: then [`Blocked::result`].
-fn blocked_in<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> Blocked<T> {
-    let (tid_tx, tid_rx) = mpsc::channel();
-    let (done, result) = mpsc::channel();
-    std::thread::spawn(move || {
-        tid_tx.send(tid()).unwrap();
-        done.send(call()).unwrap();
-    });
-    wait_until_asleep(tid_rx.recv().unwrap());
-    Blocked { result }
-}
-
-/// A call blocked in another thread.
-struct Blocked<T> {
-    result: mpsc::Receiver<T>,
-}
-
-impl<T> Blocked<T> {
-    /// What the call returned, or a panic if it does not return within
-    /// [`HUNG`] (it waits for something that happened).
-    fn result(self) -> T {
-        self.result
-            .recv_timeout(HUNG)
-            .expect("a blocked call did not return")
-    }
 }
 
 /// A raw pipe whose writer waits, after each write, until the reader has

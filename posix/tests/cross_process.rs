@@ -30,7 +30,6 @@ fn peer_process() {
     let Some(args) = support::peer_spec() else {
         return;
     };
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args[..] {
         ["recv-stream", name, mode, count, seed] => {
             let options = Options::new().wait_mode(mode_of(mode));

@@ -15,7 +15,6 @@ fn peer_process() {
     let Some(args) = support::peer_spec() else {
         return;
     };
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args[..] {
         ["listen-and-hold", address] => {
             let listener = listen(address, &EndpointOptions::default());

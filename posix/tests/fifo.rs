@@ -13,18 +13,13 @@ mod support;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rustix::fs::{CWD, Mode};
 use shmlane_posix::fifo::FifoOptions;
 use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
 use shmlane_posix::{Error, Role};
-use support::{NOBODY, Peer, TestDir};
-
-/// How long a call that must not wait may take before the test calls it
-/// hung (a failure detector, not a synchronisation).
-const HUNG: Duration = Duration::from_secs(20);
+use support::{HUNG, NOBODY, Peer, TestDir, blocked_in, must_not_wait, umask};
 
 fn mkfifo(path: &Path, mode: u32) {
     rustix::fs::mkfifoat(CWD, path, Mode::from_raw_mode(mode)).unwrap();
@@ -56,55 +51,12 @@ fn ino(path: &Path) -> u64 {
     std::fs::symlink_metadata(path).unwrap().ino()
 }
 
-/// This process's umask, as the kernel reports it.
-fn umask() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
-    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
-}
-
-/// Runs `call` on another thread: its result, or a panic if it takes
-/// longer than [`HUNG`] (it must not wait).
-fn must_not_wait<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, result) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(call());
-    });
-    result
-        .recv_timeout(HUNG)
-        .expect("a call that must not wait did not return")
-}
-
-fn tid() -> i32 {
-    rustix::thread::gettid().as_raw_nonzero().get()
-}
-
-/// Runs `call` on another thread and returns once that thread sleeps (in
-/// the call): its result comes on the channel.
-fn blocked_in<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> mpsc::Receiver<T> {
-    let (tid_tx, tid_rx) = mpsc::channel();
-    let (done, result) = mpsc::channel();
-    std::thread::spawn(move || {
-        tid_tx.send(tid()).unwrap();
-        let _ = done.send(call());
-    });
-    let path = format!("/proc/self/task/{}/stat", tid_rx.recv().unwrap());
-    loop {
-        let stat = std::fs::read_to_string(&path).unwrap();
-        if stat.rsplit_once(") ").unwrap().1.starts_with('S') {
-            return result;
-        }
-        std::thread::yield_now();
-    }
-}
-
 #[test]
 #[ignore = "runs only as the peer process of the other tests"]
 fn peer_process() {
-    let Some(spec) = support::peer_spec() else {
+    let Some(args) = support::peer_spec() else {
         return;
     };
-    let args: Vec<&str> = spec.iter().map(String::as_str).collect();
     match args[..] {
         // A plain FIFO (no shmlane handle holds it), as whoever runs this.
         ["mkfifo", path, mode] => {
@@ -117,7 +69,7 @@ fn peer_process() {
             support::report("created");
             support::block_on_stdin();
         }
-        _ => panic!("unknown peer spec {spec:?}"),
+        _ => panic!("unknown peer spec {args:?}"),
     }
 }
 
@@ -169,7 +121,7 @@ fn a_reader_opens_at_once_and_waits_for_its_writer_to_come() {
     });
     let mut tx = Framed::open_fifo_writer(&path, 64).unwrap();
     tx.send(b"hello").unwrap();
-    let (msg, mut rx) = got.recv_timeout(HUNG).unwrap();
+    let (msg, mut rx) = got.result();
     assert_eq!(msg, b"hello");
     // After the writer left: Disconnected.
     drop(tx);
@@ -219,7 +171,7 @@ fn a_writer_waits_for_a_reader_no_longer_than_it_was_told() {
         move || Framed::open_fifo_writer_with(&path, &patient, 64)
     });
     let mut rx = Framed::open_fifo_reader(&path, 64).unwrap();
-    let mut tx = opened.recv_timeout(HUNG).unwrap().unwrap();
+    let mut tx = opened.result().unwrap();
     tx.send(b"in").unwrap();
     assert_eq!(rx.recv(&mut [0; 64]).unwrap(), 2);
 }
@@ -242,7 +194,7 @@ fn a_writer_finds_a_reader_blocked_in_its_own_open() {
         move || Framed::open_fifo_writer_with(&path, &options, 64)
     })
     .unwrap();
-    let reader = reader.recv_timeout(HUNG).unwrap().unwrap();
+    let reader = reader.result().unwrap();
     tx.send(b"found").unwrap();
     let mut rx = Framed::new(reader, 64).unwrap();
     assert_eq!(rx.recv(&mut [0; 64]).unwrap(), 5);

@@ -15,12 +15,11 @@ mod support;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use shmlane_posix::segment::{recv_fd, send_fd};
 use shmlane_posix::{Error, Options, Receiver, Segment, Sender};
-use support::{NOBODY, Peer, block_on_stdin, report, serial, shm_path};
+use support::{HUNG, NOBODY, Peer, block_on_stdin, must_return, report, serial, shm_path};
 
 /// A segment name unique to this test and this process.
 fn name(test: &str) -> String {
@@ -30,20 +29,6 @@ fn name(test: &str) -> String {
 /// Small rings: the tests are about names and processes, not bandwidth.
 fn small() -> Options {
     Options::new().capacity(4096)
-}
-
-/// Generous bound for "returns instead of hanging" (a failure detector).
-const HUNG: Duration = Duration::from_secs(10);
-
-/// Runs `call` on a thread and returns its result, or panics if it has not
-/// returned within [`HUNG`]: for calls that must never block.
-fn must_return<T: Send + 'static>(what: &str, call: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(call());
-    });
-    rx.recv_timeout(HUNG)
-        .unwrap_or_else(|_| panic!("{what} did not return within {HUNG:?}"))
 }
 
 /// Busy-waits `micros` µs: picks the instant of a kill, synchronises nothing.
@@ -67,7 +52,6 @@ fn peer_process() {
     let Some(args) = support::peer_spec() else {
         return;
     };
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args[..] {
         ["create-loop", name] => {
             // Creates and drops the channel as fast as it can, alternating

@@ -22,20 +22,18 @@ use shmlane_posix::Error;
 use shmlane_posix::dgram::{Datagram, MqChannel};
 use shmlane_posix::mqueue::{MessageQueue, MqOptions};
 use shmlane_posix::transport::{MessageReceiver, MessageSender};
-use support::{NOBODY, Peer, TestDir, block_on_stdin, can_switch_users, peer_spec, report, serial};
-
-/// How long a call that must return may take before the test calls it
-/// hung (a failure detector, not a synchronisation).
-const HUNG: Duration = Duration::from_secs(20);
+use support::{
+    HUNG, NOBODY, Peer, TestDir, block_on_stdin, blocked_in, can_switch_users, peer_spec, report,
+    serial, syscall_of, thread_state, tid, umask, wait_until_asleep,
+};
 
 /// The peer side: runs in the child process.
 #[test]
 #[ignore = "runs only as the peer process of the other tests"]
 fn peer_process() {
-    let Some(spec) = peer_spec() else {
+    let Some(args) = peer_spec() else {
         return;
     };
-    let args: Vec<&str> = spec.iter().map(String::as_str).collect();
     match args[..] {
         // A queue that anybody may write to, holding one forged message,
         // left behind when this process exits.
@@ -67,7 +65,7 @@ fn peer_process() {
             report("sent");
             block_on_stdin();
         }
-        _ => panic!("unknown peer spec {spec:?}"),
+        _ => panic!("unknown peer spec {args:?}"),
     }
 }
 
@@ -83,68 +81,6 @@ impl Drop for QueueName {
     fn drop(&mut self) {
         let _ = MessageQueue::unlink(&self.0);
     }
-}
-
-/// This thread's id, for [`wait_until_asleep`].
-fn tid() -> i32 {
-    rustix::thread::gettid().as_raw_nonzero().get()
-}
-
-/// The state letter of thread `tid` of this process (`S`: asleep).
-fn thread_state(tid: i32) -> char {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
-    stat.rsplit_once(") ").unwrap().1.chars().next().unwrap()
-}
-
-/// Waits until thread `tid` of this process sleeps, which for the threads
-/// of these tests means: blocked in the call under test.
-fn wait_until_asleep(tid: i32) {
-    while thread_state(tid) != 'S' {
-        std::thread::yield_now();
-    }
-}
-
-/// The system call thread `tid` of this process is in (it must be asleep
-/// in one), by its number (`/proc/<pid>/task/<tid>/syscall`).
-fn syscall_of(tid: i32) -> i64 {
-    loop {
-        let line = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap();
-        // "running" while it runs; it goes back to sleep at once.
-        if let Some(Ok(number)) = line.split_whitespace().next().map(str::parse) {
-            return number;
-        }
-        std::thread::yield_now();
-    }
-}
-
-/// A call blocked in another thread.
-struct Blocked<T> {
-    tid: i32,
-    result: mpsc::Receiver<T>,
-}
-
-impl<T> Blocked<T> {
-    /// What the call returned, or a panic if it does not return within
-    /// [`HUNG`] (it waits for something that happened).
-    fn result(self) -> T {
-        self.result
-            .recv_timeout(HUNG)
-            .expect("a blocked call did not return")
-    }
-}
-
-/// Runs `call` on another thread, and returns once that thread sleeps in
-/// it.
-fn blocked_in<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> Blocked<T> {
-    let (tid_tx, tid_rx) = mpsc::channel();
-    let (done, result) = mpsc::channel();
-    std::thread::spawn(move || {
-        tid_tx.send(tid()).unwrap();
-        let _ = done.send(call());
-    });
-    let tid = tid_rx.recv().unwrap();
-    wait_until_asleep(tid);
-    Blocked { tid, result }
 }
 
 /// Runs `call` on another thread: its result, or a panic if it does not
@@ -685,14 +621,6 @@ fn a_killed_datagram_peer_ends_a_blocked_receiver_after_all_it_sent() {
     eprintln!("Disconnected {:?} after the kill", killed.elapsed());
     assert_eq!(got, (0..COUNT).collect::<Vec<_>>());
     assert!(matches!(end, Error::Disconnected), "{end:?}");
-}
-
-/// This process's umask (from /proc: setting it to read it would race
-/// with the other tests).
-fn umask() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
-    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
 }
 
 fn mode_of(path: &Path) -> u32 {

@@ -17,17 +17,10 @@ use shmlane_posix::Error;
 use shmlane_posix::transport::{
     Framed, FramedListener, MessageReceiver, MessageSender, UnixOptions,
 };
-use support::{NOBODY, Peer, TestDir};
+use support::{NOBODY, Peer, TestDir, umask};
 
 fn message(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
-/// This process's umask, as the kernel reports it.
-fn umask() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
-    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
 }
 
 fn describe<T>(result: shmlane_posix::Result<T>) -> String {
@@ -153,10 +146,9 @@ fn sigpipe_peer(dir: &str) {
 #[test]
 #[ignore = "runs only as the peer process of the other tests"]
 fn peer_process() {
-    let Some(spec) = support::peer_spec() else {
+    let Some(args) = support::peer_spec() else {
         return;
     };
-    let args: Vec<&str> = spec.iter().map(String::as_str).collect();
     match args[..] {
         ["sigpipe", dir] => sigpipe_peer(dir),
         ["bind-unix-umask0", path] => {
@@ -185,7 +177,7 @@ fn peer_process() {
             drop(std::os::unix::net::UnixListener::bind(path).unwrap());
             support::report("left");
         }
-        _ => panic!("unknown peer spec {spec:?}"),
+        _ => panic!("unknown peer spec {args:?}"),
     }
 }
 

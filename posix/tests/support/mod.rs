@@ -38,9 +38,10 @@ pub fn block_on_stdin() {
 
 /// The peer's instructions, split at spaces; `None` when this process is
 /// not a peer (then `peer_process` returns at once).
-pub fn peer_spec() -> Option<Vec<String>> {
-    let spec = std::env::var(PEER_ENV).ok()?;
-    Some(spec.split(' ').map(str::to_owned).collect())
+pub fn peer_spec() -> Option<Vec<&'static str>> {
+    // A peer runs one spec and exits: the string may live as long.
+    let spec: &'static str = std::env::var(PEER_ENV).ok()?.leak();
+    Some(spec.split(' ').collect())
 }
 
 /// Whether this process may run peers as another user; if not, says why the
@@ -229,4 +230,113 @@ impl Drop for TestDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// How long a call that must return may take before a test calls it hung
+/// (a failure detector, never a synchronisation).
+pub const HUNG: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// This thread's id.
+pub fn tid() -> i32 {
+    rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+/// The state letter of thread `tid` of this process (`S`: asleep).
+pub fn thread_state(tid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .expect("the thread ended: the call it was in returned");
+    stat.rsplit_once(") ").unwrap().1.chars().next().unwrap()
+}
+
+/// Waits until thread `tid` of this process sleeps, which for the threads
+/// of these tests means: blocked in the call under test.
+pub fn wait_until_asleep(tid: i32) {
+    while thread_state(tid) != 'S' {
+        std::thread::yield_now();
+    }
+}
+
+/// The system call thread `tid` of this process is in (it must be asleep
+/// in one), by its number (`/proc/<pid>/task/<tid>/syscall`).
+pub fn syscall_of(tid: i32) -> i64 {
+    loop {
+        let line = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+            .expect("the thread ended: the call it was in returned");
+        // "running" while it runs; it goes back to sleep at once.
+        if let Some(Ok(number)) = line.split_whitespace().next().map(str::parse) {
+            return number;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Waits until thread `tid` of this process sleeps in system call `nr`.
+pub fn wait_until_asleep_in(tid: i32, nr: i64) {
+    loop {
+        wait_until_asleep(tid);
+        if syscall_of(tid) == nr {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Runs `call` on another thread: its result, or a panic naming `what` if
+/// it has not returned within [`HUNG`] (it must not wait).
+pub fn must_return<T: Send + 'static>(what: &str, call: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(call());
+    });
+    result
+        .recv_timeout(HUNG)
+        .unwrap_or_else(|_| panic!("{what} did not return within {HUNG:?}"))
+}
+
+/// [`must_return`], for a call that must not wait.
+pub fn must_not_wait<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> T {
+    must_return("a call that must not wait", call)
+}
+
+/// A call blocked in another thread.
+pub struct Blocked<T> {
+    /// The thread it runs in.
+    pub tid: i32,
+    result: std::sync::mpsc::Receiver<T>,
+}
+
+impl<T> Blocked<T> {
+    /// What the call returned, or a panic if it does not return within
+    /// [`HUNG`] (it waits for something that happened).
+    pub fn result(self) -> T {
+        self.result
+            .recv_timeout(HUNG)
+            .expect("a blocked call did not return")
+    }
+
+    /// What the call returned, if it has.
+    pub fn try_result(&self) -> Option<T> {
+        self.result.try_recv().ok()
+    }
+}
+
+/// Runs `call` on another thread, and returns once that thread sleeps in
+/// it: then [`Blocked::result`].
+pub fn blocked_in<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> Blocked<T> {
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tid_tx.send(tid()).unwrap();
+        let _ = done.send(call());
+    });
+    let tid = tid_rx.recv().unwrap();
+    wait_until_asleep(tid);
+    Blocked { tid, result }
+}
+
+/// This process's umask.
+pub fn umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
 }
