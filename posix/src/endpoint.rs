@@ -425,7 +425,8 @@ impl Listener {
     /// transports (shm, fifo, mq) and datagrams serve one client:
     /// afterwards [`Error::RoleTaken`]. A peer refused for its uid (see
     /// [`EndpointOptions::peer_uid`]) is [`Error::PeerRefused`]; call
-    /// again for the next one.
+    /// again for the next one. A datagram client that is gone before its
+    /// hello is read is no client: the accept waits for the next.
     pub fn accept(&mut self) -> Result<Connection> {
         let taken = || Error::RoleTaken(Role::Consumer);
         match &mut self.kind {
