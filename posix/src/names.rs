@@ -21,6 +21,12 @@
 //! and creators exclude each other with an exclusive `flock` on the object
 //! (`reclaim_if_stale`, `settle_new`), so a reclaim never removes an
 //! object that a creator is about to hand out.
+//!
+//! One window is left: there is no "remove this name if it still names
+//! this inode" call, so a reclaimer checks that the name still names the
+//! stale object and then removes the name. Between the two, only a process
+//! that removes the name itself (the owner calling `unlink`) and creates a
+//! new object there at once could have its new object removed.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
