@@ -30,8 +30,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::address::{Address, MAX_UNIX_PATH_LEN};
-use crate::dgram::{Datagram, MqChannel};
+use crate::dgram::Datagram;
 use crate::fifo::{self, FifoOptions};
+use crate::mqueue::MqChannel;
 use crate::mqueue::MqOptions;
 use crate::names::suffixed;
 use crate::transport::{

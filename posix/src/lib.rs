@@ -40,6 +40,8 @@ pub mod lock;
 pub mod mqueue;
 pub mod names;
 pub mod segment;
+mod sigpipe;
+pub mod stream;
 pub mod transport;
 
 pub use channel::{Options, ReadGrant, Receiver, RecvBatch, SendBatch, Sender, WriteGrant};

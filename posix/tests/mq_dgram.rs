@@ -19,7 +19,8 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 
 use shmlane_posix::Error;
-use shmlane_posix::dgram::{Datagram, MqChannel};
+use shmlane_posix::dgram::Datagram;
+use shmlane_posix::mqueue::MqChannel;
 use shmlane_posix::mqueue::{MessageQueue, MqOptions};
 use shmlane_posix::transport::{MessageReceiver, MessageSender};
 use support::{

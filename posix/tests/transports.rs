@@ -239,7 +239,7 @@ fn unix_datagram() {
 
 #[test]
 fn mqueue() {
-    use shmlane_posix::dgram::MqChannel;
+    use shmlane_posix::mqueue::MqChannel;
     use shmlane_posix::mqueue::MqOptions;
     let name = format!("/shmlane-transport-mq-{}", std::process::id());
     let mut rx =

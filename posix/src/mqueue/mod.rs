@@ -43,7 +43,7 @@
 //!   `mq_open` makes one). The kernel drops it when the handle closes or
 //!   its process dies, however it dies: that is how a stale queue left by a
 //!   killed process is told from a live one, and how
-//!   [`MqChannel`](crate::dgram::MqChannel) notices a peer that is gone.
+//!   [`MqChannel`] notices a peer that is gone.
 //! - A queue is only ever removed by the handle that created it (when it
 //!   drops), by [`MessageQueue::unlink`], or, inside this crate, when it is
 //!   provably a stale queue of ours at a name that an endpoint derives
@@ -80,6 +80,9 @@
 //! assert_eq!((&buf[..len], priority), (&b"routine"[..], 1));
 //! # Ok::<(), shmlane_posix::Error>(())
 //! ```
+
+mod channel;
+pub use channel::{CLOSE_WAIT, MqChannel};
 
 use std::ffi::CString;
 use std::fmt;
