@@ -24,8 +24,8 @@ use shmlane_posix::mqueue::MqChannel;
 use shmlane_posix::mqueue::{MessageQueue, MqOptions};
 use shmlane_posix::transport::{MessageReceiver, MessageSender};
 use support::{
-    HUNG, NOBODY, Peer, TestDir, block_on_stdin, blocked_in, can_switch_users, peer_spec, report,
-    serial, syscall_of, thread_state, tid, umask, wait_until_asleep,
+    HUNG, NOBODY, Peer, TestDir, block_on_stdin, blocked_in, can_switch_users, must_not_wait,
+    peer_spec, report, serial, syscall_of, thread_state, tid, umask, wait_until_asleep,
 };
 
 /// The peer side: runs in the child process.
@@ -82,18 +82,6 @@ impl Drop for QueueName {
     fn drop(&mut self) {
         let _ = MessageQueue::unlink(&self.0);
     }
-}
-
-/// Runs `call` on another thread: its result, or a panic if it does not
-/// return within [`HUNG`].
-fn returns<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, result) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(call());
-    });
-    result
-        .recv_timeout(HUNG)
-        .expect("a call that must return did not")
 }
 
 // ---- POSIX message queues ----
@@ -300,7 +288,7 @@ fn a_full_queue_ends_with_every_message_then_disconnected() {
     assert_eq!(sent, 3);
     // No room for the close mark: the sender gives up on it and closes.
     drop(tx);
-    let got = returns(move || {
+    let got = must_not_wait(move || {
         let mut buf = [0u8; 64];
         let mut got = Vec::new();
         loop {
@@ -559,7 +547,8 @@ fn a_close_mark_without_room_is_sent_later_by_the_receiving_half() {
     drop(tx);
     // The receiving half lives on, waiting for the server's messages.
     let receiving = blocked_in(move || rx.recv(&mut [0u8; 64]));
-    let (got, end) = returns(move || drain(&mut server));
+    // (The server is kept until the end: its drop would end that wait.)
+    let ((got, end), _server) = must_not_wait(move || (drain(&mut server), server));
     assert_eq!(got, (0..sent).collect::<Vec<_>>());
     assert!(matches!(end, Error::Disconnected), "{end:?}");
     // (The client's receiving half is still waiting: nothing came for it.)
@@ -573,7 +562,7 @@ fn a_full_datagram_peer_that_closes_ends_with_every_message_then_disconnected() 
     let sent = fill(&mut client);
     assert!(sent > 0);
     drop(client); // no room for its mark; its socket closes
-    let (got, end) = returns(move || drain(&mut server));
+    let (got, end) = must_not_wait(move || drain(&mut server));
     assert_eq!(got, (0..sent).collect::<Vec<_>>());
     assert!(matches!(end, Error::Disconnected), "{end:?}");
 }
@@ -747,7 +736,7 @@ fn malformed_hellos_are_dropped_and_counted() {
     let mut client = Datagram::bind(dir.join("client"), 64).unwrap();
     client.connect(&s_path).unwrap();
     client.send_hello().unwrap();
-    let credentials = returns(move || {
+    let credentials = must_not_wait(move || {
         let r = server.accept_hello();
         (r, server)
     });
