@@ -34,7 +34,7 @@ fn stream(count: u64, size: usize, batched: bool) -> Duration {
                 if batched {
                     let mut batch = rx.batch();
                     while received < count {
-                        match batch.read() {
+                        match batch.try_read() {
                             Ok(m) => {
                                 bytes += black_box(m[0]) as usize + m.len();
                                 received += 1;
@@ -44,7 +44,7 @@ fn stream(count: u64, size: usize, batched: bool) -> Duration {
                         }
                     }
                 } else {
-                    match rx.read() {
+                    match rx.try_read() {
                         Ok(m) => {
                             bytes += black_box(m[0]) as usize + m.len();
                             received += 1;

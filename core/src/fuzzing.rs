@@ -202,7 +202,7 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
             Op::ReserveCommit(len, commit) => {
                 let Some(tx) = tx.as_mut() else { continue };
                 let want = expect_send(&m, rx_alive, len);
-                match tx.reserve(len) {
+                match tx.try_reserve(len) {
                     Ok(mut g) => {
                         assert_eq!(want, Ok(()), "{op:?}");
                         let sent = commit.min(len);
@@ -218,7 +218,7 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
             Op::ReserveAbort(len) => {
                 let Some(tx) = tx.as_mut() else { continue };
                 let want = expect_send(&m, rx_alive, len);
-                assert_eq!(tx.reserve(len).map(drop), want, "{op:?}");
+                assert_eq!(tx.try_reserve(len).map(drop), want, "{op:?}");
             }
             Op::BatchSend(lens) => {
                 let Some(tx) = tx.as_mut() else { continue };
@@ -265,10 +265,10 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
                 let Some(rx) = rx.as_mut() else { continue };
                 match expect_recv(&m, tx.is_some()) {
                     Ok(()) => {
-                        assert_eq!(&*rx.read().unwrap(), &m.pop()[..]);
+                        assert_eq!(&*rx.try_read().unwrap(), &m.pop()[..]);
                         m.release();
                     }
-                    Err(e) => assert_eq!(rx.read().err(), Some(e)),
+                    Err(e) => assert_eq!(rx.try_read().err(), Some(e)),
                 }
             }
             Op::BatchRecv(n) => {
@@ -276,8 +276,8 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
                 let mut batch = rx.batch();
                 for _ in 0..n {
                     match expect_recv(&m, tx.is_some()) {
-                        Ok(()) => assert_eq!(&*batch.read().unwrap(), &m.pop()[..]),
-                        Err(e) => assert_eq!(batch.read().err(), Some(e)),
+                        Ok(()) => assert_eq!(&*batch.try_read().unwrap(), &m.pop()[..]),
+                        Err(e) => assert_eq!(batch.try_read().err(), Some(e)),
                     }
                 }
                 // The producer sees the room only after this release.
@@ -355,7 +355,7 @@ pub fn attach(data: &[u8]) {
     if let Ok(mut rx) = ring.consumer(Spin::new()) {
         // Every record is at least 8 bytes: this many reads drain any ring.
         for _ in 0..ring.capacity() / 8 + 2 {
-            match rx.read() {
+            match rx.try_read() {
                 Ok(msg) => check_message(&msg, area.clone(), max),
                 Err(_) => break,
             }
@@ -363,18 +363,18 @@ pub fn attach(data: &[u8]) {
         let mut scratch = vec![0; max];
         let _ = rx.try_recv(&mut scratch);
         let deadline = rx.waiter().deadline_after(3);
-        let _ = rx.recv_blocking(Some(deadline));
+        let _ = rx.read_timeout(deadline);
     }
     if let Ok(mut tx) = ring.producer(Spin::new()) {
         for i in 0..8u8 {
             let _ = tx.try_send(&[i; 24]);
         }
-        if let Ok(mut grant) = tx.reserve(max) {
+        if let Ok(mut grant) = tx.try_reserve(max) {
             grant.fill(0xee);
             grant.commit(max);
         }
         let deadline = tx.waiter().deadline_after(3);
-        let _ = tx.send_blocking(&[1; 8], Some(deadline));
+        let _ = tx.send_timeout(&[1; 8], deadline);
     }
 }
 
@@ -444,7 +444,7 @@ pub fn hostile_peer(data: &[u8]) {
             HostileOp::RecvBlocking => {
                 if let Some(rx) = rx.as_mut() {
                     let deadline = rx.waiter().deadline_after(2);
-                    if let Ok(msg) = rx.recv_blocking(Some(deadline)) {
+                    if let Ok(msg) = rx.read_timeout(deadline) {
                         check_message(&msg, area.clone(), max);
                     }
                 }
@@ -452,7 +452,7 @@ pub fn hostile_peer(data: &[u8]) {
             HostileOp::SendBlocking(n) => {
                 if let Some(tx) = tx.as_mut() {
                     let deadline = tx.waiter().deadline_after(2);
-                    let _ = tx.send_blocking(&scratch[..n as usize % (max + 1)], Some(deadline));
+                    let _ = tx.send_timeout(&scratch[..n as usize % (max + 1)], deadline);
                 }
             }
             HostileOp::Honest(op) => match op.clamped(max) {
@@ -462,14 +462,14 @@ pub fn hostile_peer(data: &[u8]) {
                     }
                 }
                 Op::ReserveCommit(l, c) => {
-                    if let Some(Ok(mut grant)) = tx.as_mut().map(|tx| tx.reserve(l)) {
+                    if let Some(Ok(mut grant)) = tx.as_mut().map(|tx| tx.try_reserve(l)) {
                         grant.fill(0x5a);
                         grant.commit(c);
                     }
                 }
                 Op::ReserveAbort(l) => {
                     if let Some(tx) = tx.as_mut() {
-                        let _ = tx.reserve(l);
+                        let _ = tx.try_reserve(l);
                     }
                 }
                 Op::BatchSend(lens) => {
@@ -486,7 +486,7 @@ pub fn hostile_peer(data: &[u8]) {
                     }
                 }
                 Op::Read => {
-                    if let Some(Ok(msg)) = rx.as_mut().map(|rx| rx.read()) {
+                    if let Some(Ok(msg)) = rx.as_mut().map(|rx| rx.try_read()) {
                         check_message(&msg, area.clone(), max);
                     }
                 }
@@ -494,7 +494,7 @@ pub fn hostile_peer(data: &[u8]) {
                     if let Some(rx) = rx.as_mut() {
                         let mut batch = rx.batch();
                         for _ in 0..n {
-                            match batch.read() {
+                            match batch.try_read() {
                                 Ok(msg) => check_message(&msg, area.clone(), max),
                                 Err(_) => break,
                             }
@@ -568,7 +568,7 @@ mod replay {
                 for (i, &n) in sends.iter().enumerate() {
                     tx.try_send(&super::payload(i as u64, n)).unwrap();
                     if i < reads {
-                        rx.read().unwrap().release();
+                        rx.try_read().unwrap().release();
                     }
                 }
                 if close {

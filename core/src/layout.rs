@@ -12,14 +12,18 @@
 //!                36  consumer_state u32  IDLE / ACTIVE / CLOSED
 //!                40  init           u32  INIT_READY, stored last (Release)
 //!                44  waits          u32  how each side waits (WAITS_* bits)
-//!    128   128  producer line: write position u64 @0, wait word u32 @8
-//!    256   128  consumer line: read position u64 @0, wait word u32 @8
+//!    128   128  producer line: write position u64 @0, peer_wait word u32 @8
+//!    256   128  consumer line: read position u64 @0, peer_wait word u32 @8
 //!    384     …  data area, `capacity` bytes of 8-byte aligned records
 //! ```
 //!
-//! (Line size 128 on x86_64 and aarch64, from crossbeam's `CachePadded`; the
-//! header records its own size so that a build with other padding refuses
-//! to attach instead of misreading.)
+//! Each of the three lines is a [`CacheLine`]: 128 bytes, aligned to 128, on
+//! every target. The size is this crate's, not a dependency's guess per
+//! architecture: 128 bytes is a pair of 64-byte lines (the adjacent-line
+//! prefetcher of x86 moves pairs) and the line of Apple's and some Arm
+//! cores, so the producer's and consumer's hot words never share what the
+//! hardware moves between cores. The header records its own size, so a ring
+//! of another layout refuses to attach instead of misreading.
 //!
 //! A record is an 8-byte header, `len | kind << 32` stored as one `u64`,
 //! followed by `len` payload bytes and padding up to a multiple of 8. A
@@ -33,8 +37,6 @@
 //! into its cache.
 
 use core::mem::{align_of, size_of};
-
-use crossbeam_utils::CachePadded;
 
 use crate::sync::{AtomicU32, AtomicU64};
 
@@ -75,6 +77,24 @@ pub const WAITS_ALL: u32 = 0x77;
 /// Low bit of a wait word: a peer announced that it is (about to be) asleep.
 pub(crate) const SLEEPING: u32 = 1;
 
+/// Bytes of one line of the header: its alignment and size on every target.
+pub const LINE_SIZE: usize = 128;
+
+/// `T` alone on a [`LINE_SIZE`]-byte line: `#[repr(C)]`, so `T` sits at
+/// offset 0, and aligned (hence sized) to 128 bytes, so that nothing else
+/// shares the line. The crate's own type, so the shared layout cannot change
+/// with a dependency or a target.
+#[repr(C, align(128))]
+pub(crate) struct CacheLine<T>(pub T);
+
+impl<T> core::ops::Deref for CacheLine<T> {
+    type Target = T;
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Fields written once by the creator.
 #[repr(C)]
 pub(crate) struct Identity {
@@ -97,18 +117,20 @@ pub(crate) struct Line {
     /// Producer line: bytes written and published. Consumer line: bytes
     /// consumed and released. Monotonic, wrapping at 2^64.
     pub position: AtomicU64,
-    /// Eventcount the *peer* sleeps on: bumped by this line's owner after
-    /// it publishes while the peer's [`SLEEPING`] bit is set.
-    pub wait: AtomicU32,
+    /// The eventcount the *peer* waits on (the producer line's is where the
+    /// consumer sleeps for messages, the consumer line's where the producer
+    /// sleeps for room): the peer sets its [`SLEEPING`] bit in it, and this
+    /// line's owner bumps it after moving `position` while the bit is set.
+    pub peer_wait: AtomicU32,
     pub reserved: AtomicU32,
 }
 
 /// The shared header at the start of every ring region.
 #[repr(C)]
 pub(crate) struct Header {
-    pub identity: CachePadded<Identity>,
-    pub producer: CachePadded<Line>,
-    pub consumer: CachePadded<Line>,
+    pub identity: CacheLine<Identity>,
+    pub producer: CacheLine<Line>,
+    pub consumer: CacheLine<Line>,
     /// loom cannot see races on raw memory, so under loom every 8-byte word
     /// of the data area gets a tracked cell that the ring "touches" whenever
     /// it reads or writes that word: a missing happens-before edge between
@@ -125,7 +147,7 @@ impl Header {
     /// A fresh, not yet initialised header.
     pub(crate) fn new(capacity: u64, max_message: u64) -> Self {
         Header {
-            identity: CachePadded::new(Identity {
+            identity: CacheLine(Identity {
                 magic: AtomicU64::new(MAGIC),
                 version: AtomicU32::new(LAYOUT_VERSION),
                 header_size: AtomicU32::new(HEADER_SIZE as u32),
@@ -136,14 +158,14 @@ impl Header {
                 init: AtomicU32::new(0),
                 waits: AtomicU32::new(0),
             }),
-            producer: CachePadded::new(Line {
+            producer: CacheLine(Line {
                 position: AtomicU64::new(0),
-                wait: AtomicU32::new(0),
+                peer_wait: AtomicU32::new(0),
                 reserved: AtomicU32::new(0),
             }),
-            consumer: CachePadded::new(Line {
+            consumer: CacheLine(Line {
                 position: AtomicU64::new(0),
-                wait: AtomicU32::new(0),
+                peer_wait: AtomicU32::new(0),
                 reserved: AtomicU32::new(0),
             }),
             #[cfg(loom)]
@@ -285,7 +307,7 @@ mod pinned {
 
     const_assert_eq!(size_of::<Line>(), 16);
     const_assert_eq!(offset_of!(Line, position), 0);
-    const_assert_eq!(offset_of!(Line, wait), 8);
+    const_assert_eq!(offset_of!(Line, peer_wait), 8);
 
     // Same-size atomics have the same layout as the plain integers, so the
     // header is readable from any language as u64/u32 fields.
@@ -293,21 +315,20 @@ mod pinned {
     const_assert_eq!(align_of::<AtomicU64>(), 8);
     const_assert_eq!(size_of::<AtomicU32>(), 4);
 
-    // Three lines, each alone on its (prefetch-pair of) cache line(s).
-    const LINE: usize = align_of::<CachePadded<u8>>();
-    const_assert!(LINE >= 64);
+    // Three lines, each alone on its (prefetch-pair of) cache line(s), the
+    // same on every target.
+    const LINE: usize = LINE_SIZE;
+    const_assert_eq!(align_of::<CacheLine<u8>>(), LINE);
+    const_assert_eq!(size_of::<CacheLine<u8>>(), LINE);
+    const_assert_eq!(size_of::<CacheLine<Identity>>(), LINE);
     const_assert_eq!(offset_of!(Header, identity), 0);
     const_assert_eq!(offset_of!(Header, producer), LINE);
     const_assert_eq!(offset_of!(Header, consumer), 2 * LINE);
     const_assert_eq!(size_of::<Header>(), 3 * LINE);
     const_assert_eq!(align_of::<Header>(), LINE);
 
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    mod line_128 {
-        use super::*;
-        const_assert_eq!(HEADER_SIZE, 384);
-        const_assert_eq!(REGION_ALIGN, 128);
-    }
+    const_assert_eq!(HEADER_SIZE, 384);
+    const_assert_eq!(REGION_ALIGN, 128);
 
     // A maximal record (header + payload padded to 8) fits in 32 bits.
     const_assert!(MAX_MESSAGE as u64 + RECORD_HEADER + 7 <= u32::MAX as u64);

@@ -4,9 +4,22 @@
 //! messages, laid out in a memory region the caller provides (a shared
 //! mapping between two processes, a `static` on bare metal, a buffer in a
 //! test). Messages are written and read in place through grants (zero
-//! copy), or copied with `try_send` / `try_recv`; batches publish or free
-//! many messages with one atomic store. A blocking gate lets an idle side
-//! sleep without costing the busy side a system call.
+//! copy), or copied; batches publish or free many messages with one atomic
+//! store. A blocking gate lets an idle side sleep without costing the busy
+//! side a system call.
+//!
+//! One vocabulary, here and in `shmlane-posix`:
+//!
+//! | | copies | zero-copy grant |
+//! |---|---|---|
+//! | wait as long as it takes | [`send`](Producer::send) / [`recv`](Consumer::recv) | [`reserve`](Producer::reserve) / [`read`](Consumer::read) |
+//! | never wait | [`try_send`](Producer::try_send) / [`try_recv`](Consumer::try_recv) | [`try_reserve`](Producer::try_reserve) / [`try_read`](Consumer::try_read) |
+//! | wait at most | [`send_timeout`](Producer::send_timeout) / [`recv_timeout`](Consumer::recv_timeout) | [`reserve_timeout`](Producer::reserve_timeout) / [`read_timeout`](Consumer::read_timeout) |
+//!
+//! core has no clock, so its `_timeout` methods take the [`Wait`]'s
+//! deadline (rounds or ticks of [`Spin`]; shmlane-posix's take a
+//! `Duration`). [`Consumer::peek`] looks without consuming; `len`,
+//! `is_empty` and `free_bytes` tell how full the ring is.
 //!
 //! `#![no_std]`, no allocation, no system calls: the OS-facing parts (shared
 //! memory segments, the futex gate, dead-peer detection) live in
@@ -28,14 +41,14 @@
 //!     s.spawn(move || {
 //!         for i in 0..1000u32 {
 //!             // Zero-copy: write the message where the consumer will read it.
-//!             let mut grant = tx.reserve_blocking(4, None).unwrap();
+//!             let mut grant = tx.reserve(4).unwrap();
 //!             grant.copy_from_slice(&i.to_le_bytes());
 //!             grant.commit(4);
 //!         }
 //!         // Dropping `tx` closes the ring for writing.
 //!     });
 //!     let mut expected = 0u32;
-//!     while let Ok(msg) = rx.recv_blocking(None) {
+//!     while let Ok(msg) = rx.read() {
 //!         assert_eq!(u32::from_le_bytes(msg[..].try_into().unwrap()), expected);
 //!         expected += 1;
 //!     }
@@ -68,10 +81,11 @@ pub use layout::{
     region_size,
 };
 pub use ring::{
-    Config, Consumer, Producer, ReadGrant, RecvBatch, Ring, RoleState, SendBatch, WriteGrant,
+    BatchReadGrant, BatchWriteGrant, Config, Consumer, Producer, ReadGrant, RecvBatch, Ring,
+    RoleState, SendBatch, WriteGrant,
 };
 pub use sync::AtomicU32;
-pub use wait::{SPIN_ROUND, Spin, Wait};
+pub use wait::{Spin, Wait};
 
 #[cfg(test)]
 mod tests;

@@ -20,6 +20,7 @@
 
 use core::fmt;
 use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
@@ -139,7 +140,7 @@ fn window(write: u64, read: u64, capacity: u64) -> Option<u64> {
 /// let mut rx = ring.consumer(Spin::new())?;
 ///
 /// tx.try_send(b"hello")?;
-/// let msg = rx.read()?;
+/// let msg = rx.try_read()?;
 /// assert_eq!(&*msg, b"hello");
 /// # Ok::<(), shmlane_core::Error>(())
 /// ```
@@ -755,29 +756,23 @@ impl<'a, W: Wait> Producer<'a, W> {
         Ok((pad, needed))
     }
 
+    /// Reserves room for a `len`-byte message, or fails at once.
     #[inline(always)]
-    fn reserve_inner(&mut self, len: usize, publish: bool) -> Result<WriteGrant<'_, 'a, W>, Error> {
+    fn reserve_slot(&mut self, len: usize) -> Result<Slot, Error> {
         self.check_len(len)?;
         let (pad, needed) = self.room_for(len)?;
         let mask = self.ring.mask();
         self.ring.header().track(self.write & mask, needed, true);
         let ptr = self.ring.payload(self.write.wrapping_add(pad), len as u64);
-        Ok(WriteGrant {
-            ptr,
-            len,
-            pad,
-            publish,
-            producer: self,
-        })
+        Ok(Slot { ptr, len, pad })
     }
 
     /// Reserves room for a message of `len` bytes and hands it out to be
-    /// written in place. [`WriteGrant::commit`] publishes it; dropping the
-    /// grant abandons it.
-    ///
-    /// Fails with [`Error::Full`] when there is no room now,
-    /// [`Error::TooLarge`] above [`Producer::max_message`], and
+    /// written in place, or fails at once: [`Error::Full`] when there is no
+    /// room now, [`Error::TooLarge`] above [`Producer::max_message`],
     /// [`Error::Disconnected`] once the consumer closed.
+    /// [`WriteGrant::commit`] publishes the message; dropping the grant
+    /// abandons it.
     ///
     /// # Examples
     ///
@@ -788,24 +783,49 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(1024))?;
     /// let (mut tx, mut rx) = (ring.producer(Spin::new())?, ring.consumer(Spin::new())?);
     ///
-    /// let mut grant = tx.reserve(16)?;
+    /// let mut grant = tx.try_reserve(16)?;
     /// grant[..5].copy_from_slice(b"hello");
     /// grant.commit(5); // only 5 of the 16 bytes are sent
-    /// assert_eq!(&*rx.read()?, b"hello");
+    /// assert_eq!(&*rx.try_read()?, b"hello");
     /// # Ok::<(), shmlane_core::Error>(())
     /// ```
-    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_, 'a, W>, Error> {
-        self.reserve_inner(len, true)
+    pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_, 'a, W>, Error> {
+        let slot = self.reserve_slot(len)?;
+        Ok(WriteGrant {
+            slot,
+            producer: self,
+        })
     }
 
+    /// Waits as long as it takes for room for a `len`-byte message (or for
+    /// the consumer to close: [`Error::Disconnected`]), then reserves it like
+    /// [`Producer::try_reserve`].
+    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_, 'a, W>, Error> {
+        self.wait_for_room(len, None)?;
+        self.try_reserve(len)
+    }
+
+    /// Like [`Producer::reserve`], but gives up with [`Error::TimedOut`] once
+    /// `deadline` has passed. core has no clock: the deadline is the
+    /// waiter's (rounds or ticks for [`Spin`], an instant for a futex gate).
+    pub fn reserve_timeout(
+        &mut self,
+        len: usize,
+        deadline: W::Deadline,
+    ) -> Result<WriteGrant<'_, 'a, W>, Error> {
+        self.wait_for_room(len, Some(deadline))?;
+        self.try_reserve(len)
+    }
+
+    /// Copies `msg` into the ring as a committed but unpublished message.
     #[inline(always)]
-    fn send_inner(&mut self, msg: &[u8], publish: bool) -> Result<(), Error> {
-        let grant = self.reserve_inner(msg.len(), publish)?;
-        // SAFETY: the grant's `len == msg.len()` bytes at `ptr` are inside
+    fn stage(&mut self, msg: &[u8]) -> Result<(), Error> {
+        let slot = self.reserve_slot(msg.len())?;
+        // SAFETY: the slot's `len == msg.len()` bytes at `ptr` are inside
         // the data area and reserved for us; `msg` is a distinct borrow
-        // (a `&[u8]` can't point into the grant, which nothing else sees).
-        unsafe { core::ptr::copy_nonoverlapping(msg.as_ptr(), grant.ptr.as_ptr(), msg.len()) };
-        grant.commit(msg.len());
+        // (a `&[u8]` can't point into the slot, which nothing else sees).
+        unsafe { core::ptr::copy_nonoverlapping(msg.as_ptr(), slot.ptr.as_ptr(), msg.len()) };
+        self.commit_record(slot.pad, msg.len() as u64);
         Ok(())
     }
 
@@ -828,29 +848,51 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.send_inner(msg, true)
+        self.stage(msg)?;
+        self.publish();
+        Ok(())
     }
 
-    /// Waits until a `len`-byte message fits (or `deadline` passes, or the
-    /// consumer closes), then reserves it like [`Producer::reserve`].
-    pub fn reserve_blocking(
-        &mut self,
-        len: usize,
-        deadline: Option<W::Deadline>,
-    ) -> Result<WriteGrant<'_, 'a, W>, Error> {
-        self.wait_for_room(len, deadline)?;
-        self.reserve(len)
-    }
-
-    /// Waits until `msg` fits (or `deadline` passes: [`Error::TimedOut`], or
-    /// the consumer closes: [`Error::Disconnected`]), then sends it.
-    pub fn send_blocking(
-        &mut self,
-        msg: &[u8],
-        deadline: Option<W::Deadline>,
-    ) -> Result<(), Error> {
-        self.wait_for_room(msg.len(), deadline)?;
+    /// Waits as long as it takes for `msg` to fit (or for the consumer to
+    /// close: [`Error::Disconnected`]), then sends it like
+    /// [`Producer::try_send`].
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.wait_for_room(msg.len(), None)?;
         self.try_send(msg)
+    }
+
+    /// Like [`Producer::send`], but gives up with [`Error::TimedOut`] once
+    /// `deadline` (the waiter's, see [`Producer::reserve_timeout`]) has
+    /// passed; then nothing was sent.
+    pub fn send_timeout(&mut self, msg: &[u8], deadline: W::Deadline) -> Result<(), Error> {
+        self.wait_for_room(msg.len(), Some(deadline))?;
+        self.try_send(msg)
+    }
+
+    /// Bytes of the ring in use now: records the consumer has not released
+    /// yet (headers and padding included), between 0 and
+    /// [`Producer::capacity`]. A position that makes no sense counts as a
+    /// full ring; the first send that needs the consumer's position (when
+    /// the room this side knows of runs out) reports [`Error::Corrupt`].
+    pub fn len(&self) -> usize {
+        if self.poisoned.is_some() {
+            return self.ring.capacity();
+        }
+        // Relaxed: only a number is read, nothing is accessed through it.
+        let read = self.ring.header().consumer.position.load(Relaxed);
+        window(self.write, read, self.ring.capacity).map_or(self.ring.capacity(), |n| n as usize)
+    }
+
+    /// Whether the consumer has released everything this side published.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes free now: [`Producer::capacity`] − [`Producer::len`]. A message
+    /// of `len` bytes needs 8 bytes of header and its length rounded up to
+    /// 8, plus the rest of the data area when it would straddle its end.
+    pub fn free_bytes(&self) -> usize {
+        self.capacity() - self.len()
     }
 
     fn wait_for_room(&mut self, len: usize, deadline: Option<W::Deadline>) -> Result<(), Error> {
@@ -866,7 +908,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             if core::mem::take(&mut spin) && self.spin_for_room(needed)? {
                 return Ok(());
             }
-            let word = &self.ring.header().consumer.wait;
+            let word = &self.ring.header().consumer.peer_wait;
             if !self.wait.sleeps() {
                 // A spinner needs no announcement: it re-checks by itself.
                 self.wait.wait(word, word.load(Acquire), deadline)?;
@@ -917,16 +959,17 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// batch.try_send(b"two")?;
     /// assert_eq!(rx.try_recv(&mut [0; 8]), Err(Error::Empty)); // not published yet
     /// assert_eq!(batch.publish(), 2);
-    /// assert_eq!(&*rx.read()?, b"one");
+    /// assert_eq!(&*rx.try_read()?, b"one");
     /// # Ok::<(), Error>(())
     /// ```
     pub fn batch(&mut self) -> SendBatch<'_, 'a, W> {
         SendBatch { producer: self }
     }
 
-    /// Writes the record headers of a reserved message and moves `write`.
+    /// Writes the record headers of a reserved message and moves `write`;
+    /// the message is published by the next [`Producer::publish`].
     #[inline(always)]
-    fn commit_record(&mut self, pad: u64, len: u64, publish: bool) {
+    fn commit_record(&mut self, pad: u64, len: u64) {
         let mask = self.ring.mask();
         if pad != 0 {
             self.ring.store_record(self.write & mask, KIND_PADDING, pad);
@@ -935,9 +978,6 @@ impl<'a, W: Wait> Producer<'a, W> {
         self.ring.store_record(start & mask, KIND_MESSAGE, len);
         self.write = start.wrapping_add(record_size(len));
         self.staged += 1;
-        if publish {
-            self.publish();
-        }
     }
 
     /// Publishes every committed message; wakes a sleeping consumer.
@@ -952,70 +992,134 @@ impl<'a, W: Wait> Producer<'a, W> {
         // loads this position with Acquire.
         h.producer.position.store(self.write, Release);
         self.published = self.write;
-        wake_sleeper(&self.wait, &h.producer.wait);
+        wake_sleeper(&self.wait, &h.producer.peer_wait);
     }
 
-    /// Closes the producer side: same as dropping it.
-    pub fn close(self) {}
+    /// Publishes what is committed and marks the role closed, waking a
+    /// consumer that sleeps: the end of the producer, by `close` or `drop`.
+    fn shut_down(&mut self) {
+        self.publish();
+        let h = self.ring.header();
+        close_role(
+            &self.wait,
+            &h.identity.producer_state,
+            &h.producer.peer_wait,
+        );
+    }
+
+    /// Closes the producer side: the consumer reads what was sent, then
+    /// [`Error::Disconnected`]. Dropping the producer does the same.
+    pub fn close(self) {
+        let mut this = ManuallyDrop::new(self);
+        this.shut_down();
+        // SAFETY: `this` is never used again and, in a `ManuallyDrop`, never
+        // dropped, so `wait` is dropped exactly once, here; every other field
+        // is `Copy` (a ring handle, positions, a corruption code).
+        unsafe { core::ptr::drop_in_place(&mut this.wait) };
+    }
 }
 
 impl<W: Wait> Drop for Producer<'_, W> {
     fn drop(&mut self) {
-        self.publish();
-        let h = self.ring.header();
-        close_role(&self.wait, &h.identity.producer_state, &h.producer.wait);
+        self.shut_down();
     }
 }
 
-/// Room for one message, reserved by [`Producer::reserve`], to be written in
+/// Room reserved for one message: where its payload goes, how long it may
+/// be, and the padding record before it (0 if none). Exists only inside a
+/// grant, which holds its side's `&mut` borrow, so nothing else touches
+/// these bytes while it lives.
+struct Slot {
+    ptr: NonNull<u8>,
+    len: usize,
+    pad: u64,
+}
+
+impl Slot {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr + len` lies inside the data area (checked at
+        // reservation or read) and belongs to this side until its grant
+        // ends (see the type's doc); the grant's borrow bounds the slice's.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`; `&mut self` (through the grant's `&mut`)
+        // makes this the only view.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+/// Room for one message, reserved by [`Producer::try_reserve`] (or
+/// [`Producer::reserve`], [`Producer::reserve_timeout`]), to be written in
 /// place. Dereferences to the reserved bytes (whose content is whatever the
 /// ring held before).
 ///
 /// [`WriteGrant::commit`] sends it; dropping it sends nothing.
 #[must_use = "a write grant sends nothing unless committed"]
 pub struct WriteGrant<'p, 'a, W: Wait> {
-    ptr: NonNull<u8>,
-    len: usize,
-    pad: u64,
-    publish: bool,
+    slot: Slot,
     producer: &'p mut Producer<'a, W>,
 }
 
 impl<W: Wait> WriteGrant<'_, '_, W> {
     /// Commits the first `len` bytes as one message (`len` is clamped to the
-    /// reserved length) and publishes it, unless the grant came from a
-    /// [`SendBatch`], which publishes at its end.
+    /// reserved length) and publishes it.
     pub fn commit(self, len: usize) {
-        let len = len.min(self.len) as u64;
-        self.producer.commit_record(self.pad, len, self.publish);
+        let len = len.min(self.slot.len) as u64;
+        self.producer.commit_record(self.slot.pad, len);
+        self.producer.publish();
     }
 }
 
-impl<W: Wait> Deref for WriteGrant<'_, '_, W> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: `ptr..ptr + len` lies in the data area, reserved for this
-        // grant: the consumer does not read it until it is published, and the
-        // grant borrows the producer mutably, so no other grant overlaps.
-        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+/// Room for one message in a [`SendBatch`], from [`SendBatch::try_reserve`]:
+/// like a [`WriteGrant`], but [`BatchWriteGrant::commit`] leaves the message
+/// to be published with the rest of the batch.
+#[must_use = "a write grant sends nothing unless committed"]
+pub struct BatchWriteGrant<'p, 'a, W: Wait> {
+    slot: Slot,
+    producer: &'p mut Producer<'a, W>,
+}
+
+impl<W: Wait> BatchWriteGrant<'_, '_, W> {
+    /// Commits the first `len` bytes as one message (`len` is clamped to the
+    /// reserved length); the batch publishes it when it ends.
+    pub fn commit(self, len: usize) {
+        let len = len.min(self.slot.len) as u64;
+        self.producer.commit_record(self.slot.pad, len);
     }
 }
 
-impl<W: Wait> DerefMut for WriteGrant<'_, '_, W> {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `deref`, and `&mut self` makes this the only view.
-        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
+/// The byte views and `Debug` of a grant type, all through its [`Slot`].
+macro_rules! grant_views {
+    ($grant:ident, mut) => {
+        grant_views!($grant);
+        impl<W: Wait> DerefMut for $grant<'_, '_, W> {
+            fn deref_mut(&mut self) -> &mut [u8] {
+                self.slot.bytes_mut()
+            }
+        }
+    };
+    ($grant:ident) => {
+        impl<W: Wait> Deref for $grant<'_, '_, W> {
+            type Target = [u8];
+            fn deref(&self) -> &[u8] {
+                self.slot.bytes()
+            }
+        }
+
+        impl<W: Wait> fmt::Debug for $grant<'_, '_, W> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($grant))
+                    .field("len", &self.slot.len)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
 }
 
-impl<W: Wait> fmt::Debug for WriteGrant<'_, '_, W> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WriteGrant")
-            .field("len", &self.len)
-            .field("publish", &self.publish)
-            .finish_non_exhaustive()
-    }
-}
+grant_views!(WriteGrant, mut);
+grant_views!(BatchWriteGrant, mut);
 
 /// Messages sent through it are published together when it ends; see
 /// [`Producer::batch`].
@@ -1024,14 +1128,19 @@ pub struct SendBatch<'p, 'a, W: Wait> {
 }
 
 impl<'a, W: Wait> SendBatch<'_, 'a, W> {
-    /// Like [`Producer::reserve`]; the committed message waits for the batch.
-    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_, 'a, W>, Error> {
-        self.producer.reserve_inner(len, false)
+    /// Like [`Producer::try_reserve`]; the committed message waits for the
+    /// batch.
+    pub fn try_reserve(&mut self, len: usize) -> Result<BatchWriteGrant<'_, 'a, W>, Error> {
+        let slot = self.producer.reserve_slot(len)?;
+        Ok(BatchWriteGrant {
+            slot,
+            producer: self.producer,
+        })
     }
 
     /// Like [`Producer::try_send`]; the message waits for the batch.
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.producer.send_inner(msg, false)
+        self.producer.stage(msg)
     }
 
     /// Messages staged so far.
@@ -1045,10 +1154,12 @@ impl<'a, W: Wait> SendBatch<'_, 'a, W> {
     }
 
     /// Publishes the staged messages with one Release store and returns
-    /// how many there were. Dropping the batch does the same.
+    /// how many there were. Dropping the batch publishes them too.
     pub fn publish(self) -> usize {
-        self.producer.staged
-        // Drop publishes.
+        let mut this = ManuallyDrop::new(self);
+        let staged = this.producer.staged;
+        this.producer.publish();
+        staged
     }
 }
 
@@ -1207,17 +1318,18 @@ impl<'a, W: Wait> Consumer<'a, W> {
         }
     }
 
+    /// Finds the next message and returns its payload's place, or fails at
+    /// once. Consumes nothing but padding.
     #[inline(always)]
-    fn read_inner(&mut self, release: bool) -> Result<ReadGrant<'_, 'a, W>, Error> {
+    fn next_slot(&mut self) -> Result<Slot, Error> {
         let (start, len) = self.next_message()?;
         self.ring
             .header()
             .track((start & self.ring.mask()) + RECORD_HEADER, len, false);
-        Ok(ReadGrant {
+        Ok(Slot {
             ptr: self.ring.payload(start, len),
             len: len as usize,
-            release,
-            consumer: self,
+            pad: 0,
         })
     }
 
@@ -1234,19 +1346,68 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// let mut region = Region::<{ region_size(1024) }>::new();
     /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(1024))?;
     /// let (mut tx, mut rx) = (ring.producer(Spin::new())?, ring.consumer(Spin::new())?);
-    /// assert_eq!(rx.read().err(), Some(Error::Empty));
+    /// assert_eq!(rx.try_read().err(), Some(Error::Empty));
     /// tx.try_send(b"ping")?;
     /// tx.close();
-    /// assert_eq!(&*rx.read()?, b"ping");
-    /// assert_eq!(rx.read().err(), Some(Error::Disconnected));
+    /// assert_eq!(&*rx.try_read()?, b"ping");
+    /// assert_eq!(rx.try_read().err(), Some(Error::Disconnected));
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn read(&mut self) -> Result<ReadGrant<'_, 'a, W>, Error> {
-        self.read_inner(true)
+    pub fn try_read(&mut self) -> Result<ReadGrant<'_, 'a, W>, Error> {
+        let slot = self.next_slot()?;
+        Ok(ReadGrant {
+            slot,
+            consumer: self,
+        })
     }
 
+    /// Waits as long as it takes for a message (or for the end of a closed
+    /// producer's messages: [`Error::Disconnected`]) and hands it out like
+    /// [`Consumer::try_read`].
+    pub fn read(&mut self) -> Result<ReadGrant<'_, 'a, W>, Error> {
+        self.wait_for_message(None)?;
+        self.try_read()
+    }
+
+    /// Like [`Consumer::read`], but gives up with [`Error::TimedOut`] once
+    /// `deadline` has passed. core has no clock: the deadline is the
+    /// waiter's (rounds or ticks for [`Spin`], an instant for a futex gate).
+    pub fn read_timeout(&mut self, deadline: W::Deadline) -> Result<ReadGrant<'_, 'a, W>, Error> {
+        self.wait_for_message(Some(deadline))?;
+        self.try_read()
+    }
+
+    /// Looks at the next message without consuming it, or fails at once
+    /// like [`Consumer::try_read`]: the next read hands out the same message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Config, Error, Region, Ring, Spin};
+    ///
+    /// let mut region = Region::<{ region_size(1024) }>::new();
+    /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(1024))?;
+    /// let (mut tx, mut rx) = (ring.producer(Spin::new())?, ring.consumer(Spin::new())?);
+    /// tx.try_send(b"first")?;
+    /// assert_eq!(rx.peek()?, b"first");
+    /// assert_eq!(rx.peek()?, b"first");
+    /// assert_eq!(&*rx.try_read()?, b"first");
+    /// assert_eq!(rx.peek(), Err(Error::Empty));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn peek(&mut self) -> Result<&[u8], Error> {
+        let slot = self.next_slot()?;
+        // SAFETY: as in `Slot::bytes`: a checked, published payload inside
+        // the data area, which the producer won't overwrite before this side
+        // consumes and releases it — not before the `&mut self` borrow that
+        // bounds the slice ends.
+        Ok(unsafe { core::slice::from_raw_parts(slot.ptr.as_ptr(), slot.len) })
+    }
+
+    /// Copies the next message into `buf` and consumes it (without freeing
+    /// its room yet): its length, or fails at once.
     #[inline(always)]
-    fn recv_inner(&mut self, buf: &mut [u8], release: bool) -> Result<usize, Error> {
+    fn take_into(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         let (start, len) = self.next_message()?;
         if len > buf.len() as u64 {
             return Err(Error::BufferTooSmall {
@@ -1262,7 +1423,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
         // the data area that the producer won't touch until we release it;
         // `buf` is the caller's distinct memory and holds at least len bytes.
         unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), buf.as_mut_ptr(), len as usize) };
-        self.consume(len, release);
+        self.advance(len);
         Ok(len as usize)
     }
 
@@ -1287,29 +1448,47 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        self.recv_inner(buf, true)
+        let n = self.take_into(buf)?;
+        self.release();
+        Ok(n)
     }
 
-    /// Waits for a message (or `deadline`: [`Error::TimedOut`], or the end
-    /// of a closed producer's messages: [`Error::Disconnected`]) and hands
-    /// it out like [`Consumer::read`].
-    pub fn recv_blocking(
-        &mut self,
-        deadline: Option<W::Deadline>,
-    ) -> Result<ReadGrant<'_, 'a, W>, Error> {
-        self.wait_for_message(deadline)?;
-        self.read()
-    }
-
-    /// Waits for a message like [`Consumer::recv_blocking`] and copies it
-    /// like [`Consumer::try_recv`].
-    pub fn recv_into_blocking(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Option<W::Deadline>,
-    ) -> Result<usize, Error> {
-        self.wait_for_message(deadline)?;
+    /// Waits as long as it takes for a message (see [`Consumer::read`]) and
+    /// copies it like [`Consumer::try_recv`].
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.wait_for_message(None)?;
         self.try_recv(buf)
+    }
+
+    /// Like [`Consumer::recv`], but gives up with [`Error::TimedOut`] once
+    /// `deadline` (the waiter's, see [`Consumer::read_timeout`]) has passed.
+    pub fn recv_timeout(&mut self, buf: &mut [u8], deadline: W::Deadline) -> Result<usize, Error> {
+        self.wait_for_message(Some(deadline))?;
+        self.try_recv(buf)
+    }
+
+    /// Bytes of the ring the producer has published and this side has not
+    /// consumed yet (headers and padding included), between 0 and
+    /// [`Consumer::capacity`]. A position that makes no sense counts as a
+    /// full ring; the next read reports it as [`Error::Corrupt`].
+    pub fn len(&self) -> usize {
+        if self.poisoned.is_some() {
+            return self.ring.capacity();
+        }
+        // Relaxed: only a number is read, nothing is accessed through it.
+        let write = self.ring.header().producer.position.load(Relaxed);
+        window(write, self.read, self.ring.capacity).map_or(self.ring.capacity(), |n| n as usize)
+    }
+
+    /// Whether no message is waiting now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes free for the producer now: [`Consumer::capacity`] −
+    /// [`Consumer::len`].
+    pub fn free_bytes(&self) -> usize {
+        self.capacity() - self.len()
     }
 
     fn wait_for_message(&mut self, deadline: Option<W::Deadline>) -> Result<(), Error> {
@@ -1333,7 +1512,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
                     }
                 }
             }
-            let word = &self.ring.header().producer.wait;
+            let word = &self.ring.header().producer.peer_wait;
             let waited = if self.wait.sleeps() {
                 let ticket = announce_sleep(word);
                 // Re-check after announcing: the producer may have published
@@ -1378,7 +1557,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// }
     /// let mut batch = rx.batch();
     /// let mut sum = 0;
-    /// while let Ok(msg) = batch.read() {
+    /// while let Ok(msg) = batch.try_read() {
     ///     sum += msg[0];
     /// }
     /// batch.release();
@@ -1389,13 +1568,11 @@ impl<'a, W: Wait> Consumer<'a, W> {
         RecvBatch { consumer: self }
     }
 
-    /// Consumes the message at `read` (`len` payload bytes).
+    /// Consumes the message at `read` (`len` payload bytes); its room is
+    /// freed by the next [`Consumer::release`].
     #[inline(always)]
-    fn consume(&mut self, len: u64, release: bool) {
+    fn advance(&mut self, len: u64) {
         self.read = self.read.wrapping_add(record_size(len));
-        if release {
-            self.release();
-        }
     }
 
     /// Frees every consumed record's room; wakes a sleeping producer.
@@ -1409,59 +1586,82 @@ impl<'a, W: Wait> Consumer<'a, W> {
         // loads this position (Acquire) overwrites them.
         h.consumer.position.store(self.read, Release);
         self.released = self.read;
-        wake_sleeper(&self.wait, &h.consumer.wait);
+        wake_sleeper(&self.wait, &h.consumer.peer_wait);
     }
 
-    /// Closes the consumer side: same as dropping it.
-    pub fn close(self) {}
+    /// Frees what was consumed and marks the role closed, waking a producer
+    /// that sleeps: the end of the consumer, by `close` or `drop`.
+    fn shut_down(&mut self) {
+        self.release();
+        let h = self.ring.header();
+        close_role(
+            &self.wait,
+            &h.identity.consumer_state,
+            &h.consumer.peer_wait,
+        );
+    }
+
+    /// Closes the consumer side: the producer's next send fails with
+    /// [`Error::Disconnected`]. Dropping the consumer does the same.
+    pub fn close(self) {
+        let mut this = ManuallyDrop::new(self);
+        this.shut_down();
+        // SAFETY: as in `Producer::close`: `this` is never used or dropped
+        // again, `wait` is dropped once, here, and the rest is `Copy`.
+        unsafe { core::ptr::drop_in_place(&mut this.wait) };
+    }
 }
 
 impl<W: Wait> Drop for Consumer<'_, W> {
     fn drop(&mut self) {
-        self.release();
-        let h = self.ring.header();
-        close_role(&self.wait, &h.identity.consumer_state, &h.consumer.wait);
+        self.shut_down();
     }
 }
 
-/// One received message, in place. Dereferences to its bytes; dropping it
-/// consumes the message (see [`Consumer::read`]).
+/// One received message, in place, from [`Consumer::try_read`] (or
+/// [`Consumer::read`], [`Consumer::read_timeout`]). Dereferences to its
+/// bytes; releasing or dropping it consumes the message and frees its room.
 #[must_use = "dropping a read grant at once consumes the message unread"]
 pub struct ReadGrant<'c, 'a, W: Wait> {
-    ptr: NonNull<u8>,
-    len: usize,
-    release: bool,
+    slot: Slot,
     consumer: &'c mut Consumer<'a, W>,
 }
 
 impl<W: Wait> ReadGrant<'_, '_, W> {
-    /// Consumes the message: same as dropping the grant.
-    pub fn release(self) {}
-}
-
-impl<W: Wait> Deref for ReadGrant<'_, '_, W> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: `ptr..ptr + len` is a checked, published payload inside
-        // the data area; the producer won't write it before we release it.
-        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    /// Consumes the message and frees its room: what dropping the grant
+    /// does, said out loud.
+    pub fn release(self) {
+        let mut this = ManuallyDrop::new(self);
+        let len = this.slot.len as u64;
+        this.consumer.advance(len);
+        this.consumer.release();
     }
 }
 
 impl<W: Wait> Drop for ReadGrant<'_, '_, W> {
     fn drop(&mut self) {
-        self.consumer.consume(self.len as u64, self.release);
+        self.consumer.advance(self.slot.len as u64);
+        self.consumer.release();
     }
 }
 
-impl<W: Wait> fmt::Debug for ReadGrant<'_, '_, W> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadGrant")
-            .field("len", &self.len)
-            .field("release", &self.release)
-            .finish_non_exhaustive()
+/// One message read in a [`RecvBatch`], from [`RecvBatch::try_read`]: like a
+/// [`ReadGrant`], but ending it only consumes the message; the batch frees
+/// the room of all of them when it ends.
+#[must_use = "dropping a read grant at once consumes the message unread"]
+pub struct BatchReadGrant<'c, 'a, W: Wait> {
+    slot: Slot,
+    consumer: &'c mut Consumer<'a, W>,
+}
+
+impl<W: Wait> Drop for BatchReadGrant<'_, '_, W> {
+    fn drop(&mut self) {
+        self.consumer.advance(self.slot.len as u64);
     }
 }
+
+grant_views!(ReadGrant);
+grant_views!(BatchReadGrant);
 
 /// Messages read through it free their room together when it ends; see
 /// [`Consumer::batch`].
@@ -1470,19 +1670,26 @@ pub struct RecvBatch<'c, 'a, W: Wait> {
 }
 
 impl<'a, W: Wait> RecvBatch<'_, 'a, W> {
-    /// Like [`Consumer::read`]; the room is freed when the batch ends.
-    pub fn read(&mut self) -> Result<ReadGrant<'_, 'a, W>, Error> {
-        self.consumer.read_inner(false)
+    /// Like [`Consumer::try_read`]; the room is freed when the batch ends.
+    pub fn try_read(&mut self) -> Result<BatchReadGrant<'_, 'a, W>, Error> {
+        let slot = self.consumer.next_slot()?;
+        Ok(BatchReadGrant {
+            slot,
+            consumer: self.consumer,
+        })
     }
 
     /// Like [`Consumer::try_recv`]; the room is freed when the batch ends.
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        self.consumer.recv_inner(buf, false)
+        self.consumer.take_into(buf)
     }
 
     /// Frees the room of every message read in the batch with one Release
     /// store. Dropping the batch does the same.
-    pub fn release(self) {}
+    pub fn release(self) {
+        let mut this = ManuallyDrop::new(self);
+        this.consumer.release();
+    }
 }
 
 impl<W: Wait> Drop for RecvBatch<'_, '_, W> {

@@ -35,10 +35,10 @@ fn sizes_zero_one_and_max_round_trip() {
     assert_eq!(max, 120);
     for (seq, len) in [0, 1, max, 7, 8, 9, 0, max].into_iter().enumerate() {
         tx.try_send(&payload(seq as u64, len)).unwrap();
-        let got = rx.read().unwrap();
+        let got = rx.try_read().unwrap();
         assert_eq!(&*got, &payload(seq as u64, len)[..], "len {len}");
     }
-    assert_eq!(rx.read().err(), Some(Error::Empty));
+    assert_eq!(rx.try_read().err(), Some(Error::Empty));
 }
 
 #[test]
@@ -70,15 +70,15 @@ fn wrap_inserts_padding_and_keeps_messages_contiguous() {
     // 24-byte tail... it does: use a 32-byte record (24-byte payload).
     tx.try_send(&payload(1, 8)).unwrap(); // 16 bytes, ends at 16
     tx.try_send(&payload(2, 16)).unwrap(); // 24 bytes, ends at 40
-    assert_eq!(&*rx.read().unwrap(), &payload(1, 8)[..]);
-    assert_eq!(&*rx.read().unwrap(), &payload(2, 16)[..]);
+    assert_eq!(&*rx.try_read().unwrap(), &payload(1, 8)[..]);
+    assert_eq!(&*rx.try_read().unwrap(), &payload(2, 16)[..]);
     // Tail is 24 bytes; a 32-byte record needs padding 24 + 32 = 56 ≤ 64.
     tx.try_send(&payload(3, 24)).unwrap();
     assert_eq!(tx.write, 40 + 24 + 32);
     let h = r.header();
     assert_eq!(r.load_record(40), ((KIND_PADDING as u64) << 32) | 24);
     assert_eq!(h.producer.position.load(crate::sync::Ordering::Relaxed), 96);
-    let got = rx.read().unwrap();
+    let got = rx.try_read().unwrap();
     assert_eq!(&*got, &payload(3, 24)[..]);
     // The payload starts right after the record header at offset 0.
     assert_eq!(got.as_ptr(), r.data_at(8).cast_const());
@@ -95,11 +95,11 @@ fn message_larger_than_max_is_refused_and_nothing_is_sent() {
         Err(Error::TooLarge { len: max + 1, max })
     );
     assert!(matches!(
-        tx.reserve(usize::MAX),
+        tx.try_reserve(usize::MAX),
         Err(Error::TooLarge { .. })
     ));
     assert!(matches!(
-        tx.send_blocking(&vec![0; max + 1], None),
+        tx.send(&vec![0; max + 1]),
         Err(Error::TooLarge { .. })
     ));
     assert_eq!(rx.try_recv(&mut [0; 256]), Err(Error::Empty));
@@ -130,19 +130,19 @@ fn grant_commit_clamps_and_drop_aborts() {
     let r = ring(&mut buf, 128);
     let (mut tx, mut rx) = pair(&r);
     {
-        let mut g = tx.reserve(10).unwrap();
+        let mut g = tx.try_reserve(10).unwrap();
         g.fill(9);
         // dropped: aborted
     }
-    assert_eq!(rx.read().err(), Some(Error::Empty));
-    let mut g = tx.reserve(4).unwrap();
+    assert_eq!(rx.try_read().err(), Some(Error::Empty));
+    let mut g = tx.try_reserve(4).unwrap();
     assert_eq!(g.len(), 4);
     g.copy_from_slice(b"wxyz");
     g.commit(100); // clamped to 4
-    assert_eq!(&*rx.read().unwrap(), b"wxyz");
-    let g = tx.reserve(4).unwrap();
+    assert_eq!(&*rx.try_read().unwrap(), b"wxyz");
+    let g = tx.try_reserve(4).unwrap();
     g.commit(0);
-    assert_eq!(rx.read().unwrap().len(), 0);
+    assert_eq!(rx.try_read().unwrap().len(), 0);
 }
 
 #[test]
@@ -152,7 +152,7 @@ fn read_grant_holds_room_until_dropped() {
     let (mut tx, mut rx) = pair(&r);
     tx.try_send(&[1; 24]).unwrap();
     tx.try_send(&[2; 24]).unwrap();
-    let g = rx.read().unwrap();
+    let g = rx.try_read().unwrap();
     assert_eq!(g[0], 1);
     // The grant is still out: its room is not free.
     assert_eq!(tx.try_send(&[3; 24]), Err(Error::Full));
@@ -168,11 +168,11 @@ fn send_batch_publishes_once_at_the_end() {
     let mut batch = tx.batch();
     assert!(batch.is_empty());
     batch.try_send(b"a").unwrap();
-    let mut g = batch.reserve(2).unwrap();
+    let mut g = batch.try_reserve(2).unwrap();
     g.copy_from_slice(b"bc");
     g.commit(2);
     assert_eq!(batch.len(), 2);
-    assert_eq!(rx.read().err(), Some(Error::Empty));
+    assert_eq!(rx.try_read().err(), Some(Error::Empty));
     assert_eq!(
         r.header()
             .producer
@@ -181,14 +181,14 @@ fn send_batch_publishes_once_at_the_end() {
         0
     );
     assert_eq!(batch.publish(), 2);
-    assert_eq!(&*rx.read().unwrap(), b"a");
-    assert_eq!(&*rx.read().unwrap(), b"bc");
+    assert_eq!(&*rx.try_read().unwrap(), b"a");
+    assert_eq!(&*rx.try_read().unwrap(), b"bc");
     // Dropping a batch publishes too.
     {
         let mut batch = tx.batch();
         batch.try_send(b"d").unwrap();
     }
-    assert_eq!(&*rx.read().unwrap(), b"d");
+    assert_eq!(&*rx.try_read().unwrap(), b"d");
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn recv_batch_frees_room_once_at_the_end() {
     }
     assert_eq!(tx.try_send(&[9; 8]), Err(Error::Full));
     let mut batch = rx.batch();
-    assert_eq!(batch.read().unwrap()[0], 0);
+    assert_eq!(batch.try_read().unwrap()[0], 0);
     let mut one = [0; 8];
     assert_eq!(batch.try_recv(&mut one), Ok(8));
     assert_eq!(one, [1; 8]);
@@ -211,6 +211,155 @@ fn recv_batch_frees_room_once_at_the_end() {
     tx.try_send(&[9; 8]).unwrap();
     tx.try_send(&[9; 8]).unwrap();
     assert_eq!(tx.try_send(&[9; 8]), Err(Error::Full));
+}
+
+#[test]
+fn a_batch_write_grant_waits_for_the_batch_and_a_plain_one_does_not() {
+    let mut buf = Buf::for_capacity(256);
+    let r = ring(&mut buf, 256);
+    let (mut tx, mut rx) = pair(&r);
+    let mut batch = tx.batch();
+    batch.try_reserve(3).unwrap().commit(3);
+    assert_eq!(rx.try_read().err(), Some(Error::Empty));
+    drop(batch);
+    assert_eq!(rx.try_read().unwrap().len(), 3);
+    tx.try_reserve(2).unwrap().commit(2);
+    assert_eq!(rx.try_read().unwrap().len(), 2);
+}
+
+#[test]
+fn releasing_a_read_grant_frees_its_room_at_once() {
+    let mut buf = Buf::for_capacity(64);
+    let r = ring(&mut buf, 64);
+    let (mut tx, mut rx) = pair(&r);
+    tx.try_send(&[1; 24]).unwrap();
+    tx.try_send(&[2; 24]).unwrap();
+    rx.try_read().unwrap().release();
+    tx.try_send(&[3; 24]).unwrap();
+    // A batch's read grant only consumes: the room waits for the batch.
+    let mut batch = rx.batch();
+    assert_eq!(batch.try_read().unwrap()[0], 2);
+    assert_eq!(tx.try_send(&[4; 24]), Err(Error::Full));
+    batch.release();
+    tx.try_send(&[4; 24]).unwrap();
+    assert_eq!(rx.try_read().unwrap()[0], 3);
+}
+
+#[test]
+fn peek_looks_without_consuming_or_freeing() {
+    let mut buf = Buf::for_capacity(64);
+    let r = ring(&mut buf, 64);
+    let (mut tx, mut rx) = pair(&r);
+    assert_eq!(rx.peek(), Err(Error::Empty));
+    tx.try_send(&[1; 24]).unwrap();
+    tx.try_send(&[2; 24]).unwrap();
+    assert_eq!(rx.peek().unwrap(), &[1; 24]);
+    assert_eq!(rx.peek().unwrap(), &[1; 24]);
+    assert_eq!(tx.try_send(&[3; 24]), Err(Error::Full));
+    assert_eq!(rx.try_recv(&mut [0; 24]), Ok(24));
+    assert_eq!(rx.peek().unwrap(), &[2; 24]);
+    // Across the wrap: peek skips the padding like a read does.
+    tx.try_send(&[3; 24]).unwrap();
+    assert_eq!(rx.try_read().unwrap()[0], 2);
+    assert_eq!(rx.peek().unwrap(), &[3; 24]);
+    tx.close();
+    assert_eq!(rx.try_read().unwrap()[0], 3);
+    assert_eq!(rx.peek(), Err(Error::Disconnected));
+}
+
+#[test]
+fn len_is_empty_and_free_bytes_follow_both_sides() {
+    let mut buf = Buf::for_capacity(256);
+    let r = ring(&mut buf, 256);
+    let (mut tx, mut rx) = pair(&r);
+    assert_eq!((tx.len(), rx.len()), (0, 0));
+    assert!(tx.is_empty() && rx.is_empty());
+    assert_eq!((tx.free_bytes(), rx.free_bytes()), (256, 256));
+    tx.try_send(b"hello").unwrap(); // 8 header + 8 payload
+    tx.try_send(&[0; 16]).unwrap(); // 8 + 16
+    assert_eq!((tx.len(), rx.len()), (40, 40));
+    assert_eq!((tx.free_bytes(), rx.free_bytes()), (216, 216));
+    assert!(!tx.is_empty() && !rx.is_empty());
+    let _ = rx.peek().unwrap();
+    assert_eq!(rx.len(), 40);
+    drop(rx.try_read().unwrap());
+    assert_eq!((tx.len(), rx.len()), (24, 24));
+    // A batch holds the room until it ends.
+    let mut batch = rx.batch();
+    drop(batch.try_read().unwrap());
+    batch.release();
+    assert!(tx.is_empty() && rx.is_empty());
+}
+
+#[test]
+fn a_corrupt_position_counts_as_full_and_the_next_call_says_why() {
+    let mut buf = Buf::for_capacity(256);
+    let r = ring(&mut buf, 256);
+    let (mut tx, mut rx) = pair(&r);
+    tx.try_send(b"x").unwrap();
+    let h = r.header();
+    h.consumer
+        .position
+        .store(12345, crate::sync::Ordering::Relaxed);
+    h.producer.position.store(3, crate::sync::Ordering::Relaxed);
+    assert_eq!((tx.len(), tx.free_bytes()), (256, 0));
+    assert_eq!((rx.len(), rx.free_bytes()), (256, 0));
+    assert!(!rx.is_empty());
+    // The producer trusts its cached room until it runs out; then it looks
+    // at the position and reports it (never `Full`).
+    let err = (0..32).find_map(|_| tx.try_send(b"y").err());
+    assert_eq!(err, Some(Error::Corrupt(Corruption::ReadPosition)));
+    assert_eq!(tx.len(), 256);
+    // (The producer's sends stored good positions again.)
+    h.producer.position.store(3, crate::sync::Ordering::Relaxed);
+    assert_eq!(rx.len(), 256);
+    assert_eq!(
+        rx.try_read().err(),
+        Some(Error::Corrupt(Corruption::WritePosition))
+    );
+}
+
+/// A wait that counts how often it is dropped.
+struct DropCounted<'c>(Spin, &'c core::cell::Cell<u32>);
+
+impl Drop for DropCounted<'_> {
+    fn drop(&mut self) {
+        self.1.set(self.1.get() + 1);
+    }
+}
+
+impl crate::Wait for DropCounted<'_> {
+    type Deadline = u64;
+    fn wait(&self, word: &crate::AtomicU32, seen: u32, d: Option<u64>) -> Result<(), Error> {
+        self.0.wait(word, seen, d)
+    }
+    fn wake(&self, word: &crate::AtomicU32) {
+        self.0.wake(word)
+    }
+    fn sleeps(&self) -> bool {
+        false
+    }
+    fn wakes(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn close_closes_in_its_body_and_drops_the_wait_once() {
+    let mut buf = Buf::for_capacity(256);
+    let r = ring(&mut buf, 256);
+    let drops = core::cell::Cell::new(0);
+    let mut tx = r.producer(DropCounted(Spin::new(), &drops)).unwrap();
+    let mut rx = r.consumer(DropCounted(Spin::new(), &drops)).unwrap();
+    tx.try_send(b"last").unwrap();
+    tx.close();
+    assert_eq!(drops.get(), 1);
+    assert_eq!(r.role_state(Role::Producer), Ok(crate::RoleState::Closed));
+    assert_eq!(&*rx.try_read().unwrap(), b"last");
+    assert_eq!(rx.try_read().err(), Some(Error::Disconnected));
+    rx.close();
+    assert_eq!(drops.get(), 2);
+    assert_eq!(r.role_state(Role::Consumer), Ok(crate::RoleState::Closed));
 }
 
 #[test]
@@ -253,10 +402,10 @@ fn consumer_drains_then_sees_disconnected() {
     core::mem::forget(batch); // staged, published by close
     tx.close();
     for want in [b"1", b"2", b"3"] {
-        assert_eq!(&*rx.recv_blocking(None).unwrap(), want);
+        assert_eq!(&*rx.read().unwrap(), want);
     }
+    assert_eq!(rx.try_read().err(), Some(Error::Disconnected));
     assert_eq!(rx.read().err(), Some(Error::Disconnected));
-    assert_eq!(rx.recv_blocking(None).err(), Some(Error::Disconnected));
 }
 
 #[test]
@@ -269,8 +418,8 @@ fn producer_sees_disconnected_after_consumer_closes() {
     rx.close();
     assert!(tx.is_disconnected());
     assert_eq!(tx.try_send(b"y"), Err(Error::Disconnected));
-    assert_eq!(tx.reserve(1).err(), Some(Error::Disconnected));
-    assert_eq!(tx.send_blocking(b"y", None), Err(Error::Disconnected));
+    assert_eq!(tx.try_reserve(1).err(), Some(Error::Disconnected));
+    assert_eq!(tx.send(b"y"), Err(Error::Disconnected));
 }
 
 #[test]
@@ -279,17 +428,11 @@ fn blocking_calls_time_out() {
     let r = ring(&mut buf, 64);
     let (mut tx, mut rx) = pair(&r);
     let deadline = rx.waiter().deadline_after(3);
-    assert_eq!(
-        rx.recv_blocking(Some(deadline)).err(),
-        Some(Error::TimedOut)
-    );
+    assert_eq!(rx.read_timeout(deadline).err(), Some(Error::TimedOut));
     tx.try_send(&[0; 24]).unwrap();
     tx.try_send(&[0; 24]).unwrap();
     let deadline = tx.waiter().deadline_after(3);
-    assert_eq!(
-        tx.send_blocking(&[0; 24], Some(deadline)),
-        Err(Error::TimedOut)
-    );
+    assert_eq!(tx.send_timeout(&[0; 24], deadline), Err(Error::TimedOut));
     // Nothing was lost or half-sent.
     assert_eq!(rx.try_recv(&mut [0; 24]), Ok(24));
     assert_eq!(rx.try_recv(&mut [0; 24]), Ok(24));
@@ -306,16 +449,16 @@ fn blocking_wakes_a_sleeping_peer() {
     let (mut tx2, mut rx2) = pair(&r2);
     std::thread::scope(|s| {
         s.spawn(move || {
-            while let Ok(msg) = rx1.recv_blocking(None) {
+            while let Ok(msg) = rx1.read() {
                 let v = u64::from_le_bytes(msg[..].try_into().unwrap());
                 drop(msg);
-                tx2.send_blocking(&(v + 1).to_le_bytes(), None).unwrap();
+                tx2.send(&(v + 1).to_le_bytes()).unwrap();
             }
         });
         let mut v = 0u64;
         for _ in 0..rounds {
-            tx1.send_blocking(&v.to_le_bytes(), None).unwrap();
-            let msg = rx2.recv_blocking(None).unwrap();
+            tx1.send(&v.to_le_bytes()).unwrap();
+            let msg = rx2.read().unwrap();
             assert_eq!(u64::from_le_bytes(msg[..].try_into().unwrap()), v + 1);
             v += 2;
         }
@@ -381,7 +524,7 @@ fn attach_accepts_a_fresh_ring_and_keeps_its_state() {
         Some(Error::RoleTaken(Role::Producer))
     );
     let mut rx = r.consumer(Spin::new()).unwrap();
-    assert_eq!(&*rx.read().unwrap(), b"kept");
+    assert_eq!(&*rx.try_read().unwrap(), b"kept");
 }
 
 /// Creates a ring, applies `scribble` to its header, and attaches.
@@ -509,12 +652,12 @@ fn consumer_refuses_a_bad_write_position() {
         let (r, _tx, mut rx) = live(&mut buf);
         r.header().producer.position.store(write, Relaxed);
         assert_eq!(
-            rx.read().err(),
+            rx.try_read().err(),
             Some(Error::Corrupt(Corruption::WritePosition)),
             "{write}"
         );
         assert_eq!(
-            rx.recv_blocking(None).err(),
+            rx.read().err(),
             Some(Error::Corrupt(Corruption::WritePosition))
         );
     }
@@ -548,10 +691,10 @@ fn consumer_refuses_bad_record_headers() {
         let mut buf = Buf::for_capacity(128);
         let (r, _tx, mut rx) = live(&mut buf);
         if offset == 16 {
-            assert_eq!(&*rx.read().unwrap(), b"first");
+            assert_eq!(&*rx.try_read().unwrap(), b"first");
         }
         r.store_record(offset, (word >> 32) as u32, word & 0xffff_ffff);
-        assert_eq!(rx.read().err(), Some(Error::Corrupt(want)), "{word:#x}");
+        assert_eq!(rx.try_read().err(), Some(Error::Corrupt(want)), "{word:#x}");
         assert_eq!(rx.try_recv(&mut [0; 64]), Err(Error::Corrupt(want)));
     }
 }
@@ -567,10 +710,16 @@ fn padding_of_the_wrong_length_is_corrupt() {
     assert_eq!(rx.try_recv(&mut [0; 24]), Ok(24));
     tx.try_send(&[3; 24]).unwrap(); // tail 8 < 32: padding 8 at 56, record at 0
     r.store_record(56, KIND_PADDING, 16);
-    assert_eq!(rx.read().err(), Some(Error::Corrupt(Corruption::Padding)));
+    assert_eq!(
+        rx.try_read().err(),
+        Some(Error::Corrupt(Corruption::Padding))
+    );
     // Repairing the record does not make the consumer trust the ring again.
     r.store_record(56, KIND_PADDING, 8);
-    assert_eq!(rx.read().err(), Some(Error::Corrupt(Corruption::Padding)));
+    assert_eq!(
+        rx.try_read().err(),
+        Some(Error::Corrupt(Corruption::Padding))
+    );
 }
 
 #[test]
@@ -588,8 +737,8 @@ fn corruption_is_sticky_on_both_sides() {
     // Put right again: the producer still refuses, on every path.
     r.header().consumer.position.store(0, Relaxed);
     assert_eq!(tx.try_send(&[0; 8]), bad);
-    assert_eq!(tx.reserve(0).map(drop), bad);
-    assert_eq!(tx.send_blocking(&[0; 8], None), bad);
+    assert_eq!(tx.try_reserve(0).map(drop), bad);
+    assert_eq!(tx.send(&[0; 8]), bad);
     assert_eq!(tx.batch().try_send(&[0; 8]), bad);
     // A bad record kind: the consumer refuses it and everything after.
     let mut buf = Buf::for_capacity(64);
@@ -599,12 +748,12 @@ fn corruption_is_sticky_on_both_sides() {
     tx.try_send(b"second").unwrap();
     r.store_record(0, 0x1234_5678, 5);
     let bad = Err(Error::Corrupt(Corruption::RecordKind));
-    assert_eq!(rx.read().map(|m| m.len()), bad);
+    assert_eq!(rx.try_read().map(|m| m.len()), bad);
     r.store_record(0, KIND_MESSAGE, 5);
-    assert_eq!(rx.read().map(|m| m.len()), bad);
+    assert_eq!(rx.try_read().map(|m| m.len()), bad);
     assert_eq!(rx.try_recv(&mut [0; 16]), bad);
-    assert_eq!(rx.recv_blocking(None).map(|m| m.len()), bad);
-    assert_eq!(rx.batch().read().map(|m| m.len()), bad);
+    assert_eq!(rx.read().map(|m| m.len()), bad);
+    assert_eq!(rx.batch().try_read().map(|m| m.len()), bad);
 }
 
 #[test]
@@ -624,7 +773,7 @@ fn producer_refuses_a_bad_read_position() {
             "{read}"
         );
         assert_eq!(
-            tx.send_blocking(&[0; 8], None),
+            tx.send(&[0; 8]),
             Err(Error::Corrupt(Corruption::ReadPosition))
         );
     }
@@ -641,7 +790,7 @@ fn garbage_state_words_are_corrupt_not_closed() {
     rx.try_recv(&mut [0; 8]).unwrap();
     rx.try_recv(&mut [0; 8]).unwrap();
     r.header().identity.producer_state.store(77, Relaxed);
-    assert_eq!(rx.read().err(), Some(Error::Corrupt(Corruption::State)));
+    assert_eq!(rx.try_read().err(), Some(Error::Corrupt(Corruption::State)));
     assert!(matches!(
         r.producer(Spin::new()),
         Err(Error::Corrupt(Corruption::State))
@@ -653,14 +802,14 @@ fn scribbling_the_wait_words_does_not_hang_or_break_the_ring() {
     use crate::sync::Ordering::Relaxed;
     let mut buf = Buf::for_capacity(128);
     let (r, mut tx, mut rx) = live(&mut buf);
-    r.header().producer.wait.store(u32::MAX, Relaxed);
-    r.header().consumer.wait.store(u32::MAX, Relaxed);
+    r.header().producer.peer_wait.store(u32::MAX, Relaxed);
+    r.header().consumer.peer_wait.store(u32::MAX, Relaxed);
     tx.try_send(b"third").unwrap();
     for want in [&b"first"[..], b"second", b"third"] {
-        assert_eq!(&*rx.recv_blocking(None).unwrap(), want);
+        assert_eq!(&*rx.read().unwrap(), want);
     }
     let d = rx.waiter().deadline_after(2);
-    assert_eq!(rx.recv_blocking(Some(d)).err(), Some(Error::TimedOut));
+    assert_eq!(rx.read_timeout(d).err(), Some(Error::TimedOut));
 }
 
 // ---------------------------------------------------------------------------
@@ -777,7 +926,7 @@ fn two_threads_stream_millions_of_checked_messages() {
                 let len = if seq % 97 == 0 { max } else { len };
                 match seq % 3 {
                     0 => {
-                        let mut g = tx.reserve_blocking(len, None).unwrap();
+                        let mut g = tx.reserve(len).unwrap();
                         fill(&mut g, seq);
                         g.commit(len);
                         seq += 1;
@@ -785,7 +934,7 @@ fn two_threads_stream_millions_of_checked_messages() {
                     1 => {
                         let mut msg = vec![0; len];
                         fill(&mut msg, seq);
-                        tx.send_blocking(&msg, None).unwrap();
+                        tx.send(&msg).unwrap();
                         seq += 1;
                     }
                     _ => {
@@ -794,7 +943,7 @@ fn two_threads_stream_millions_of_checked_messages() {
                             if seq == count {
                                 break;
                             }
-                            match batch.reserve(len) {
+                            match batch.try_reserve(len) {
                                 Ok(mut g) => {
                                     fill(&mut g, seq);
                                     g.commit(len);
@@ -806,7 +955,7 @@ fn two_threads_stream_millions_of_checked_messages() {
                         }
                         if batch.publish() == 0 {
                             // The ring was full at once: wait for room.
-                            let mut g = tx.reserve_blocking(len, None).unwrap();
+                            let mut g = tx.reserve(len).unwrap();
                             fill(&mut g, seq);
                             g.commit(len);
                             seq += 1;
@@ -819,10 +968,10 @@ fn two_threads_stream_millions_of_checked_messages() {
         let mut scratch = vec![0; max];
         loop {
             let result = if expected % 5 == 0 {
-                rx.recv_into_blocking(&mut scratch, None)
+                rx.recv(&mut scratch)
                     .map(|n| check(&scratch[..n], expected))
             } else {
-                rx.recv_blocking(None).map(|g| check(&g, expected))
+                rx.read().map(|g| check(&g, expected))
             };
             match result {
                 Ok(()) => expected += 1,
@@ -893,7 +1042,7 @@ fn no_wake_call_while_nobody_sleeps_and_one_when_someone_does() {
     // A consumer that timed out waiting left its announcement: the next
     // send wakes it (once), and clears the announcement.
     let d = rx.waiter().inner.deadline_after(1);
-    assert_eq!(rx.recv_blocking(Some(d)).err(), Some(Error::TimedOut));
+    assert_eq!(rx.read_timeout(d).err(), Some(Error::TimedOut));
     tx.try_send(b"wake").unwrap();
     tx.try_send(b"no wake").unwrap();
     assert_eq!(tx.waiter().wakes.get(), 1);
@@ -944,15 +1093,12 @@ fn a_blocked_side_spins_once_then_only_sleeps() {
     let r = ring(&mut buf, 64);
     let mut tx = r.producer(SlicedWait::new(5)).unwrap();
     let mut rx = r.consumer(SlicedWait::new(5)).unwrap();
-    assert_eq!(rx.recv_blocking(Some(())).err(), Some(Error::TimedOut));
+    assert_eq!(rx.read_timeout(()).err(), Some(Error::TimedOut));
     assert_eq!(rx.waiter().slices.get(), 0, "all five slices were slept");
     assert_eq!(rx.waiter().spin_phases.get(), 1);
     tx.try_send(&[1; 24]).unwrap();
     tx.try_send(&[2; 24]).unwrap();
-    assert_eq!(
-        tx.send_blocking(&[3; 24], Some(())).err(),
-        Some(Error::TimedOut)
-    );
+    assert_eq!(tx.send_timeout(&[3; 24], ()).err(), Some(Error::TimedOut));
     assert_eq!(tx.waiter().slices.get(), 0);
     assert_eq!(tx.waiter().spin_phases.get(), 1);
 }

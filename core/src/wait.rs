@@ -18,8 +18,10 @@ use core::cell::Cell;
 
 use crate::Error;
 
-/// Spin hints per [`Spin`] round (one under loom, where a hint yields).
-pub const SPIN_ROUND: u32 = if cfg!(loom) { 1 } else { 4 };
+/// Spin hints per round of spinning: four (one under loom, where a hint
+/// yields a model thread and more would only multiply the states explored).
+/// An implementation detail: a round is "a few hints and a re-check".
+pub(crate) const SPIN_ROUND: u32 = if cfg!(loom) { 1 } else { 4 };
 use crate::sync::{AtomicU32, Ordering};
 
 /// How a blocked side waits for its peer, and how it wakes a sleeping peer.
@@ -63,8 +65,8 @@ pub trait Wait {
         true
     }
 
-    /// For a waiter that sleeps: how many rounds of [`SPIN_ROUND`] spin hints
-    /// and a re-check of the ring to spend before announcing itself and
+    /// For a waiter that sleeps: how many rounds of spinning (a few spin
+    /// hints and a re-check of the ring) to spend before announcing itself and
     /// sleeping. Spinning first, unannounced, spares the peer a wake-up call
     /// for a wait that ends within microseconds.
     fn spin_rounds(&self) -> u32 {
@@ -75,7 +77,7 @@ pub trait Wait {
 /// A no_std wait: spin with exponential backoff, never sleep.
 ///
 /// Without a clock, a deadline is counted in *rounds*: one round is one call
-/// to [`Wait::wait`], that is [`SPIN_ROUND`] spin hints and a re-check of
+/// to [`Wait::wait`], that is a few spin hints and a re-check of
 /// the ring. Give [`Spin::with_clock`] a monotonic tick source (a cycle
 /// counter, a hardware timer) to count deadlines in its ticks instead.
 ///
@@ -94,7 +96,7 @@ pub trait Wait {
 /// let deadline = wait.deadline_after(10);
 /// let mut rx = ring.consumer(wait)?;
 /// // Nobody sends: the receive gives up after 10 rounds of backoff.
-/// assert_eq!(rx.recv_blocking(Some(deadline)).err(), Some(Error::TimedOut));
+/// assert_eq!(rx.read_timeout(deadline).err(), Some(Error::TimedOut));
 /// # Ok::<(), Error>(())
 /// ```
 #[derive(Debug, Default)]

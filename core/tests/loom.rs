@@ -151,7 +151,7 @@ fn full_and_empty_edges_with_grants() {
         let producer = spawn_keeping(&memory, move || {
             for i in 0..3 {
                 let mut grant = loop {
-                    match tx.reserve(max) {
+                    match tx.try_reserve(max) {
                         Ok(grant) => break grant,
                         Err(Error::Full) => thread::yield_now(),
                         Err(e) => panic!("reserve: {e}"),
@@ -164,7 +164,7 @@ fn full_and_empty_edges_with_grants() {
         let mut rx = ring.consumer(Futex::new()).unwrap();
         for i in 0..3 {
             let grant = loop {
-                match rx.read() {
+                match rx.try_read() {
                     Ok(grant) => break grant,
                     Err(Error::Empty) => thread::yield_now(),
                     Err(e) => panic!("read: {e}"),
@@ -188,19 +188,16 @@ fn blocking_gate_loses_no_wakeup() {
         let mut tx = ring.producer(futex.clone()).unwrap();
         let producer = spawn_keeping(&memory, move || {
             for i in 0..3 {
-                tx.send_blocking(&message(i, 24), None).unwrap();
+                tx.send(&message(i, 24)).unwrap();
             }
         });
         let mut rx = ring.consumer(futex).unwrap();
         let mut buf = [0; 24];
         for i in 0..3 {
-            let n = rx.recv_into_blocking(&mut buf, None).unwrap();
+            let n = rx.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], &message(i, 24)[..]);
         }
-        assert_eq!(
-            rx.recv_into_blocking(&mut buf, None),
-            Err(Error::Disconnected)
-        );
+        assert_eq!(rx.recv(&mut buf), Err(Error::Disconnected));
         producer.join().unwrap();
     });
 }
@@ -248,12 +245,9 @@ fn producer_close_wakes_a_blocked_consumer() {
         });
         let mut rx = ring.consumer(futex).unwrap();
         let mut buf = [0; 8];
-        assert_eq!(rx.recv_into_blocking(&mut buf, None), Ok(4));
+        assert_eq!(rx.recv(&mut buf), Ok(4));
         assert_eq!(&buf[..4], b"last");
-        assert_eq!(
-            rx.recv_into_blocking(&mut buf, None),
-            Err(Error::Disconnected)
-        );
+        assert_eq!(rx.recv(&mut buf), Err(Error::Disconnected));
         producer.join().unwrap();
     });
 }
@@ -272,7 +266,7 @@ fn consumer_close_wakes_a_blocked_producer() {
         let consumer = spawn_keeping(&memory, move || {
             rx.close();
         });
-        assert_eq!(tx.send_blocking(&[3; 24], None), Err(Error::Disconnected));
+        assert_eq!(tx.send(&[3; 24]), Err(Error::Disconnected));
         consumer.join().unwrap();
     });
 }
