@@ -4,6 +4,8 @@
 //!   `program: message` to stderr and exit with status 1.
 //! - [`mailbox`]: the shared-memory mailbox of `shm_writer` and
 //!   `shm_reader` (one layout, so it is defined once, here).
+//! - [`ofd`]: open-file-description locks, for `shm_writer`/`shm_reader`'s
+//!   mailbox and `file_lock`.
 //! - [`rtt`]: round trips and their echoing peer, shared by `pingpong` and
 //!   `bench`.
 
@@ -11,6 +13,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 pub mod mailbox;
+pub mod ofd;
 pub mod rtt;
 
 /// The error type of the programs' bodies: any error, with a message that

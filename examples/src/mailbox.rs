@@ -32,7 +32,7 @@
 //! - A length read from shared memory is clamped to [`MAX_MESSAGE`].
 //! - A blocked side notices that its peer is gone (exited, or killed) within
 //!   [`WAIT_SLICE`], instead of waiting forever: each side holds a byte lock
-//!   on the segment ([`shmlane_posix::lock`]) that the kernel drops when its
+//!   on the segment ([`crate::ofd`]) that the kernel drops when its
 //!   process dies, however it dies.
 //!
 //! `shmlane_posix::Sender` / `Receiver` are the production version of this
@@ -45,7 +45,14 @@ use std::time::Duration;
 
 use rustix::io::Errno;
 use rustix::thread::futex;
-use shmlane_posix::{Segment, lock};
+use shmlane_posix::Segment;
+
+use crate::ofd;
+
+/// The byte the writer locks (its proof of life).
+const WRITER_BYTE: i64 = 0;
+/// The byte the reader locks.
+const READER_BYTE: i64 = 1;
 
 /// The longest message, in bytes.
 pub const MAX_MESSAGE: usize = 1024;
@@ -254,9 +261,7 @@ impl SharedMailbox {
         };
         // A fresh segment: nobody else holds this lock. It tells the reader
         // that the writer is alive.
-        if !lock::try_lock(segment.fd(), lock::PRODUCER, false)
-            .map_err(|e| MailboxError::Io("fcntl", e))?
-        {
+        if !ofd::try_lock(segment.fd(), WRITER_BYTE).map_err(|e| MailboxError::Io("fcntl", e))? {
             return Err(MailboxError::SideTaken {
                 name: name.to_owned(),
                 side: "writer",
@@ -281,7 +286,7 @@ impl SharedMailbox {
     pub fn open(name: &str) -> Result<SharedMailbox, MailboxError> {
         let segment = Segment::open(name)?;
         let shared = SharedMailbox::check(segment, name, Side::Reader)?;
-        if !lock::try_lock(shared.segment.fd(), lock::CONSUMER, false)
+        if !ofd::try_lock(shared.segment.fd(), READER_BYTE)
             .map_err(|e| MailboxError::Io("fcntl", e))?
         {
             return Err(MailboxError::SideTaken {
@@ -333,11 +338,11 @@ impl SharedMailbox {
     /// writer, whether no reader has attached yet or the reader holds its
     /// lock. (A lock that cannot be probed counts as alive.)
     pub fn peer_alive(&self) -> bool {
-        let held = |byte| lock::held_by_other(self.segment.fd(), byte).unwrap_or(true);
+        let held = |byte| ofd::held_by_other(self.segment.fd(), byte).unwrap_or(true);
         match self.side {
-            Side::Reader => held(lock::PRODUCER),
+            Side::Reader => held(WRITER_BYTE),
             Side::Writer => {
-                self.mailbox().reader_attached.load(Ordering::Acquire) == 0 || held(lock::CONSUMER)
+                self.mailbox().reader_attached.load(Ordering::Acquire) == 0 || held(READER_BYTE)
             }
         }
     }
@@ -352,10 +357,8 @@ fn remove_if_abandoned(name: &str) -> Result<bool, MailboxError> {
         Err(shmlane_posix::Error::NotFound { .. }) => return Ok(true),
         Err(_) => return Ok(false),
     };
-    // Every open handle holds a shared presence lock: another holder means
-    // another process still has the segment open.
-    let held = lock::held_by_other(segment.fd(), lock::PRESENCE)
-        .map_err(|e| MailboxError::Io("fcntl", e))?;
+    // Another handle means another process still has the segment open.
+    let held = segment.in_use_elsewhere()?;
     if held || SharedMailbox::check(segment, name, Side::Reader).is_err() {
         return Ok(false);
     }

@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use shmlane_posix::Error;
-use shmlane_posix::transport::{MessageReceiver, MessageSender};
+use shmlane_posix::{MessageReceiver, MessageSender};
 
 /// A sending half and a receiving half used as one two-way connection.
 ///
@@ -20,7 +20,7 @@ use shmlane_posix::transport::{MessageReceiver, MessageSender};
 ///
 /// ```
 /// use shmlane_examples::rtt::Pair;
-/// use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
+/// use shmlane_posix::{Framed, MessageReceiver, MessageSender};
 ///
 /// let (tx, rx) = Framed::pipe(64)?;
 /// let mut pair = Pair { tx, rx }; // a loop-back connection
@@ -128,7 +128,7 @@ impl Plan {
 ///
 /// ```
 /// use shmlane_examples::rtt::{Pair, Plan, echo, round_trips};
-/// use shmlane_posix::transport::Framed;
+/// use shmlane_posix::Framed;
 ///
 /// let (to_peer, peer_rx) = Framed::pipe(64)?;
 /// let (peer_tx, from_peer) = Framed::pipe(64)?;

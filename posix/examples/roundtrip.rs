@@ -66,7 +66,7 @@ fn peer(ping: &str, pong: &str, stream: &str, mode: WaitMode) -> Result<(), Erro
     loop {
         let mut batch = rx.batch();
         let mut got = 0;
-        while let Ok(msg) = batch.read() {
+        while let Ok(msg) = batch.try_read() {
             std::hint::black_box(&*msg);
             got += 1;
             if got == 256 {

@@ -28,7 +28,7 @@ use std::net::Ipv6Addr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::segment::validate_name;
+use crate::names::validate_name;
 use crate::{Error, Result};
 
 /// Longest unix socket path in bytes: `sun_path` holds 108 bytes, the last

@@ -43,6 +43,10 @@ pub type WriteGrant<'s> = shmlane_core::WriteGrant<'s, 'static, Gate>;
 /// A zero-copy read grant of a [`Receiver`]: the message in place; dropping
 /// it consumes the message.
 pub type ReadGrant<'r> = shmlane_core::ReadGrant<'r, 'static, Gate>;
+/// A write grant of a [`SendBatch`]: committed, it waits for the batch.
+pub type BatchWriteGrant<'s> = shmlane_core::BatchWriteGrant<'s, 'static, Gate>;
+/// A read grant of a [`RecvBatch`]: its room is freed when the batch ends.
+pub type BatchReadGrant<'r> = shmlane_core::BatchReadGrant<'r, 'static, Gate>;
 /// Messages published together; see [`Sender::batch`].
 pub type SendBatch<'s> = shmlane_core::SendBatch<'s, 'static, Gate>;
 /// Messages released together; see [`Receiver::batch`].
@@ -381,7 +385,7 @@ impl Sender {
 
     /// Creates a channel in an anonymous, sealed segment and returns its
     /// sender, with an fd for the receiver's process: pass it with
-    /// [`send_fd`](crate::segment::send_fd) or to a child, which calls
+    /// [`send_fd`](crate::fdpass::send_fd) or to a child, which calls
     /// [`Receiver::from_fd`].
     ///
     /// # Examples
@@ -410,7 +414,7 @@ impl Sender {
     /// use shmlane_posix::{Options, Receiver, Sender};
     ///
     /// let (mut rx, fd) = Receiver::anonymous(&Options::new())?;
-    /// // `fd` would go to another process with `segment::send_fd`.
+    /// // `fd` would go to another process with `fdpass::send_fd`.
     /// let mut tx = Sender::from_fd(fd, &Options::new())?;
     /// tx.send(b"over the fd")?;
     /// assert_eq!(rx.recv_vec()?, b"over the fd");
@@ -446,7 +450,7 @@ impl Sender {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
-        Ok(self.producer.send_blocking(msg, None)?)
+        Ok(self.producer.send(msg)?)
     }
 
     /// Sends `msg` if there is room now: [`Error::Full`] otherwise
@@ -490,7 +494,10 @@ impl Sender {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        Ok(self.producer.send_blocking(msg, deadline(timeout))?)
+        match deadline(timeout) {
+            Some(at) => Ok(self.producer.send_timeout(msg, at)?),
+            None => self.send(msg),
+        }
     }
 
     /// Reserves room for a `len`-byte message, waiting as long as it takes,
@@ -511,7 +518,7 @@ impl Sender {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
-        Ok(self.producer.reserve_blocking(len, None)?)
+        Ok(self.producer.reserve(len)?)
     }
 
     /// Reserves room for a `len`-byte message if there is room now
@@ -530,13 +537,16 @@ impl Sender {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
-        Ok(self.producer.reserve(len)?)
+        Ok(self.producer.try_reserve(len)?)
     }
 
     /// Reserves room for a `len`-byte message, waiting at most `timeout`;
     /// see [`Sender::reserve`] and [`Sender::send_timeout`].
     pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<WriteGrant<'_>> {
-        Ok(self.producer.reserve_blocking(len, deadline(timeout))?)
+        match deadline(timeout) {
+            Some(at) => Ok(self.producer.reserve_timeout(len, at)?),
+            None => self.reserve(len),
+        }
     }
 
     /// Starts a batch: its messages are published together, with one atomic
@@ -577,6 +587,35 @@ impl Sender {
     /// ```
     pub fn is_disconnected(&self) -> bool {
         self.producer.is_disconnected() || self.producer.waiter().peer_died()
+    }
+
+    /// Bytes of the ring in use now (messages the receiver has not freed,
+    /// with their 8-byte headers and padding); see
+    /// [`shmlane_core::Producer::len`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Options, Sender};
+    ///
+    /// let mut tx = Sender::create("/doc-sender-len", &Options::new().capacity(4096))?;
+    /// assert!(tx.is_empty());
+    /// tx.send(b"12345")?; // a header and 5 bytes rounded up to 8
+    /// assert_eq!((tx.len(), tx.free_bytes()), (16, 4096 - 16));
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.producer.len()
+    }
+
+    /// Whether the receiver has freed everything sent.
+    pub fn is_empty(&self) -> bool {
+        self.producer.is_empty()
+    }
+
+    /// Bytes free for messages now: [`Sender::capacity`] − [`Sender::len`].
+    pub fn free_bytes(&self) -> usize {
+        self.producer.free_bytes()
     }
 
     /// Data bytes of the ring.
@@ -726,7 +765,7 @@ impl Receiver {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        Ok(self.consumer.recv_into_blocking(buf, None)?)
+        Ok(self.consumer.recv(buf)?)
     }
 
     /// Copies the next message into `buf` if there is one now.
@@ -760,7 +799,10 @@ impl Receiver {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
-        Ok(self.consumer.recv_into_blocking(buf, deadline(timeout))?)
+        match deadline(timeout) {
+            Some(at) => Ok(self.consumer.recv_timeout(buf, at)?),
+            None => self.recv(buf),
+        }
     }
 
     /// Receives the next message as a new vector, waiting as long as it takes.
@@ -797,7 +839,7 @@ impl Receiver {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn read(&mut self) -> Result<ReadGrant<'_>> {
-        Ok(self.consumer.recv_blocking(None)?)
+        Ok(self.consumer.read()?)
     }
 
     /// Hands out the next message in place if there is one now.
@@ -817,9 +859,9 @@ impl Receiver {
     pub fn try_read(&mut self) -> Result<ReadGrant<'_>> {
         if self.consumer.waiter().peer_died_rate_limited() {
             // Drain first: `read` reports Disconnected only when empty.
-            return Ok(self.consumer.recv_blocking(None)?);
+            return Ok(self.consumer.read()?);
         }
-        Ok(self.consumer.read()?)
+        Ok(self.consumer.try_read()?)
     }
 
     /// Hands out the next message in place, waiting at most `timeout`.
@@ -835,7 +877,10 @@ impl Receiver {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn read_timeout(&mut self, timeout: Duration) -> Result<ReadGrant<'_>> {
-        Ok(self.consumer.recv_blocking(deadline(timeout))?)
+        match deadline(timeout) {
+            Some(at) => Ok(self.consumer.read_timeout(at)?),
+            None => self.read(),
+        }
     }
 
     /// Starts a batch: the room of the messages read through it is freed
@@ -853,7 +898,7 @@ impl Receiver {
     /// }
     /// let mut batch = rx.batch();
     /// let mut total = 0;
-    /// while let Ok(msg) = batch.read() {
+    /// while let Ok(msg) = batch.try_read() {
     ///     total += msg[0];
     /// }
     /// batch.release();
@@ -868,6 +913,48 @@ impl Receiver {
     /// closing). Messages it committed may still be queued.
     pub fn sender_died(&self) -> bool {
         self.consumer.waiter().peer_died()
+    }
+
+    /// Looks at the next message in place without consuming it, if there is
+    /// one now (like [`Receiver::try_read`], which then hands out the same
+    /// message).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Error, Options, Receiver, Sender};
+    ///
+    /// let mut rx = Receiver::create("/doc-peek", &Options::new())?;
+    /// let mut tx = Sender::open("/doc-peek", &Options::new())?;
+    /// tx.send(b"next")?;
+    /// assert_eq!(rx.peek()?, b"next");
+    /// assert_eq!(rx.recv_vec()?, b"next");
+    /// assert!(matches!(rx.peek(), Err(Error::Empty)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn peek(&mut self) -> Result<&[u8]> {
+        if let Err(e) = self.consumer.peek() {
+            return Err(self.empty_or_gone(e));
+        }
+        // Found above: the same message, from this side's cached view.
+        Ok(self.consumer.peek()?)
+    }
+
+    /// Bytes of the ring holding messages not received yet (with their
+    /// 8-byte headers and padding); see [`shmlane_core::Consumer::len`].
+    pub fn len(&self) -> usize {
+        self.consumer.len()
+    }
+
+    /// Whether no message is waiting now.
+    pub fn is_empty(&self) -> bool {
+        self.consumer.is_empty()
+    }
+
+    /// Bytes free for the sender now: [`Receiver::capacity`] −
+    /// [`Receiver::len`].
+    pub fn free_bytes(&self) -> usize {
+        self.consumer.free_bytes()
     }
 
     /// Data bytes of the ring.

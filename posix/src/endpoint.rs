@@ -35,10 +35,9 @@ use crate::fifo::{self, FifoOptions};
 use crate::mqueue::MqChannel;
 use crate::mqueue::MqOptions;
 use crate::names::suffixed;
-use crate::transport::{
-    Framed, FramedListener, MessageReceiver, MessageSender, PeerCredentials, UnixOptions,
-};
+use crate::transport::{MessageReceiver, MessageSender, PeerCredentials};
 use crate::{Error, Options, Receiver, Result, Role, Sender, lock};
+use crate::{Framed, FramedListener, UnixOptions};
 
 /// A two-way message connection over any transport; see [`listen`] for an
 /// example.
@@ -116,7 +115,7 @@ impl Connection {
     ///
     /// ```
     /// use shmlane_posix::endpoint::{connect, listen, EndpointOptions};
-    /// use shmlane_posix::transport::{MessageReceiver, MessageSender};
+    /// use shmlane_posix::{MessageReceiver, MessageSender};
     ///
     /// let address = format!("unix:{}/doc-split-{}.sock", std::env::temp_dir().display(), std::process::id());
     /// let mut listener = listen(&address, &EndpointOptions::default())?;
@@ -342,7 +341,7 @@ enum Kind {
 ///
 /// ```
 /// use shmlane_posix::endpoint::{connect, listen, EndpointOptions};
-/// use shmlane_posix::transport::{MessageReceiver, MessageSender};
+/// use shmlane_posix::{MessageReceiver, MessageSender};
 ///
 /// let options = EndpointOptions::default();
 /// for address in [format!("shm:/doc-endpoint-{}", std::process::id()), "tcp:127.0.0.1:0".to_owned()] {

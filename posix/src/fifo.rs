@@ -37,8 +37,8 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{AtFlags, CWD, Mode, OFlags};
 use rustix::io::Errno;
 
+use crate::framed::Framed;
 use crate::names::{self, Expect, Kind};
-use crate::transport::Framed;
 use crate::{Error, Result, Role, lock};
 
 /// How long a writing end waits for a reader unless
@@ -384,7 +384,7 @@ impl Framed {
     /// # Examples
     ///
     /// ```
-    /// use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
+    /// use shmlane_posix::{Framed, MessageReceiver, MessageSender};
     ///
     /// let path = std::env::temp_dir().join(format!("doc-fifo-{}", std::process::id()));
     /// let mut rx = Framed::create_fifo(&path, 0o600, 64)?;
@@ -417,7 +417,7 @@ impl Framed {
     /// ```
     /// use shmlane_posix::Error;
     /// use shmlane_posix::fifo::FifoOptions;
-    /// use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
+    /// use shmlane_posix::{Framed, MessageReceiver, MessageSender};
     ///
     /// let path = std::env::temp_dir().join(format!("doc-fifo-with-{}", std::process::id()));
     /// let options = FifoOptions::new().mode(0o600).reclaim_stale(true);
@@ -446,7 +446,7 @@ impl Framed {
     ///
     /// ```
     /// use shmlane_posix::Error;
-    /// use shmlane_posix::transport::{Framed, MessageReceiver};
+    /// use shmlane_posix::{Framed, MessageReceiver};
     ///
     /// let path = std::env::temp_dir().join(format!("doc-fifo-reader-{}", std::process::id()));
     /// rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
@@ -479,7 +479,7 @@ impl Framed {
     /// use std::time::Duration;
     /// use shmlane_posix::Error;
     /// use shmlane_posix::fifo::FifoOptions;
-    /// use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
+    /// use shmlane_posix::{Framed, MessageReceiver, MessageSender};
     ///
     /// let path = std::env::temp_dir().join(format!("doc-fifo-group-{}", std::process::id()));
     /// rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
@@ -523,7 +523,7 @@ impl Framed {
     /// use std::time::Duration;
     /// use shmlane_posix::{Error, Role};
     /// use shmlane_posix::fifo::FifoOptions;
-    /// use shmlane_posix::transport::Framed;
+    /// use shmlane_posix::Framed;
     ///
     /// let path = std::env::temp_dir().join(format!("doc-fifo-writer-{}", std::process::id()));
     /// rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();

@@ -23,7 +23,7 @@ use crate::lock;
 /// How often a blocked call checks whether its peer is still alive.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 
-/// Rounds of spinning on the ring (each [`shmlane_core::SPIN_ROUND`] spin
+/// Rounds of spinning on the ring (each a few spin
 /// hints and a re-check, about 0.1-0.2 µs) before a spin-then-futex side
 /// sleeps: some 50 µs.
 pub const SPIN_ROUNDS_BEFORE_SLEEP: u32 = 400;

@@ -33,22 +33,34 @@ pub mod channel;
 pub mod dgram;
 pub mod endpoint;
 mod error;
+pub mod fdpass;
 pub mod fifo;
+pub mod framed;
 pub mod framing;
 pub mod gate;
-pub mod lock;
+mod lock;
 pub mod mqueue;
 pub mod names;
+pub mod pipe;
 pub mod segment;
 mod sigpipe;
 pub mod stream;
+pub mod tcp;
 pub mod transport;
+pub mod unix;
 
-pub use channel::{Options, ReadGrant, Receiver, RecvBatch, SendBatch, Sender, WriteGrant};
+pub use channel::{
+    BatchReadGrant, BatchWriteGrant, Options, ReadGrant, Receiver, RecvBatch, SendBatch, Sender,
+    WriteGrant,
+};
 pub use error::{Error, Result};
+pub use framed::Framed;
 pub use gate::{Gate, WaitMode};
 pub use segment::Segment;
 pub use shmlane_core::{Corruption, Role};
+pub use stream::FramedListener;
+pub use transport::{MessageReceiver, MessageSender, PeerCredentials};
+pub use unix::UnixOptions;
 
 /// The README's examples, compiled (and, unless marked `no_run`, run) as
 /// doctests.

@@ -5,8 +5,10 @@
 //! | --- | --- | --- |
 //! | [`PRODUCER`] | exclusive | the live sender, from before it claims the role |
 //! | [`CONSUMER`] | exclusive | the live receiver, likewise |
-//! | [`RECLAIM`] | exclusive | a creator removing a stale segment, briefly |
 //! | [`PRESENCE`] | shared | every open [`Segment`](crate::Segment) handle |
+//!
+//! (Byte 2 is unused: it was the reclaim lock of layout 1, which is now a
+//! `flock` of the whole file, see [`crate::names`].)
 //!
 //! A role lock is taken before the role is claimed in the ring, so "the
 //! ring says the role is active but nobody holds its lock" means its holder
@@ -18,13 +20,11 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 
 /// Byte locked by the sender.
-pub const PRODUCER: i64 = 0;
+pub(crate) const PRODUCER: i64 = 0;
 /// Byte locked by the receiver.
-pub const CONSUMER: i64 = 1;
-/// Byte locked while a stale segment is being removed.
-pub const RECLAIM: i64 = 2;
+pub(crate) const CONSUMER: i64 = 1;
 /// Byte read-locked by every open handle.
-pub const PRESENCE: i64 = 3;
+pub(crate) const PRESENCE: i64 = 3;
 
 fn flock(kind: libc::c_short, byte: i64) -> libc::flock {
     // SAFETY: `flock` is a plain C struct; all-zero is a valid value
@@ -39,22 +39,7 @@ fn flock(kind: libc::c_short, byte: i64) -> libc::flock {
 
 /// Takes a lock on `byte` without waiting: `Ok(false)` if another open file
 /// description holds a conflicting one.
-///
-/// # Examples
-///
-/// ```
-/// use shmlane_posix::{lock, Segment};
-///
-/// let a = Segment::create("/doc-lock", 4096, 0o600)?;
-/// let b = Segment::open("/doc-lock")?; // its own open file description
-/// assert!(lock::try_lock(a.fd(), lock::PRODUCER, false)?);
-/// assert!(!lock::try_lock(b.fd(), lock::PRODUCER, false)?);
-/// assert!(lock::held_by_other(b.fd(), lock::PRODUCER)?);
-/// lock::unlock(a.fd(), lock::PRODUCER)?;
-/// assert!(!lock::held_by_other(b.fd(), lock::PRODUCER)?);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn try_lock(fd: impl AsFd, byte: i64, shared: bool) -> io::Result<bool> {
+pub(crate) fn try_lock(fd: impl AsFd, byte: i64, shared: bool) -> io::Result<bool> {
     let kind = if shared { libc::F_RDLCK } else { libc::F_WRLCK };
     let mut lock = flock(kind as libc::c_short, byte);
     // SAFETY: F_OFD_SETLK takes a pointer to a `flock`, which outlives the call.
@@ -68,21 +53,9 @@ pub fn try_lock(fd: impl AsFd, byte: i64, shared: bool) -> io::Result<bool> {
     }
 }
 
-/// Releases our lock on `byte` (if any).
-pub fn unlock(fd: impl AsFd, byte: i64) -> io::Result<()> {
-    let mut lock = flock(libc::F_UNLCK as libc::c_short, byte);
-    // SAFETY: as in `try_lock`.
-    let r = unsafe { libc::fcntl(fd.as_fd().as_raw_fd(), libc::F_OFD_SETLK, &mut lock) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Whether an open file description other than `fd`'s holds any lock on
 /// `byte` (probed with an exclusive request, which conflicts with both kinds).
-pub fn held_by_other(fd: impl AsFd, byte: i64) -> io::Result<bool> {
+pub(crate) fn held_by_other(fd: impl AsFd, byte: i64) -> io::Result<bool> {
     let mut lock = flock(libc::F_WRLCK as libc::c_short, byte);
     // SAFETY: F_OFD_GETLK reads and overwrites the `flock` we own.
     let r = unsafe { libc::fcntl(fd.as_fd().as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
@@ -90,4 +63,28 @@ pub fn held_by_other(fd: impl AsFd, byte: i64) -> io::Result<bool> {
         return Err(io::Error::last_os_error());
     }
     Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Segment;
+
+    #[test]
+    fn a_lock_is_seen_from_another_open_file_description_only() {
+        let name = format!("/lock-unit-{}", std::process::id());
+        let a = Segment::create(&name, 4096, 0o600).unwrap();
+        let b = Segment::open(&name).unwrap(); // its own open file description
+        assert!(try_lock(a.fd(), PRODUCER, false).unwrap());
+        assert!(!held_by_other(a.fd(), PRODUCER).unwrap());
+        assert!(!try_lock(b.fd(), PRODUCER, false).unwrap());
+        assert!(held_by_other(b.fd(), PRODUCER).unwrap());
+        // Every handle holds the shared presence lock: each sees the other's.
+        assert!(held_by_other(b.fd(), PRESENCE).unwrap());
+        assert!(!try_lock(b.fd(), PRESENCE, false).unwrap());
+        // The kernel drops a description's locks when it closes.
+        drop(a);
+        assert!(!held_by_other(b.fd(), PRODUCER).unwrap());
+        assert!(!held_by_other(b.fd(), PRESENCE).unwrap());
+    }
 }

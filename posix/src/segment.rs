@@ -39,18 +39,12 @@
 
 use std::ffi::c_void;
 use std::fmt;
-use std::io::{IoSlice, IoSliceMut};
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 
 use rustix::fs::{AtFlags, CWD, FallocateFlags, Mode, OFlags, SealFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
-};
 use rustix::shm;
 
 use crate::names::{self, Expect, Kind};
@@ -504,6 +498,29 @@ impl Segment {
         self.unlink_on_drop = unlink && self.name.is_some();
     }
 
+    /// Whether another handle (another open of the name, in this process or
+    /// any other) has this segment open now: every handle holds a shared
+    /// lock on it, which the kernel drops when the handle closes or its
+    /// process dies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::Segment;
+    ///
+    /// let a = Segment::create("/doc-in-use", 4096, 0o600)?;
+    /// assert!(!a.in_use_elsewhere()?);
+    /// let b = Segment::open("/doc-in-use")?;
+    /// assert!(a.in_use_elsewhere()? && b.in_use_elsewhere()?);
+    /// drop(b);
+    /// assert!(!a.in_use_elsewhere()?);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn in_use_elsewhere(&self) -> Result<bool> {
+        crate::lock::held_by_other(self.fd(), crate::lock::PRESENCE)
+            .map_err(|e| Error::io("fcntl", e))
+    }
+
     /// Removes the name of the segment `name` (mapped handles keep working).
     ///
     /// # Examples
@@ -538,78 +555,5 @@ impl Drop for Segment {
                 }
             }
         }
-    }
-}
-
-/// Sends `fd` over the unix socket `socket` (`SCM_RIGHTS`), with one byte
-/// of payload.
-///
-/// # Examples
-///
-/// ```
-/// use std::os::unix::net::UnixStream;
-/// use shmlane_posix::segment::{recv_fd, send_fd};
-/// use shmlane_posix::Segment;
-///
-/// let (a, b) = UnixStream::pair().unwrap();
-/// let seg = Segment::anonymous(4096)?;
-/// seg.seal()?;
-/// send_fd(&a, seg.fd())?;
-/// let received = Segment::from_fd(recv_fd(&b)?)?;
-/// assert_eq!(received.len(), 4096);
-/// # Ok::<(), shmlane_posix::Error>(())
-/// ```
-pub fn send_fd(socket: impl AsFd, fd: BorrowedFd<'_>) -> Result<()> {
-    let fds = [fd];
-    loop {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        control.push(SendAncillaryMessage::ScmRights(&fds));
-        let sent = rustix::net::sendmsg(
-            socket.as_fd(),
-            &[IoSlice::new(b"F")],
-            &mut control,
-            SendFlags::NOSIGNAL,
-        );
-        return match sent {
-            Ok(_) => Ok(()),
-            Err(Errno::INTR) => continue,
-            Err(Errno::PIPE | Errno::CONNRESET) => Err(Error::Disconnected),
-            Err(e) => Err(Error::io("sendmsg", e)),
-        };
-    }
-}
-
-/// Receives an fd sent with [`send_fd`] from the unix socket `socket`.
-/// [`Error::Disconnected`] if the peer closed the socket first.
-pub fn recv_fd(socket: impl AsFd) -> Result<OwnedFd> {
-    let mut byte = [0u8; 1];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let msg = loop {
-        match rustix::net::recvmsg(
-            socket.as_fd(),
-            &mut [IoSliceMut::new(&mut byte)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        ) {
-            Err(Errno::INTR) => continue,
-            other => break other.map_err(|e| Error::io("recvmsg", e))?,
-        }
-    };
-    let mut received = None;
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(fds) = message {
-            for fd in fds {
-                received.get_or_insert(fd);
-            }
-        }
-    }
-    match received {
-        Some(fd) => Ok(fd),
-        None if msg.bytes == 0 => Err(Error::Disconnected),
-        None => Err(Error::NotASegment {
-            reason: "the message carried no file descriptor",
-        }),
     }
 }

@@ -1,156 +1,17 @@
-//! Unix stream and TCP sockets as message transports: connecting,
-//! listening, the socket files of unix listeners and who the peer is.
+//! Listening stream sockets: [`FramedListener`] accepts connections on a
+//! unix stream socket ([`crate::unix`]) or a TCP port ([`crate::tcp`]) and
+//! hands each out as a [`Framed`].
 //!
-//! The invariant: a unix socket file is created with the mode asked for
-//! (set on the socket before it is bound, so it never has more), a stale one
-//! is replaced only if it is ours and nobody serves it (never a symbolic
-//! link, another user's socket or any other file), and an accepted
-//! connection is handed out only if its peer's credentials are acceptable
-//! ([`UnixOptions::peer_uid`]). The connections themselves are [`Framed`].
+//! The invariant: a connection is handed out only once it is admitted (a
+//! unix peer of the uid asked for, see [`UnixOptions::peer_uid`]); a refused
+//! one is closed and counted, and the listener goes on serving. A unix
+//! listener's socket file is removed when it drops.
 
-use std::os::fd::{AsFd, BorrowedFd};
-
-use rustix::fs::OFlags;
-use rustix::io::Errno;
-
-use crate::transport::{Framed, PeerCredentials};
+use crate::framed::Framed;
 use crate::{Error, Result};
 
-/// Binds a unix socket at `path` with `bind`. A socket file there that is
-/// ours (owned by the effective uid) and that nobody serves (`probe`, a
-/// connect, is refused: its process died) is replaced; a live socket is
-/// [`Error::AlreadyExists`], another user's socket [`Error::ForeignOwner`]
-/// and anything else (a symbolic link, which is never followed, a regular
-/// file, …) [`Error::WrongType`]; none of those is removed.
-///
-/// `probe` is given a path to the very inode checked (through
-/// `/proc/self/fd`), not `path`, which may name something else by then; and
-/// the name is removed only while it still names that inode.
-pub(crate) fn bind_unix_path<T>(
-    path: &std::path::Path,
-    bind: impl Fn(&std::path::Path) -> std::io::Result<T>,
-    probe: impl Fn(&std::path::Path) -> std::io::Result<()>,
-) -> Result<T> {
-    use std::io::ErrorKind;
-    let name = || path.display().to_string();
-    let bind_err = |e: std::io::Error| match e.kind() {
-        ErrorKind::AddrInUse => Error::AlreadyExists { name: name() },
-        ErrorKind::PermissionDenied => Error::PermissionDenied { name: name() },
-        _ => Error::io("bind", e),
-    };
-    match bind(path) {
-        Ok(bound) => Ok(bound),
-        Err(e) if e.kind() == ErrorKind::AddrInUse => {
-            remove_stale_socket(path, &probe)?;
-            bind(path).map_err(bind_err)
-        }
-        Err(e) => Err(bind_err(e)),
-    }
-}
-
-/// Removes the socket file at `path` if it is ours and nobody serves it
-/// (see [`bind_unix_path`]); `Ok` also if it is gone already.
-fn remove_stale_socket(
-    path: &std::path::Path,
-    probe: impl Fn(&std::path::Path) -> std::io::Result<()>,
-) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let name = path.display().to_string();
-    let Some(p) = path.to_str() else {
-        return Err(Error::AlreadyExists { name });
-    };
-    // Type and owner only: a dead socket of ours goes whatever its mode.
-    let ours = crate::names::Expect::new(None, 0o777);
-    let at = match crate::names::open_checked(
-        rustix::fs::CWD,
-        p,
-        OFlags::PATH,
-        crate::names::Kind::Socket,
-        ours,
-        &name,
-    ) {
-        Ok(at) => at,
-        Err(Error::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    let inode = format!("/proc/self/fd/{}", at.as_raw_fd());
-    let refused = probe(std::path::Path::new(&inode))
-        .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
-    if !refused {
-        return Err(Error::AlreadyExists { name });
-    }
-    if crate::names::still_names(rustix::fs::CWD, p, at.as_fd()) {
-        match rustix::fs::unlinkat(rustix::fs::CWD, p, rustix::fs::AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(e) => return Err(Error::io("unlink", e)),
-        }
-    }
-    Ok(())
-}
-
-impl Framed {
-    /// Connects to a unix stream socket listening at `path`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use shmlane_posix::transport::{Framed, FramedListener, MessageReceiver, MessageSender};
-    ///
-    /// let path = std::env::temp_dir().join(format!("doc-unix-{}.sock", std::process::id()));
-    /// let listener = FramedListener::bind_unix(&path, 256)?;
-    /// let mut client = Framed::connect_unix(&path, 256)?;
-    /// let mut server = listener.accept()?;
-    /// client.send(b"ping")?;
-    /// let mut buf = [0; 256];
-    /// assert_eq!(server.recv(&mut buf)?, 4);
-    /// # Ok::<(), shmlane_posix::Error>(())
-    /// ```
-    pub fn connect_unix(path: impl AsRef<std::path::Path>, max_message: usize) -> Result<Framed> {
-        let stream = std::os::unix::net::UnixStream::connect(path.as_ref()).map_err(connect_err)?;
-        Framed::new(stream, max_message)
-    }
-
-    /// Connects to a TCP listener at `host:port`, with `TCP_NODELAY` (every
-    /// message leaves at once).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use shmlane_posix::transport::{Framed, FramedListener, MessageReceiver, MessageSender};
-    ///
-    /// let listener = FramedListener::bind_tcp("127.0.0.1:0", 256)?; // any free port
-    /// let port = listener.local_port().unwrap();
-    /// let mut client = Framed::connect_tcp(&format!("127.0.0.1:{port}"), 256)?;
-    /// let mut server = listener.accept()?;
-    /// server.send(b"hello")?;
-    /// let mut buf = [0; 256];
-    /// assert_eq!(client.recv(&mut buf)?, 5);
-    /// # Ok::<(), shmlane_posix::Error>(())
-    /// ```
-    pub fn connect_tcp(host_port: &str, max_message: usize) -> Result<Framed> {
-        let stream = std::net::TcpStream::connect(host_port).map_err(connect_err)?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| Error::io("setsockopt(TCP_NODELAY)", e))?;
-        Framed::new(stream, max_message)
-    }
-}
-
-/// The credentials of a unix socket's peer; `None` for any other socket.
-pub(crate) fn unix_peer(fd: BorrowedFd<'_>) -> Option<PeerCredentials> {
-    use rustix::net::{AddressFamily, sockopt};
-    if sockopt::socket_domain(fd).ok()? != AddressFamily::UNIX {
-        return None;
-    }
-    let cred = sockopt::socket_peercred(fd).ok()?;
-    Some(PeerCredentials {
-        pid: cred.pid.as_raw_nonzero().get(),
-        uid: cred.uid.as_raw(),
-        gid: cred.gid.as_raw(),
-    })
-}
-
-fn connect_err(e: std::io::Error) -> Error {
+/// A failed connect(2) as the error a caller can act on.
+pub(crate) fn connect_err(e: std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound {
             name: "socket".to_owned(),
@@ -168,174 +29,25 @@ fn connect_err(e: std::io::Error) -> Error {
 /// examples.)
 #[derive(Debug)]
 pub struct FramedListener {
-    listener: Listener,
-    max: usize,
+    pub(crate) listener: Listener,
+    pub(crate) max: usize,
     /// The only uid a unix socket's peers may have (`None`: any).
-    peer_uid: Option<u32>,
+    pub(crate) peer_uid: Option<u32>,
     /// Connections refused for their peer's uid.
-    refused: std::sync::atomic::AtomicU64,
-}
-
-/// How [`FramedListener::bind_unix_with`] makes a unix stream socket: the
-/// permission bits of its file, and whose connections it accepts.
-///
-/// # Examples
-///
-/// ```
-/// use shmlane_posix::transport::UnixOptions;
-///
-/// // The default: only the owner may connect (mode 0o600), from any uid
-/// // that can (the owner, and root).
-/// let private = UnixOptions::new();
-/// // Anyone may connect, but only connections from uid 1000 are accepted.
-/// let guarded = UnixOptions::new().mode(0o666).peer_uid(Some(1000));
-/// # let _ = (private, guarded);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnixOptions {
-    mode: u32,
-    peer_uid: Option<u32>,
-}
-
-impl Default for UnixOptions {
-    fn default() -> Self {
-        UnixOptions::new()
-    }
-}
-
-impl UnixOptions {
-    /// Mode `0o600`, peers of any uid.
-    pub fn new() -> UnixOptions {
-        UnixOptions {
-            mode: 0o600,
-            peer_uid: None,
-        }
-    }
-
-    /// The permission bits of the socket's file (connecting needs write
-    /// permission on it). The effective mode is `mode & !umask`. Default
-    /// `0o600`.
-    pub fn mode(mut self, mode: u32) -> UnixOptions {
-        self.mode = mode & 0o777;
-        self
-    }
-
-    /// The uid that connecting peers must have (their effective uid when
-    /// they connected, from `SO_PEERCRED`); a connection from anyone else
-    /// is closed by [`FramedListener::accept`] ([`Error::PeerRefused`]).
-    /// Default `None`: any uid.
-    pub fn peer_uid(mut self, uid: Option<u32>) -> UnixOptions {
-        self.peer_uid = uid;
-        self
-    }
-}
-
-/// A new unix stream socket whose file will have mode `mode & !umask`,
-/// bound at `path` and listening.
-fn listen_unix(
-    path: &std::path::Path,
-    mode: u32,
-) -> std::io::Result<std::os::unix::net::UnixListener> {
-    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
-    let fd = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
-    // The socket's inode gives its mode, less the umask, to the file that
-    // bind creates: set it before, so that the file never has another.
-    rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(mode))?;
-    rustix::net::bind(&fd, &SocketAddrUnix::new(path)?)?;
-    rustix::net::listen(&fd, 128)?;
-    Ok(std::os::unix::net::UnixListener::from(fd))
+    pub(crate) refused: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug)]
-enum Listener {
+pub(crate) enum Listener {
     Unix(std::os::unix::net::UnixListener, std::path::PathBuf),
     Tcp(std::net::TcpListener),
 }
 
 impl FramedListener {
-    /// Listens on a unix stream socket at `path` with the default
-    /// [`UnixOptions`]: only its owner (and root) may connect. See
-    /// [`FramedListener::bind_unix_with`].
-    pub fn bind_unix(
-        path: impl AsRef<std::path::Path>,
-        max_message: usize,
-    ) -> Result<FramedListener> {
-        FramedListener::bind_unix_with(path, &UnixOptions::new(), max_message)
-    }
-
-    /// Listens on a unix stream socket at `path`, whose file has the mode
-    /// of `options` (less the umask) from the start, and which accepts
-    /// only peers of the uid they name, if any. A socket file of ours left
-    /// there by a dead process (nobody accepts on it) is replaced; a live
-    /// one is [`Error::AlreadyExists`], another user's
-    /// [`Error::ForeignOwner`], any other file (a symbolic link is never
-    /// followed) [`Error::WrongType`], and none of those is removed. The
-    /// socket file is removed when the listener drops.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::os::unix::fs::PermissionsExt;
-    /// use shmlane_posix::transport::{Framed, FramedListener, UnixOptions};
-    ///
-    /// let path = std::env::temp_dir().join(format!("doc-unix-with-{}.sock", std::process::id()));
-    /// let me = rustix::process::geteuid().as_raw();
-    /// let options = UnixOptions::new().mode(0o660).peer_uid(Some(me));
-    /// let listener = FramedListener::bind_unix_with(&path, &options, 256)?;
-    /// let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    /// assert_eq!(mode & !0o660, 0); // 0o660 less the umask
-    /// let _client = Framed::connect_unix(&path, 256)?;
-    /// let server = listener.accept()?; // our own uid: accepted
-    /// assert_eq!(server.peer_credentials().unwrap().uid, me);
-    /// assert_eq!(listener.refused(), 0);
-    /// # Ok::<(), shmlane_posix::Error>(())
-    /// ```
-    pub fn bind_unix_with(
-        path: impl AsRef<std::path::Path>,
-        options: &UnixOptions,
-        max_message: usize,
-    ) -> Result<FramedListener> {
-        let path = path.as_ref();
-        let mode = options.mode;
-        let listener = bind_unix_path(
-            path,
-            |p| listen_unix(p, mode),
-            |p| std::os::unix::net::UnixStream::connect(p).map(drop),
-        )?;
-        Ok(FramedListener {
-            listener: Listener::Unix(listener, path.to_owned()),
-            max: max_message,
-            peer_uid: options.peer_uid,
-            refused: std::sync::atomic::AtomicU64::new(0),
-        })
-    }
-
     /// How many connections [`FramedListener::accept`] refused for their
     /// peer's uid.
     pub fn refused(&self) -> u64 {
         self.refused.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Listens on TCP at `host:port` (port 0: a free port, see
-    /// [`FramedListener::local_port`]).
-    pub fn bind_tcp(host_port: &str, max_message: usize) -> Result<FramedListener> {
-        let listener = std::net::TcpListener::bind(host_port).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AddrInUse => Error::AlreadyExists {
-                name: host_port.to_owned(),
-            },
-            _ => Error::io("bind", e),
-        })?;
-        Ok(FramedListener {
-            listener: Listener::Tcp(listener),
-            max: max_message,
-            peer_uid: None,
-            refused: std::sync::atomic::AtomicU64::new(0),
-        })
     }
 
     /// The address clients connect to: `unix:path`, or `tcp:host:port`
@@ -351,14 +63,6 @@ impl FramedListener {
         }
     }
 
-    /// The TCP port listened on (`None` for a unix socket).
-    pub fn local_port(&self) -> Option<u16> {
-        match &self.listener {
-            Listener::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
-            Listener::Unix(..) => None,
-        }
-    }
-
     /// Waits for the next connection. On a unix socket restricted to a
     /// peer uid ([`UnixOptions::peer_uid`]), a connection from another uid
     /// is closed at once and is [`Error::PeerRefused`] (counted by
@@ -367,7 +71,7 @@ impl FramedListener {
     /// # Examples
     ///
     /// ```
-    /// use shmlane_posix::transport::{Framed, FramedListener, MessageReceiver, MessageSender};
+    /// use shmlane_posix::{Framed, FramedListener, MessageReceiver, MessageSender};
     ///
     /// let listener = FramedListener::bind_tcp("127.0.0.1:0", 64)?;
     /// let address = listener.address(); // "tcp:127.0.0.1:<port>"
@@ -396,32 +100,12 @@ impl FramedListener {
         match &self.listener {
             Listener::Unix(l, _) => {
                 let (stream, _) = l.accept().map_err(|e| Error::io("accept", e))?;
-                if let Some(uid) = self.peer_uid {
-                    let peer = unix_peer(stream.as_fd());
-                    if peer.is_none_or(|p| p.uid != uid) {
-                        self.refused
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        // (`stream` closes here.)
-                        let peer = peer.unwrap_or(PeerCredentials {
-                            pid: 0,
-                            uid: u32::MAX,
-                            gid: u32::MAX,
-                        });
-                        return Err(Error::PeerRefused {
-                            pid: peer.pid,
-                            uid: peer.uid,
-                            gid: peer.gid,
-                        });
-                    }
-                }
+                crate::unix::admit(&stream, self.peer_uid, &self.refused)?;
                 Framed::new(stream, self.max)
             }
             Listener::Tcp(l) => {
                 let (stream, _) = l.accept().map_err(|e| Error::io("accept", e))?;
-                stream
-                    .set_nodelay(true)
-                    .map_err(|e| Error::io("setsockopt(TCP_NODELAY)", e))?;
-                Framed::new(stream, self.max)
+                crate::tcp::framed(stream, self.max)
             }
         }
     }

@@ -411,7 +411,7 @@ fn interrupt(tid: i32, nr: i64) {
 
 #[test]
 fn passing_a_descriptor_survives_interrupting_signals() {
-    use shmlane_posix::segment::{recv_fd, send_fd};
+    use shmlane_posix::fdpass::{recv_fd, send_fd};
     use std::os::unix::net::UnixStream;
     // SAFETY: a handler that only bumps an atomic (async-signal-safe),
     // without SA_RESTART, so that blocked calls see EINTR.

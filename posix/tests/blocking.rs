@@ -16,7 +16,7 @@ use rustix::fs::OFlags;
 use shmlane_posix::Error;
 use shmlane_posix::dgram::Datagram;
 use shmlane_posix::framing::HEADER_LEN;
-use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
+use shmlane_posix::{Framed, MessageReceiver, MessageSender};
 use support::{blocked_in, must_not_wait};
 
 fn message(seq: usize, len: usize) -> Vec<u8> {

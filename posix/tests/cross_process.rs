@@ -7,7 +7,7 @@ mod support;
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
-use shmlane_posix::segment::{recv_fd, send_fd};
+use shmlane_posix::fdpass::{recv_fd, send_fd};
 use shmlane_posix::{Error, Options, Receiver, Role, Sender, WaitMode};
 use support::{NOBODY, Peer, block_on_stdin, next, report, serial};
 

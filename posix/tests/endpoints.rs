@@ -4,8 +4,8 @@
 mod support;
 
 use shmlane_posix::endpoint::{EndpointOptions, connect, listen};
-use shmlane_posix::transport::{MessageReceiver, MessageSender};
 use shmlane_posix::{Error, Role};
+use shmlane_posix::{MessageReceiver, MessageSender};
 use support::{NOBODY, Peer, block_on_stdin, report, serial};
 
 /// The peer side: runs in the child process.

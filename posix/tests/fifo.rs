@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::{CWD, Mode};
 use shmlane_posix::fifo::FifoOptions;
-use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
 use shmlane_posix::{Error, Role};
+use shmlane_posix::{Framed, MessageReceiver, MessageSender};
 use support::{HUNG, NOBODY, Peer, TestDir, blocked_in, must_not_wait, umask};
 
 fn mkfifo(path: &Path, mode: u32) {

@@ -17,7 +17,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
-use shmlane_posix::segment::{recv_fd, send_fd};
+use shmlane_posix::fdpass::{recv_fd, send_fd};
 use shmlane_posix::{Error, Options, Receiver, Segment, Sender};
 use support::{HUNG, NOBODY, Peer, block_on_stdin, must_return, report, serial, shm_path};
 

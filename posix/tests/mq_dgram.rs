@@ -22,7 +22,7 @@ use shmlane_posix::Error;
 use shmlane_posix::dgram::Datagram;
 use shmlane_posix::mqueue::MqChannel;
 use shmlane_posix::mqueue::{MessageQueue, MqOptions};
-use shmlane_posix::transport::{MessageReceiver, MessageSender};
+use shmlane_posix::{MessageReceiver, MessageSender};
 use support::{
     HUNG, NOBODY, Peer, TestDir, block_on_stdin, blocked_in, can_switch_users, must_not_wait,
     peer_spec, report, serial, syscall_of, thread_state, tid, umask, wait_until_asleep,

@@ -14,9 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use shmlane_posix::Error;
-use shmlane_posix::transport::{
-    Framed, FramedListener, MessageReceiver, MessageSender, UnixOptions,
-};
+use shmlane_posix::{Framed, FramedListener, MessageReceiver, MessageSender, UnixOptions};
 use support::{NOBODY, Peer, TestDir, umask};
 
 fn message(len: usize) -> Vec<u8> {
@@ -336,7 +334,7 @@ fn a_symlink_or_a_file_at_a_socket_path_is_never_followed_or_replaced() {
 
 #[test]
 fn a_unix_socket_names_its_peer_and_nothing_else_does() {
-    let me = shmlane_posix::transport::PeerCredentials {
+    let me = shmlane_posix::PeerCredentials {
         pid: std::process::id() as i32,
         uid: rustix::process::geteuid().as_raw(),
         gid: rustix::process::getegid().as_raw(),

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use shmlane_posix::transport::{Framed, FramedListener, MessageReceiver, MessageSender};
 use shmlane_posix::{Error, Options, Receiver, Sender};
+use shmlane_posix::{Framed, FramedListener, MessageReceiver, MessageSender};
 
 const COUNT: u64 = 10_000;
 

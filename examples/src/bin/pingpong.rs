@@ -21,8 +21,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use shmlane_examples::rtt::{Pair, Plan, echo, percentile, round_trips};
+use shmlane_posix::Framed;
 use shmlane_posix::endpoint::{Connection, EndpointOptions, connect, listen};
-use shmlane_posix::transport::Framed;
 use shmlane_posix::{Options, WaitMode};
 
 struct Args {

@@ -14,7 +14,7 @@
 //!
 //! **Stream**: `socket` and `connect` to PATH give a connection to the
 //! server (its `accept` returns the other end); messages are framed over
-//! it ([`shmlane_posix::transport::Framed`]), and closing it at the end is
+//! it ([`shmlane_posix::Framed`]), and closing it at the end is
 //! how the server learns that the client is done.
 //!
 //! **Datagram**: there is no connection to accept, so to receive replies
@@ -34,7 +34,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use shmlane_posix::Error;
-use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
+use shmlane_posix::{Framed, MessageReceiver, MessageSender};
 
 use shmlane_examples::{BoxError, run};
 

@@ -18,7 +18,7 @@
 //! limit) the server waits for their threads, prints `served N clients,
 //! M messages` and exits. A stream carries bytes, not messages, so each
 //! message is framed (a 4-byte length, then the bytes):
-//! [`shmlane_posix::transport::Framed`] does that over the connection, and
+//! [`shmlane_posix::Framed`] does that over the connection, and
 //! [`FramedListener`] does the `bind`/`listen`/`accept`.
 //!
 //! **Datagram** (`SOCK_DGRAM`, like UDP, but reliable and ordered on one
@@ -42,7 +42,7 @@ use std::process::ExitCode;
 use std::thread::JoinHandle;
 
 use shmlane_posix::Error;
-use shmlane_posix::transport::{Framed, FramedListener, MessageReceiver, MessageSender};
+use shmlane_posix::{Framed, FramedListener, MessageReceiver, MessageSender};
 
 use shmlane_examples::{BoxError, run};
 

@@ -49,10 +49,10 @@ use rustix::net::{RecvFlags, SendFlags, Shutdown, SocketAddrUnix};
 
 use crate::gate::PROBE_INTERVAL;
 use crate::mqueue::CLOSE_WAIT;
-use crate::stream::bind_unix_path;
 use crate::transport::{
     MessageReceiver, MessageSender, PeerCredentials, deliver, take_unread, wait_ready,
 };
+use crate::unix::bind_unix_path;
 use crate::{Error, Result, Role};
 
 mod pair;
@@ -149,7 +149,7 @@ pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 ///
 /// ```
 /// use shmlane_posix::dgram::Datagram;
-/// use shmlane_posix::transport::{MessageReceiver, MessageSender};
+/// use shmlane_posix::{MessageReceiver, MessageSender};
 ///
 /// let dir = std::env::temp_dir();
 /// let id = std::process::id();
@@ -441,7 +441,7 @@ impl Datagram {
     ///
     /// ```
     /// use shmlane_posix::dgram::Datagram;
-    /// use shmlane_posix::transport::{MessageReceiver, MessageSender};
+    /// use shmlane_posix::{MessageReceiver, MessageSender};
     ///
     /// let dir = std::env::temp_dir();
     /// let id = std::process::id();

@@ -381,7 +381,7 @@ impl Datagram {
     ///
     /// ```
     /// use shmlane_posix::dgram::Datagram;
-    /// use shmlane_posix::transport::{MessageReceiver, MessageSender};
+    /// use shmlane_posix::{MessageReceiver, MessageSender};
     ///
     /// let dir = std::env::temp_dir();
     /// let id = std::process::id();

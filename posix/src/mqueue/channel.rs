@@ -46,7 +46,7 @@ use crate::{Error, Result, lock};
 /// ```
 /// use shmlane_posix::mqueue::MqChannel;
 /// use shmlane_posix::mqueue::MqOptions;
-/// use shmlane_posix::transport::{MessageReceiver, MessageSender};
+/// use shmlane_posix::{MessageReceiver, MessageSender};
 ///
 /// let name = format!("/doc-mq-channel-{}", std::process::id());
 /// let mut rx = MqChannel::create(&name, &MqOptions::new().capacity(4).max_message(128))?;
@@ -94,7 +94,7 @@ impl MqChannel {
     /// ```
     /// use shmlane_posix::mqueue::MqChannel;
     /// use shmlane_posix::mqueue::MqOptions;
-    /// use shmlane_posix::transport::MessageReceiver;
+    /// use shmlane_posix::MessageReceiver;
     ///
     /// let rx = MqChannel::create("/doc-mq-channel-create", &MqOptions::new().max_message(65))?;
     /// assert_eq!(rx.max_message(), 64);

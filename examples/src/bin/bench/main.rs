@@ -41,8 +41,8 @@ use std::time::{Duration, Instant};
 
 use shmlane_examples::rtt::{self, Plan};
 use shmlane_posix::endpoint::{EndpointOptions, connect, listen};
-use shmlane_posix::transport::{Framed, MessageReceiver, MessageSender};
 use shmlane_posix::{Error, Options, Receiver, Sender, WaitMode};
+use shmlane_posix::{Framed, MessageReceiver, MessageSender};
 
 use peer::{Job, Peer};
 use report::{Idle, Machine, Record, Report, Target};
@@ -761,7 +761,7 @@ fn sink(job: &Job) -> Result<(), String> {
             let mut batch = rx.batch();
             let mut got = 0;
             while got < 256 {
-                match batch.read() {
+                match batch.try_read() {
                     Ok(msg) => check(&msg, job.size, count + got)?,
                     Err(_) => break,
                 }

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::thread::futex;
-use shmlane_posix::transport::{MessageReceiver, MessageSender};
 use shmlane_posix::{Error, Segment};
+use shmlane_posix::{MessageReceiver, MessageSender};
 
 /// The value that tells a floor's peer to stop.
 const DONE: u64 = u64::MAX;
