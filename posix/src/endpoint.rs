@@ -36,7 +36,7 @@ use crate::mqueue::MqChannel;
 use crate::mqueue::MqOptions;
 use crate::names::suffixed;
 use crate::transport::{MessageReceiver, MessageSender, PeerCredentials};
-use crate::{Error, Options, Receiver, Result, Role, Sender, lock};
+use crate::{Error, Object, Options, Receiver, Result, Role, Sender, lock};
 use crate::{Framed, FramedListener, UnixOptions};
 
 /// A two-way message connection over any transport; see [`listen`] for an
@@ -367,8 +367,8 @@ pub fn listen(address: &str, options: &EndpointOptions) -> Result<Listener> {
     let kind = match crate::address::parse(address)? {
         Address::Shm(name) => {
             let shm = options.shm();
-            let rx = Receiver::create(&suffixed(&name, "c2s")?, &shm)?;
-            let tx = Sender::create(&suffixed(&name, "s2c")?, &shm)?;
+            let rx = Receiver::create(&suffixed(Object::Segment, &name, "c2s")?, &shm)?;
+            let tx = Sender::create(&suffixed(Object::Segment, &name, "s2c")?, &shm)?;
             Kind::Shm(Some((tx, rx)))
         }
         Address::Fifo(path) => {
@@ -386,8 +386,8 @@ pub fn listen(address: &str, options: &EndpointOptions) -> Result<Listener> {
         }
         Address::Mq(name) => {
             let mq = options.mq(max);
-            let rx = MqChannel::create_reclaiming(&suffixed(&name, "c2s")?, &mq)?;
-            let tx = MqChannel::create_reclaiming(&suffixed(&name, "s2c")?, &mq)?;
+            let rx = MqChannel::create_reclaiming(&suffixed(Object::Queue, &name, "c2s")?, &mq)?;
+            let tx = MqChannel::create_reclaiming(&suffixed(Object::Queue, &name, "s2c")?, &mq)?;
             claim_queue(&rx, Role::Consumer)?;
             claim_queue(&tx, Role::Producer)?;
             Kind::Mq(Some((tx, rx)))
@@ -538,8 +538,8 @@ pub fn connect(address: &str, options: &EndpointOptions) -> Result<Connection> {
     match crate::address::parse(address)? {
         Address::Shm(name) => {
             let shm = options.shm();
-            let tx = Sender::open(&suffixed(&name, "c2s")?, &shm)?;
-            let rx = Receiver::open(&suffixed(&name, "s2c")?, &shm)?;
+            let tx = Sender::open(&suffixed(Object::Segment, &name, "c2s")?, &shm)?;
+            let rx = Receiver::open(&suffixed(Object::Segment, &name, "s2c")?, &shm)?;
             Ok(Connection::new(tx, rx, "shm"))
         }
         Address::Fifo(path) => {
@@ -553,8 +553,8 @@ pub fn connect(address: &str, options: &EndpointOptions) -> Result<Connection> {
         }
         Address::Mq(name) => {
             let mq = options.mq(max);
-            let tx = MqChannel::open_with(&suffixed(&name, "c2s")?, &mq)?;
-            let rx = MqChannel::open_with(&suffixed(&name, "s2c")?, &mq)?;
+            let tx = MqChannel::open_with(&suffixed(Object::Queue, &name, "c2s")?, &mq)?;
+            let rx = MqChannel::open_with(&suffixed(Object::Queue, &name, "s2c")?, &mq)?;
             // One client: a second one finds the roles taken.
             claim_queue(&tx, Role::Producer)?;
             claim_queue(&rx, Role::Consumer)?;

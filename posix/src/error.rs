@@ -55,8 +55,10 @@ pub enum Error {
     },
     /// Another live handle holds this side of the channel.
     RoleTaken(Role),
-    /// The segment name is not valid; `reason` says why.
+    /// The name is not valid; `reason` says why.
     InvalidName {
+        /// What the name was to name.
+        object: Object,
         /// The name given.
         name: String,
         /// What is wrong with it.
@@ -74,9 +76,11 @@ pub enum Error {
         /// The largest size the capacity allows.
         limit: usize,
     },
-    /// A live segment (or a file that is not a shmlane segment) already has
-    /// this name. Stale segments of dead processes are reclaimed instead.
+    /// A live object (or one that is not shmlane's) already has this name.
+    /// Stale objects of dead processes are reclaimed instead.
     AlreadyExists {
+        /// What is there.
+        object: Object,
         /// The name.
         name: String,
     },
@@ -127,13 +131,17 @@ pub enum Error {
     /// side sleeps and the other cannot wake it (see
     /// [`shmlane_core::Error::IncompatibleWait`]).
     IncompatibleWait,
-    /// No segment has this name.
+    /// No object has this name.
     NotFound {
+        /// What was looked for.
+        object: Object,
         /// The name.
         name: String,
     },
-    /// The segment belongs to another user, or its mode forbids access.
+    /// The object belongs to another user, or its mode forbids access.
     PermissionDenied {
+        /// What was refused.
+        object: Object,
         /// The name, or `"<fd>"` for an anonymous segment.
         name: String,
     },
@@ -264,9 +272,11 @@ impl fmt::Display for Error {
                 "next message has {needed} bytes but the buffer holds {available}"
             ),
             Error::RoleTaken(role) => write!(f, "the {role} side is held by another handle"),
-            Error::InvalidName { name, reason } => {
-                write!(f, "invalid segment name {name:?}: {reason}")
-            }
+            Error::InvalidName {
+                object,
+                name,
+                reason,
+            } => write!(f, "invalid {object} name {name:?}: {reason}"),
             Error::InvalidCapacity { capacity } => write!(
                 f,
                 "capacity {capacity} is not a power of two between {} and {}",
@@ -277,12 +287,10 @@ impl fmt::Display for Error {
                 f,
                 "maximum message size {max_message} exceeds the limit {limit} for this capacity"
             ),
-            Error::AlreadyExists { name } => {
-                write!(
-                    f,
-                    "segment {name:?} exists and is in use (or is not a shmlane segment)"
-                )
-            }
+            Error::AlreadyExists { object, name } => write!(
+                f,
+                "{object} {name:?} exists and is in use (or is not one of shmlane's)"
+            ),
             Error::ForeignOwner {
                 name,
                 owner,
@@ -311,8 +319,10 @@ impl fmt::Display for Error {
             Error::IncompatibleWait => f.write_str(
                 "the peer's wait cannot be combined with this side's: one sleeps and the other cannot wake it",
             ),
-            Error::NotFound { name } => write!(f, "no object named {name:?}"),
-            Error::PermissionDenied { name } => write!(f, "permission denied for segment {name:?}"),
+            Error::NotFound { object, name } => write!(f, "no {object} named {name:?}"),
+            Error::PermissionDenied { object, name } => {
+                write!(f, "permission denied for {object} {name:?}")
+            }
             Error::NoSpace { bytes } => {
                 write!(
                     f,
@@ -361,6 +371,79 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+/// What kind of object a name or an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Object {
+    /// A shared-memory segment (`/dev/shm`, `memfd`).
+    Segment,
+    /// A POSIX message queue.
+    Queue,
+    /// A named pipe.
+    Fifo,
+    /// A unix or TCP socket (or a unix socket's file).
+    Socket,
+}
+
+impl fmt::Display for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Object::Segment => "shared-memory segment",
+            Object::Queue => "message queue",
+            Object::Fifo => "FIFO",
+            Object::Socket => "socket",
+        })
+    }
+}
+
+impl From<Error> for io::Error {
+    /// The error as an [`io::Error`] of the matching [`io::ErrorKind`] (the
+    /// original inside, as its source), for code that speaks `std::io`: an
+    /// [`Error::Io`] gives back its own error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// let e: std::io::Error = shmlane_posix::Error::TimedOut.into();
+    /// assert_eq!(e.kind(), ErrorKind::TimedOut);
+    /// let e: std::io::Error = shmlane_posix::Error::Empty.into();
+    /// assert_eq!(e.kind(), ErrorKind::WouldBlock);
+    /// ```
+    fn from(e: Error) -> io::Error {
+        use io::ErrorKind as K;
+        let e = match e {
+            Error::Io { source, .. } => return source,
+            e => e,
+        };
+        let kind = match &e {
+            Error::Full | Error::Empty => K::WouldBlock,
+            Error::Disconnected => K::BrokenPipe,
+            Error::TimedOut => K::TimedOut,
+            Error::NotFound { .. } => K::NotFound,
+            Error::AlreadyExists { .. } => K::AlreadyExists,
+            Error::PermissionDenied { .. }
+            | Error::ForeignOwner { .. }
+            | Error::UnsafeMode { .. }
+            | Error::PeerRefused { .. } => K::PermissionDenied,
+            Error::NoSpace { .. } => K::OutOfMemory,
+            Error::Truncated => K::UnexpectedEof,
+            Error::TooLarge { .. }
+            | Error::InvalidName { .. }
+            | Error::InvalidCapacity { .. }
+            | Error::InvalidMaxMessage { .. }
+            | Error::InvalidAddress { .. }
+            | Error::BufferTooSmall { .. } => K::InvalidInput,
+            Error::RoleTaken(_) => K::ResourceBusy,
+            Error::LimitExceeded { .. } => K::QuotaExceeded,
+            Error::WrongType { .. } => K::InvalidInput,
+            _ => K::InvalidData,
+        };
+        io::Error::new(kind, e)
     }
 }
 

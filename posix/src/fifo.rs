@@ -38,8 +38,8 @@ use rustix::fs::{AtFlags, CWD, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::framed::Framed;
-use crate::names::{self, Expect, Kind};
-use crate::{Error, Result, Role, lock};
+use crate::names::{self, Expect};
+use crate::{Error, Object, Result, Role, lock};
 
 /// How long a writing end waits for a reader unless
 /// [`FifoOptions::writer_timeout`] says otherwise.
@@ -145,10 +145,12 @@ fn utf8(path: &Path) -> Result<(&str, String)> {
         Some(p) if !p.is_empty() => Ok((p, name)),
         Some(_) => Err(Error::InvalidName {
             name,
+            object: Object::Fifo,
             reason: "must not be empty",
         }),
         None => Err(Error::InvalidName {
             name,
+            object: Object::Fifo,
             reason: "must be valid UTF-8",
         }),
     }
@@ -186,13 +188,13 @@ fn create(path: &Path, options: &FifoOptions, max_message: usize) -> Result<Fram
                 reclaim(p, &name, ours)?;
                 continue;
             }
-            Err(e) => return Err(names::open_err(&name, "mkfifo", e)),
+            Err(e) => return Err(names::open_err(Object::Fifo, &name, "mkfifo", e)),
         }
         // Our reading end at once (it waits for nothing), checked: the path
         // may name something else by now.
-        let at = names::open_checked(CWD, p, OFlags::PATH, Kind::Fifo, ours, &name)?;
+        let at = names::open_checked(CWD, p, OFlags::PATH, Object::Fifo, ours, &name)?;
         let fd = names::reopen(at.as_fd(), OFlags::RDONLY | OFlags::NONBLOCK)
-            .map_err(|e| names::open_err(&name, "open", e))?;
+            .map_err(|e| names::open_err(Object::Fifo, &name, "open", e))?;
         let settled = names::settle_new(fd.as_fd(), || names::still_names(CWD, p, fd.as_fd()));
         match settled {
             Ok(true) => {}
@@ -206,7 +208,10 @@ fn create(path: &Path, options: &FifoOptions, max_message: usize) -> Result<Fram
         // (Should this fail, the FIFO stays, stale: nobody holds it.)
         return Framed::fifo_end(fd, max_message, true, Some(path.to_owned()));
     }
-    Err(Error::AlreadyExists { name })
+    Err(Error::AlreadyExists {
+        object: Object::Fifo,
+        name,
+    })
 }
 
 /// Makes a FIFO of ours at `path` that nobody opens yet, replacing a FIFO of
@@ -222,27 +227,31 @@ pub(crate) fn make_fifo_replacing(path: &Path, mode: u32) -> Result<OwnedFd> {
     for _ in 0..CREATE_ATTEMPTS {
         match rustix::fs::mkfifoat(CWD, p, Mode::from_raw_mode(mode & 0o777)) {
             Ok(()) => {
-                return names::open_checked(CWD, p, OFlags::PATH, Kind::Fifo, ours, &name);
+                return names::open_checked(CWD, p, OFlags::PATH, Object::Fifo, ours, &name);
             }
             Err(Errno::EXIST) => {
-                let old = match names::open_checked(CWD, p, OFlags::PATH, Kind::Fifo, ours, &name) {
+                let old = match names::open_checked(CWD, p, OFlags::PATH, Object::Fifo, ours, &name)
+                {
                     Ok(old) => old,
                     Err(Error::NotFound { .. }) => continue,
                     Err(e) => return Err(e),
                 };
                 unlink_if_named(path, old.as_fd());
             }
-            Err(e) => return Err(names::open_err(&name, "mkfifo", e)),
+            Err(e) => return Err(names::open_err(Object::Fifo, &name, "mkfifo", e)),
         }
     }
-    Err(Error::AlreadyExists { name })
+    Err(Error::AlreadyExists {
+        object: Object::Fifo,
+        name,
+    })
 }
 
 /// Takes over the FIFO at `p` if it is ours and stale: `Ok(())` when the
 /// name may be free now, [`Error::AlreadyExists`] while a live handle holds
 /// it, the check's error (never removing anything) if it is not ours.
 fn reclaim(p: &str, name: &str, ours: Expect) -> Result<()> {
-    let at = match names::open_checked(CWD, p, OFlags::PATH, Kind::Fifo, ours, name) {
+    let at = match names::open_checked(CWD, p, OFlags::PATH, Object::Fifo, ours, name) {
         Ok(at) => at,
         Err(Error::NotFound { .. }) => return Ok(()), // gone meanwhile
         Err(e) => return Err(e),
@@ -250,13 +259,13 @@ fn reclaim(p: &str, name: &str, ours: Expect) -> Result<()> {
     // A reading end, for the locks (it wakes no writer of a stale FIFO:
     // there is none; a live one's reader is there already).
     let fd = names::reopen(at.as_fd(), OFlags::RDONLY | OFlags::NONBLOCK)
-        .map_err(|e| names::open_err(name, "open", e))?;
+        .map_err(|e| names::open_err(Object::Fifo, name, "open", e))?;
     let free = names::reclaim_if_stale(
         fd.as_fd(),
         || names::still_names(CWD, p, fd.as_fd()),
         || match rustix::fs::unlinkat(CWD, p, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
-            Err(e) => Err(names::open_err(name, "unlink", e)),
+            Err(e) => Err(names::open_err(Object::Fifo, name, "unlink", e)),
         },
     )?;
     if free {
@@ -264,6 +273,7 @@ fn reclaim(p: &str, name: &str, ours: Expect) -> Result<()> {
     } else {
         Err(Error::AlreadyExists {
             name: name.to_owned(),
+            object: Object::Fifo,
         })
     }
 }
@@ -271,14 +281,14 @@ fn reclaim(p: &str, name: &str, ours: Expect) -> Result<()> {
 /// Opens `path` as a FIFO checked against `options`, for nothing yet.
 fn open_path(path: &Path, options: &FifoOptions) -> Result<(OwnedFd, String)> {
     let (p, name) = utf8(path)?;
-    let at = names::open_checked(CWD, p, OFlags::PATH, Kind::Fifo, options.expect(), &name)?;
+    let at = names::open_checked(CWD, p, OFlags::PATH, Object::Fifo, options.expect(), &name)?;
     Ok((at, name))
 }
 
 fn open_reader(path: &Path, options: &FifoOptions, max_message: usize) -> Result<Framed> {
     let (at, name) = open_path(path, options)?;
     let fd = names::reopen(at.as_fd(), OFlags::RDONLY | OFlags::NONBLOCK)
-        .map_err(|e| names::open_err(&name, "open", e))?;
+        .map_err(|e| names::open_err(Object::Fifo, &name, "open", e))?;
     Framed::fifo_end(fd, max_message, true, None)
 }
 
@@ -311,7 +321,7 @@ fn wait_for_reader(at: BorrowedFd<'_>, deadline: Option<Instant>, name: &str) ->
         match names::reopen(at, OFlags::WRONLY | OFlags::NONBLOCK) {
             Ok(fd) => return Ok(fd),
             Err(Errno::NXIO) | Err(Errno::INTR) => {}
-            Err(e) => return Err(names::open_err(name, "open", e)),
+            Err(e) => return Err(names::open_err(Object::Fifo, name, "open", e)),
         }
         let Some(watch) = &watch else {
             // Watch first, then try again: a reader that came between the

@@ -53,7 +53,7 @@ pub use channel::{
     BatchReadGrant, BatchWriteGrant, Options, ReadGrant, Receiver, RecvBatch, SendBatch, Sender,
     WriteGrant,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Object, Result};
 pub use framed::Framed;
 pub use gate::{Gate, WaitMode};
 pub use segment::Segment;

@@ -33,7 +33,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
-use crate::{Error, Result, lock};
+use crate::{Error, Object, Result, lock};
 
 /// Longest segment or queue name in bytes, leading `/` included (`NAME_MAX`).
 pub const MAX_NAME_LEN: usize = 255;
@@ -48,16 +48,11 @@ pub const MAX_NAME_LEN: usize = 255;
 /// use shmlane_posix::names::validate_name;
 ///
 /// assert!(validate_name("/prices").is_ok());
-/// assert!(validate_name("prices").is_err()); // no leading slash
+/// assert_eq!(validate_name("prices"), Err("must start with '/'"));
 /// assert!(validate_name("/a/b").is_err());
 /// ```
-pub fn validate_name(name: &str) -> Result<()> {
-    let invalid = |reason| {
-        Err(Error::InvalidName {
-            name: name.to_owned(),
-            reason,
-        })
-    };
+pub fn validate_name(name: &str) -> std::result::Result<(), &'static str> {
+    let invalid = Err;
     let Some(rest) = name.strip_prefix('/') else {
         return invalid("must start with '/'");
     };
@@ -79,6 +74,15 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// [`validate_name`], as the [`Error::InvalidName`] of an `object`.
+pub(crate) fn check_name(object: Object, name: &str) -> Result<()> {
+    validate_name(name).map_err(|reason| Error::InvalidName {
+        object,
+        name: name.to_owned(),
+        reason,
+    })
+}
+
 /// `name.suffix`, checked as a whole: a name that is valid alone may be too
 /// long once an endpoint adds its suffix.
 ///
@@ -86,43 +90,32 @@ pub fn validate_name(name: &str) -> Result<()> {
 ///
 /// ```
 /// use shmlane_posix::names::suffixed;
+/// use shmlane_posix::Object;
 ///
-/// assert_eq!(suffixed("/quotes", "c2s")?, "/quotes.c2s");
+/// assert_eq!(suffixed(Object::Queue, "/quotes", "c2s")?, "/quotes.c2s");
 /// let long = format!("/{}", "x".repeat(252));
-/// assert!(suffixed(&long, "c2s").is_err()); // 257 bytes
+/// assert!(suffixed(Object::Segment, &long, "c2s").is_err()); // 257 bytes
 /// # Ok::<(), shmlane_posix::Error>(())
 /// ```
-pub fn suffixed(name: &str, suffix: &str) -> Result<String> {
-    validate_name(name)?;
+pub fn suffixed(object: Object, name: &str, suffix: &str) -> Result<String> {
+    check_name(object, name)?;
     let whole = format!("{name}.{suffix}");
-    validate_name(&whole)?;
+    check_name(object, &whole)?;
     Ok(whole)
 }
 
-/// The type of object a name must hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// A regular file: a shared-memory segment, a message queue.
-    Regular,
-    /// A named pipe.
-    Fifo,
-    /// A unix socket's file.
-    Socket,
+/// The file type an object has in the file system.
+fn file_type(object: Object) -> FileType {
+    match object {
+        Object::Segment | Object::Queue => FileType::RegularFile,
+        Object::Fifo => FileType::Fifo,
+        Object::Socket => FileType::Socket,
+    }
 }
 
-impl Kind {
-    fn file_type(self) -> FileType {
-        match self {
-            Kind::Regular => FileType::RegularFile,
-            Kind::Fifo => FileType::Fifo,
-            Kind::Socket => FileType::Socket,
-        }
-    }
-
-    /// What such an object is called in error messages.
-    pub(crate) fn noun(self) -> &'static str {
-        describe(self.file_type())
-    }
+/// What an object's file type is called in error messages.
+pub(crate) fn noun(object: Object) -> &'static str {
+    describe(file_type(object))
 }
 
 /// How a file type is named in error messages.
@@ -185,13 +178,13 @@ impl Expect {
     }
 
     /// Checks the `fstat` of an object opened as `name`.
-    pub(crate) fn check(&self, stat: &Stat, name: &str, kind: Kind) -> Result<()> {
-        let file_type = FileType::from_raw_mode(stat.st_mode);
-        if file_type != kind.file_type() {
+    pub(crate) fn check(&self, stat: &Stat, name: &str, kind: Object) -> Result<()> {
+        let found = FileType::from_raw_mode(stat.st_mode);
+        if found != file_type(kind) {
             return Err(Error::WrongType {
                 name: name.to_owned(),
-                found: describe(file_type),
-                expected: kind.noun(),
+                found: describe(found),
+                expected: noun(kind),
             });
         }
         if stat.st_uid != self.owner {
@@ -219,19 +212,23 @@ pub(crate) fn fstat(fd: impl AsFd) -> Result<Stat> {
 }
 
 /// Maps the errno of an `open`-like call on `name` to a typed error.
-pub(crate) fn open_err(name: &str, op: &'static str, e: Errno) -> Error {
+pub(crate) fn open_err(kind: Object, name: &str, op: &'static str, e: Errno) -> Error {
     match e {
         Errno::NOENT => Error::NotFound {
             name: name.to_owned(),
+            object: kind,
         },
         Errno::EXIST => Error::AlreadyExists {
             name: name.to_owned(),
+            object: kind,
         },
         Errno::ACCESS | Errno::PERM => Error::PermissionDenied {
             name: name.to_owned(),
+            object: kind,
         },
         Errno::NAMETOOLONG => Error::InvalidName {
             name: name.to_owned(),
+            object: kind,
             reason: "refused by the system as too long",
         },
         e => Error::io(op, e),
@@ -241,13 +238,14 @@ pub(crate) fn open_err(name: &str, op: &'static str, e: Errno) -> Error {
 /// Maps the errno of a call on the named IPC object `name` (`shm_open`,
 /// `mq_open`, their unlinks, which also say `EINVAL` for a name they
 /// refuse) to a typed error.
-pub(crate) fn named_err(name: &str, op: &'static str, e: Errno) -> Error {
+pub(crate) fn named_err(kind: Object, name: &str, op: &'static str, e: Errno) -> Error {
     match e {
         Errno::INVAL => Error::InvalidName {
             name: name.to_owned(),
+            object: kind,
             reason: "refused by the system",
         },
-        e => open_err(name, op, e),
+        e => open_err(kind, name, op, e),
     }
 }
 
@@ -265,7 +263,7 @@ pub(crate) fn open_checked(
     dir: BorrowedFd<'_>,
     path: &str,
     flags: OFlags,
-    kind: Kind,
+    kind: Object,
     expect: Expect,
     name: &str,
 ) -> Result<OwnedFd> {
@@ -277,7 +275,7 @@ pub(crate) fn open_checked_stat(
     dir: BorrowedFd<'_>,
     path: &str,
     flags: OFlags,
-    kind: Kind,
+    kind: Object,
     expect: Expect,
     name: &str,
 ) -> Result<(OwnedFd, Stat)> {
@@ -288,17 +286,17 @@ pub(crate) fn open_checked_stat(
         // types that cannot be opened so (a socket: ENXIO) are named too.
         Err(e @ (Errno::LOOP | Errno::NXIO | Errno::OPNOTSUPP)) => {
             return Err(match stat_at(dir, path) {
-                Ok(stat) if FileType::from_raw_mode(stat.st_mode) != kind.file_type() => {
+                Ok(stat) if FileType::from_raw_mode(stat.st_mode) != file_type(kind) => {
                     Error::WrongType {
                         name: name.to_owned(),
                         found: describe(FileType::from_raw_mode(stat.st_mode)),
-                        expected: kind.noun(),
+                        expected: noun(kind),
                     }
                 }
-                _ => open_err(name, "open", e),
+                _ => open_err(kind, name, "open", e),
             });
         }
-        Err(e) => return Err(open_err(name, "open", e)),
+        Err(e) => return Err(open_err(kind, name, "open", e)),
     };
     let stat = fstat(&fd)?;
     expect.check(&stat, name, kind)?;

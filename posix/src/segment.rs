@@ -47,8 +47,8 @@ use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 use rustix::shm;
 
-use crate::names::{self, Expect, Kind};
-use crate::{Error, Result};
+use crate::names::{self, Expect};
+use crate::{Error, Object, Result};
 
 pub use crate::names::{MAX_NAME_LEN, validate_name};
 
@@ -125,7 +125,7 @@ fn reclaim_if_stale(name: &str) -> Result<bool> {
     // Any mode will do here: nothing is read from it but the magic, and
     // only if it is ours.
     let anything = Expect::new(None, 0o777);
-    let fd = match names::open_checked(CWD, &path, OFlags::RDWR, Kind::Regular, anything, name) {
+    let fd = match names::open_checked(CWD, &path, OFlags::RDWR, Object::Segment, anything, name) {
         Ok(fd) => fd,
         Err(Error::NotFound { .. }) => return Ok(true),
         Err(Error::PermissionDenied { .. }) => return Ok(false),
@@ -139,7 +139,7 @@ fn reclaim_if_stale(name: &str) -> Result<bool> {
         || names::still_names(CWD, &path, fd.as_fd()),
         || match rustix::fs::unlink(path.as_str()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
-            Err(e) => Err(names::open_err(name, "unlink", e)),
+            Err(e) => Err(names::open_err(Object::Segment, name, "unlink", e)),
         },
     )
 }
@@ -238,7 +238,7 @@ impl Segment {
         mode: u32,
         init: impl FnOnce(&Segment) -> Result<T>,
     ) -> Result<(Segment, T)> {
-        validate_name(name)?;
+        names::check_name(Object::Segment, name)?;
         if size == 0 {
             return Err(Error::TooSmall { size, needed: 1 });
         }
@@ -247,6 +247,7 @@ impl Segment {
             rustix::fs::open(SHM_DIR, flags, Mode::from_raw_mode(0o600)).map_err(|e| match e {
                 Errno::ACCESS | Errno::PERM => Error::PermissionDenied {
                     name: SHM_DIR.to_owned(),
+                    object: Object::Segment,
                 },
                 e => Error::io("open(/dev/shm, O_TMPFILE)", e),
             })?;
@@ -268,6 +269,7 @@ impl Segment {
         let path = shm_path(name);
         let taken = || Error::AlreadyExists {
             name: name.to_owned(),
+            object: Object::Segment,
         };
         // Each round either links, or removes a stale segment, or gives up:
         // a few rounds are only needed when other creators race for it.
@@ -279,7 +281,7 @@ impl Segment {
                         return Err(taken());
                     }
                 }
-                Err(e) => return Err(names::open_err(name, "linkat", e)),
+                Err(e) => return Err(names::open_err(Object::Segment, name, "linkat", e)),
             }
         }
         Err(taken())
@@ -325,10 +327,10 @@ impl Segment {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn open_with(name: &str, expect: Expect) -> Result<Segment> {
-        validate_name(name)?;
+        names::check_name(Object::Segment, name)?;
         let path = shm_path(name);
         let (fd, stat) =
-            names::open_checked_stat(CWD, &path, OFlags::RDWR, Kind::Regular, expect, name)?;
+            names::open_checked_stat(CWD, &path, OFlags::RDWR, Object::Segment, expect, name)?;
         names::lock_presence(fd.as_fd())?;
         let size = usize::try_from(stat.st_size).unwrap_or(usize::MAX);
         if size == 0 {
@@ -535,8 +537,8 @@ impl Segment {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn unlink(name: &str) -> Result<()> {
-        validate_name(name)?;
-        shm::unlink(name).map_err(|e| names::named_err(name, "shm_unlink", e))
+        names::check_name(Object::Segment, name)?;
+        shm::unlink(name).map_err(|e| names::named_err(Object::Segment, name, "shm_unlink", e))
     }
 }
 

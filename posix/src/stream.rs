@@ -15,10 +15,12 @@ pub(crate) fn connect_err(e: std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound {
             name: "socket".to_owned(),
+            object: crate::Object::Socket,
         },
         std::io::ErrorKind::ConnectionRefused => Error::Disconnected,
         std::io::ErrorKind::PermissionDenied => Error::PermissionDenied {
             name: "socket".to_owned(),
+            object: crate::Object::Socket,
         },
         _ => Error::io("connect", e),
     }

@@ -48,6 +48,7 @@ impl FramedListener {
         let listener = std::net::TcpListener::bind(host_port).map_err(|e| match e.kind() {
             std::io::ErrorKind::AddrInUse => Error::AlreadyExists {
                 name: host_port.to_owned(),
+                object: crate::Object::Socket,
             },
             _ => Error::io("bind", e),
         })?;

@@ -17,7 +17,7 @@ use rustix::io::Errno;
 use crate::framed::Framed;
 use crate::stream::{FramedListener, Listener, connect_err};
 use crate::transport::PeerCredentials;
-use crate::{Error, Result};
+use crate::{Error, Object, Result};
 
 /// Binds a unix socket at `path` with `bind`. A socket file there that is
 /// ours (owned by the effective uid) and that nobody serves (`probe`, a
@@ -37,8 +37,14 @@ pub(crate) fn bind_unix_path<T>(
     use std::io::ErrorKind;
     let name = || path.display().to_string();
     let bind_err = |e: std::io::Error| match e.kind() {
-        ErrorKind::AddrInUse => Error::AlreadyExists { name: name() },
-        ErrorKind::PermissionDenied => Error::PermissionDenied { name: name() },
+        ErrorKind::AddrInUse => Error::AlreadyExists {
+            object: Object::Socket,
+            name: name(),
+        },
+        ErrorKind::PermissionDenied => Error::PermissionDenied {
+            object: Object::Socket,
+            name: name(),
+        },
         _ => Error::io("bind", e),
     };
     match bind(path) {
@@ -60,7 +66,10 @@ fn remove_stale_socket(
     use std::os::fd::AsRawFd;
     let name = path.display().to_string();
     let Some(p) = path.to_str() else {
-        return Err(Error::AlreadyExists { name });
+        return Err(Error::AlreadyExists {
+            object: Object::Socket,
+            name,
+        });
     };
     // Type and owner only: a dead socket of ours goes whatever its mode.
     let ours = crate::names::Expect::new(None, 0o777);
@@ -68,7 +77,7 @@ fn remove_stale_socket(
         rustix::fs::CWD,
         p,
         OFlags::PATH,
-        crate::names::Kind::Socket,
+        Object::Socket,
         ours,
         &name,
     ) {
@@ -80,7 +89,10 @@ fn remove_stale_socket(
     let refused = probe(std::path::Path::new(&inode))
         .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
     if !refused {
-        return Err(Error::AlreadyExists { name });
+        return Err(Error::AlreadyExists {
+            object: Object::Socket,
+            name,
+        });
     }
     if crate::names::still_names(rustix::fs::CWD, p, at.as_fd()) {
         match rustix::fs::unlinkat(rustix::fs::CWD, p, rustix::fs::AtFlags::empty()) {

@@ -479,3 +479,92 @@ fn a_timeout_too_long_to_add_waits_instead_of_panicking() {
     let _rx = Receiver::from_fd(fd, &forever).unwrap();
     tx.send_timeout(b"x", Duration::MAX).unwrap();
 }
+
+#[test]
+fn errors_name_the_object_they_are_about() {
+    use shmlane_posix::mqueue::MessageQueue;
+    use shmlane_posix::{Framed, Object};
+
+    let dir = std::env::temp_dir();
+    let pid = std::process::id();
+    let cases: Vec<(Error, Object, &str)> = vec![
+        (
+            Segment::open(&name("no-such-segment")).unwrap_err(),
+            Object::Segment,
+            "shared-memory segment",
+        ),
+        (
+            MessageQueue::open(&name("no-such-queue")).unwrap_err(),
+            Object::Queue,
+            "message queue",
+        ),
+        (
+            Framed::open_fifo_reader(dir.join(format!("no-such-fifo-{pid}")), 64).unwrap_err(),
+            Object::Fifo,
+            "FIFO",
+        ),
+        (
+            Framed::connect_unix(dir.join(format!("no-such-socket-{pid}")), 64).unwrap_err(),
+            Object::Socket,
+            "socket",
+        ),
+    ];
+    for (error, object, noun) in cases {
+        match &error {
+            Error::NotFound { object: found, .. } => assert_eq!(*found, object, "{error}"),
+            other => panic!("expected NotFound for a {object}, got {other:?}"),
+        }
+        let text = error.to_string();
+        assert!(text.starts_with(&format!("no {noun} named")), "{text}");
+        assert!(
+            !text.contains("segment") || object == Object::Segment,
+            "{text}"
+        );
+    }
+    let bad = Sender::create("no-slash", &Options::new()).unwrap_err();
+    assert!(
+        bad.to_string()
+            .starts_with("invalid shared-memory segment name"),
+        "{bad}"
+    );
+    let bad = MessageQueue::create("/a/b", &Default::default())
+        .map(drop)
+        .unwrap_err();
+    assert!(
+        bad.to_string().starts_with("invalid message queue name"),
+        "{bad}"
+    );
+}
+
+#[test]
+fn errors_convert_to_io_errors_of_the_matching_kind() {
+    use std::io::ErrorKind;
+    let io = |e: Error| std::io::Error::from(e);
+    let mut rx = Receiver::create(&name("io-kinds"), &Options::new()).unwrap();
+    assert_eq!(
+        io(rx.try_recv(&mut [0; 8]).unwrap_err()).kind(),
+        ErrorKind::WouldBlock
+    );
+    let timed_out = rx
+        .recv_timeout(&mut [0; 8], Duration::from_millis(1))
+        .unwrap_err();
+    assert_eq!(io(timed_out).kind(), ErrorKind::TimedOut);
+    let missing = Segment::open(&name("io-missing")).unwrap_err();
+    let missing = io(missing);
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+    // The typed error stays inside, for a caller that wants it back.
+    let inner = missing.into_inner().unwrap().downcast::<Error>().unwrap();
+    assert!(matches!(*inner, Error::NotFound { .. }));
+    let taken = Receiver::open(&name("io-kinds"), &Options::new()).unwrap_err();
+    assert_eq!(io(taken).kind(), ErrorKind::ResourceBusy);
+    // An I/O error comes back as itself.
+    let e = Error::Io {
+        op: "test",
+        source: std::io::Error::from_raw_os_error(libc_enospc()),
+    };
+    assert_eq!(io(e).raw_os_error(), Some(libc_enospc()));
+}
+
+fn libc_enospc() -> i32 {
+    rustix::io::Errno::NOSPC.raw_os_error()
+}

@@ -311,6 +311,7 @@ impl Datagram {
         )?;
         let file = socket_file(path).ok_or_else(|| Error::NotFound {
             name: path.display().to_string(),
+            object: crate::Object::Socket,
         })?;
         let setup = || -> std::io::Result<OwnedFd> {
             rustix::net::sockopt::set_socket_timeout(
@@ -511,6 +512,7 @@ impl Datagram {
         if self.shared.peer.get().is_none() {
             return Err(Error::NotFound {
                 name: "datagram peer (call connect or accept_hello)".to_owned(),
+                object: crate::Object::Socket,
             });
         }
         if self.disconnected {
@@ -574,6 +576,7 @@ impl Datagram {
         if self.shared.peer.get().is_none() {
             return Err(Error::NotFound {
                 name: "datagram peer (call connect or accept_hello)".to_owned(),
+                object: crate::Object::Socket,
             });
         }
         loop {

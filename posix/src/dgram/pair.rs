@@ -337,16 +337,27 @@ impl Datagram {
         match rustix::net::connect(self.shared.tx(), &address) {
             Ok(()) => {}
             Err(Errno::NOENT | Errno::CONNREFUSED | Errno::NOTDIR) => {
-                return Err(Error::NotFound { name: name() });
+                return Err(Error::NotFound {
+                    object: crate::Object::Socket,
+                    name: name(),
+                });
             }
-            Err(Errno::ACCESS) => return Err(Error::PermissionDenied { name: name() }),
+            Err(Errno::ACCESS) => {
+                return Err(Error::PermissionDenied {
+                    object: crate::Object::Socket,
+                    name: name(),
+                });
+            }
             // Its socket is connected to another one: it serves a client.
             Err(Errno::PERM) => return Err(Error::RoleTaken(Role::Consumer)),
             Err(e) => return Err(Error::io("connect", e)),
         }
         let Some(file) = socket_file(path) else {
             self.disconnect_tx();
-            return Err(Error::NotFound { name: name() });
+            return Err(Error::NotFound {
+                object: crate::Object::Socket,
+                name: name(),
+            });
         };
         let _ = self.shared.nonce.set(nonce()?);
         let _ = self.shared.peer.set(PeerPath {
@@ -398,6 +409,7 @@ impl Datagram {
         let Some(nonce) = self.shared.nonce.get() else {
             return Err(Error::NotFound {
                 name: "datagram peer (call connect)".to_owned(),
+                object: crate::Object::Socket,
             });
         };
         let path = self.shared.absolute.as_os_str().as_bytes();
