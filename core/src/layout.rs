@@ -17,7 +17,7 @@
 //!    384     …  data area, `capacity` bytes of 8-byte aligned records
 //! ```
 //!
-//! Each of the three lines is a [`CacheLine`]: 128 bytes, aligned to 128, on
+//! Each of the three lines is a `CacheLine`: 128 bytes, aligned to 128, on
 //! every target. The size is this crate's, not a dependency's guess per
 //! architecture: 128 bytes is a pair of 64-byte lines (the adjacent-line
 //! prefetcher of x86 moves pairs) and the line of Apple's and some Arm

@@ -19,7 +19,7 @@
 //!   [`Error::Disconnected`].
 //! - A writing end waits for a reader at most as long as the options say
 //!   ([`Error::TimedOut`]), and one writer at a time holds a FIFO: a second
-//!   is [`Error::RoleTaken`] (an exclusive lock on byte [`lock::PRODUCER`]
+//!   is [`Error::RoleTaken`] (an exclusive lock on byte 0
 //!   of the writing end's open file description).
 //! - The creator of a FIFO keeps its reading end open from the start, with
 //!   the shared presence lock that tells a live FIFO from one left by a

@@ -5,7 +5,7 @@
 //! words: spin on the ring a little, then sleep in `futex(FUTEX_WAIT)` (shared, not
 //! `FUTEX_PRIVATE`, because the word is in memory mapped by two processes).
 //! Sleeps are cut into slices of [`PROBE_INTERVAL`]; between slices the gate
-//! checks the peer's role lock (see [`crate::lock`]). A peer whose role is
+//! checks the peer's role lock (an open-file-description lock). A peer whose role is
 //! active in the ring but whose lock nobody holds has died, and the blocked
 //! call returns `Disconnected` (a receiver first drains what the peer
 //! committed).
@@ -26,7 +26,7 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 /// Rounds of spinning on the ring (each a few spin
 /// hints and a re-check, about 0.1-0.2 µs) before a spin-then-futex side
 /// sleeps: some 50 µs.
-pub const SPIN_ROUNDS_BEFORE_SLEEP: u32 = 400;
+pub(crate) const SPIN_ROUNDS_BEFORE_SLEEP: u32 = 400;
 
 /// How a blocked side waits.
 ///

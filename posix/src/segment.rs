@@ -34,8 +34,8 @@
 //! the checks above) can still truncate it, and a process that has it
 //! mapped then dies of `SIGBUS` when it touches the lost pages. For an
 //! untrusted peer use an anonymous segment (a memfd sealed against
-//! shrinking and growing) passed over a unix socket ([`send_fd`],
-//! [`recv_fd`], [`Segment::from_fd`]).
+//! shrinking and growing) passed over a unix socket ([`send_fd`](crate::fdpass::send_fd),
+//! [`recv_fd`](crate::fdpass::recv_fd), [`Segment::from_fd`]).
 
 use std::ffi::c_void;
 use std::fmt;
@@ -386,11 +386,11 @@ impl Segment {
             .is_ok_and(|s| s.contains(SealFlags::SHRINK | SealFlags::GROW))
     }
 
-    /// Maps an anonymous segment received as `fd` (from [`recv_fd`] or
+    /// Maps an anonymous segment received as `fd` (from [`recv_fd`](crate::fdpass::recv_fd) or
     /// inherited). The segment must be sealed against resizing
     /// ([`Error::NotSealed`] otherwise). The fd is reopened so that this
     /// handle has its own open file description (its own locks). See
-    /// [`send_fd`] for an example.
+    /// [`send_fd`](crate::fdpass::send_fd) for an example.
     pub fn from_fd(fd: OwnedFd) -> Result<Segment> {
         let seals = rustix::fs::fcntl_get_seals(&fd).map_err(|_| Error::NotSealed)?;
         if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
@@ -457,7 +457,7 @@ impl Segment {
         self.name.as_deref()
     }
 
-    /// The segment's file descriptor (to pass with [`send_fd`]).
+    /// The segment's file descriptor (to pass with [`send_fd`](crate::fdpass::send_fd)).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }

@@ -3,7 +3,7 @@
 //! hands each out as a [`Framed`].
 //!
 //! The invariant: a connection is handed out only once it is admitted (a
-//! unix peer of the uid asked for, see [`UnixOptions::peer_uid`]); a refused
+//! unix peer of the uid asked for, see [`UnixOptions::peer_uid`](crate::UnixOptions::peer_uid)); a refused
 //! one is closed and counted, and the listener goes on serving. A unix
 //! listener's socket file is removed when it drops.
 
@@ -66,7 +66,7 @@ impl FramedListener {
     }
 
     /// Waits for the next connection. On a unix socket restricted to a
-    /// peer uid ([`UnixOptions::peer_uid`]), a connection from another uid
+    /// peer uid ([`UnixOptions::peer_uid`](crate::UnixOptions::peer_uid)), a connection from another uid
     /// is closed at once and is [`Error::PeerRefused`] (counted by
     /// [`FramedListener::refused`]); the next call waits for the next one.
     ///

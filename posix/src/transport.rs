@@ -1,16 +1,23 @@
 //! One message API over every transport.
 //!
-//! [`MessageSender`] and [`MessageReceiver`] send and receive whole messages,
-//! blocking, non-blocking (`Full` / `Empty`) or with a timeout (`TimedOut`),
-//! and end with `Disconnected` once the peer is gone and everything it sent
-//! was received. The shared-memory [`Sender`](crate::Sender) and
-//! [`Receiver`](crate::Receiver) implement them, and so does [`Framed`], the
-//! message framing over a byte stream (pipe, FIFO, unix stream socket, TCP).
+//! [`MessageSender`] and [`MessageReceiver`] send and receive whole messages
+//! with the crate's one vocabulary: `send` / `recv` wait as long as it
+//! takes, `try_send` / `try_recv` never wait (`Full` / `Empty`),
+//! `send_timeout` / `recv_timeout` wait at most a duration (`TimedOut`).
+//! Every transport ends with `Disconnected` once the peer is gone and
+//! everything it sent was received. The shared-memory
+//! [`Sender`](crate::Sender) and [`Receiver`](crate::Receiver) implement
+//! them, and so do [`Framed`](crate::Framed) (a byte stream: pipe, FIFO,
+//! unix stream socket, TCP), [`Datagram`](crate::dgram::Datagram) and
+//! [`MqChannel`](crate::mqueue::MqChannel).
 //!
-//! Byte streams carry each message as a 4-byte length and the payload
-//! ([`crate::framing`]). A peer announcing a frame over the maximum is an
-//! error ([`Error::FrameTooLarge`]), never a large allocation; a stream that
-//! ends inside a frame is [`Error::Truncated`].
+//! This module also holds what the transports share: how long a call may
+//! wait, waiting on a descriptor with a deadline, and handing a received
+//! message to a caller's buffer (keeping one it is too small for). The
+//! invariant: a message is never lost to a small buffer
+//! ([`Error::BufferTooSmall`] keeps it for the next call), and a deadline
+//! is an instant on the monotonic clock, so a wait ends on time however
+//! often it is interrupted.
 
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};

@@ -22,7 +22,7 @@ use crate::{Error, Result, lock};
 /// learns that the other is gone:
 ///
 /// - A sending handle sends the close mark when it drops (priority 0, so it
-///   comes after every message), waiting at most [`CLOSE_WAIT`] for room.
+///   comes after every message), waiting at most 100 ms for room.
 ///   The receiver returns [`Error::Disconnected`] at the mark.
 /// - Whatever happened to the mark (no room for it; a sender killed with
 ///   SIGKILL), a handle that would wait (or finds nothing to receive, or no
@@ -78,7 +78,7 @@ pub struct MqChannel {
 /// How long a dropping [`MqChannel`] (or [`Datagram`](crate::dgram::Datagram)) waits for room to
 /// send its close mark. If it cannot, the peer still learns of the close
 /// (see [`MqChannel`] and [`Datagram`](crate::dgram::Datagram)).
-pub const CLOSE_WAIT: Duration = Duration::from_millis(100);
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_millis(100);
 
 /// Priority of the messages an [`MqChannel`] sends; the close mark goes at
 /// priority 0, below them.

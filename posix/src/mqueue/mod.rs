@@ -59,7 +59,7 @@
 //! - Bad input gives a typed error before any system call, never a panic.
 //! - `EINTR` is retried; a timed call keeps its deadline across retries.
 //!
-//! Queue names follow the rules of [`validate_name`]; the kernel keeps the
+//! Queue names follow the rules of [`validate_name`](crate::names::validate_name); the kernel keeps the
 //! queues of an IPC namespace in the `mqueue` filesystem (often mounted at
 //! `/dev/mqueue`, where `ls` lists them).
 //!
@@ -82,7 +82,8 @@
 //! ```
 
 mod channel;
-pub use channel::{CLOSE_WAIT, MqChannel};
+pub(crate) use channel::CLOSE_WAIT;
+pub use channel::MqChannel;
 
 use std::ffi::CString;
 use std::fmt;
