@@ -1,4 +1,9 @@
 //! The one error type of the crate.
+//!
+//! The invariant: a bad value read from the shared region is
+//! [`Error::Corrupt`] (naming what was bad), never a panic; and the
+//! non-blocking errors (`Full`, `Empty`, `TooLarge`, `BufferTooSmall`)
+//! leave the message with the caller or in the ring.
 
 use core::fmt;
 

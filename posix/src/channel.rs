@@ -9,6 +9,10 @@
 //! [`PROBE_INTERVAL`](crate::gate::PROBE_INTERVAL)s of the death,
 //! after every message committed before it was received.
 //!
+//! The invariant: a side reports [`Error::Disconnected`] only when its peer
+//! closed or provably died (its role lock is gone), and a receiver only
+//! after everything committed before has been received.
+//!
 //! A ring serves one producer and one consumer for its whole life: after a
 //! side closed or died, the survivor sees `Disconnected` and the channel is
 //! done; create a new one (a stale name is reclaimed, see [`Segment`]).

@@ -1,4 +1,10 @@
 //! The one error type of `shmlane-posix`.
+//!
+//! The invariant: every failure is a variant a caller can act on, and says
+//! what it is about (the [`Object`] and its name, the limit, the system
+//! call); an error never stands for a lost message: `Full`, `Empty`,
+//! `TooLarge` and `BufferTooSmall` leave the message with the caller or in
+//! the channel.
 
 use std::fmt;
 use std::io;

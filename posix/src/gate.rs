@@ -9,6 +9,11 @@
 //! active in the ring but whose lock nobody holds has died, and the blocked
 //! call returns `Disconnected` (a receiver first drains what the peer
 //! committed).
+//!
+//! The invariant: a wake-up is never lost (the ring's eventcount protocol,
+//! see [`shmlane_core::Wait`]), a sleeping side wakes at least every
+//! [`PROBE_INTERVAL`] to look at its peer's lock, and a deadline ends a
+//! wait on time however often the word changes.
 
 use std::cell::Cell;
 use std::fmt;

@@ -3,6 +3,11 @@
 //! to its server (a random token, the client's path, the credentials the
 //! kernel attaches), the checks on the peer's socket file, and the close
 //! mark that must reach the peer.
+//!
+//! The invariant: an end is joined to exactly one peer, the one whose hello
+//! carried the token and whose credentials the kernel vouched for; after
+//! that the kernel refuses datagrams from anyone else, and what others
+//! queued before is dropped by its source address.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;

@@ -2,6 +2,10 @@
 //! [`crate::transport`], with the close mark of [`crate::dgram`] and a
 //! watch on the queue's other handles, so that a receiver learns that its
 //! peer is gone.
+//!
+//! The invariant: a receiver sees `Disconnected` only after every message
+//! sent before the close mark (or before the last other handle went away),
+//! and a close mark is never taken for a message.
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
