@@ -12,7 +12,9 @@ mod support;
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
 
-use support::{Program, TempDir};
+use rustix::process::Signal;
+use shmlane_posix::{Options, Sender};
+use support::{Program, ShmName, TempDir};
 
 // ---------------------------------------------------------------- memory mapping
 
@@ -127,4 +129,137 @@ fn mmap_file_refuses_files_it_did_not_make_and_leaves_them_alone() {
     let long = "x".repeat(257);
     Program::run("mmap_file", &[&missing, &long]).assert_failure("at most 256 bytes");
     Program::run("mmap_file", &["--writer"]).assert_failure("unexpected arguments");
+}
+
+// ---------------------------------------------------------------- signals
+
+/// Starts `signals` on `name` and opens the sending side of its channel.
+fn signals_receiver(name: &ShmName) -> (Program, Sender) {
+    let mut receiver = Program::start("signals", &[&name.0]);
+    let ready = receiver.line();
+    assert!(
+        ready.starts_with(&format!(
+            "ready: {} (stop it with kill -TERM {} ",
+            name.0,
+            receiver.pid()
+        )),
+        "{ready:?}"
+    );
+    assert!(name.exists());
+    let sender = Sender::open(&name.0, &Options::new()).expect("open the receiver's channel");
+    (receiver, sender)
+}
+
+#[test]
+fn signals_receiver_stops_cleanly_on_sigterm() {
+    let name = ShmName::new("signals-term");
+    let (mut receiver, mut sender) = signals_receiver(&name);
+    for i in 0..3 {
+        sender.send(format!("hello {i}").as_bytes()).unwrap();
+    }
+    for i in 0..3 {
+        assert_eq!(receiver.line(), format!("received: hello {i}"));
+    }
+    // Everything sent has been received: the receiver waits for more, and
+    // SIGTERM, which would end it at once if it were not blocked, is read
+    // from its signalfd instead.
+    receiver.signal(Signal::TERM);
+    let out = receiver.finish();
+    out.assert_success();
+    assert_eq!(
+        out.lines(),
+        [
+            format!(
+                "got SIGTERM from pid {}: drained 0 queued messages; 3 received in all",
+                std::process::id()
+            ),
+            format!("removed {}", name.0),
+        ]
+    );
+    assert_eq!(out.stderr, "");
+    assert!(!name.exists(), "the receiver removed its channel's name");
+    assert!(
+        sender.is_disconnected(),
+        "the sender sees the receiver gone"
+    );
+}
+
+#[test]
+fn signals_receiver_drains_what_is_queued_on_sigint() {
+    let name = ShmName::new("signals-int");
+    let (receiver, mut sender) = signals_receiver(&name);
+    // Stopped (SIGSTOP cannot be blocked), the receiver takes nothing, so
+    // the messages wait in the ring, and so does the SIGINT, in the
+    // signalfd, until SIGCONT lets it run again.
+    receiver.signal(Signal::STOP);
+    receiver.wait_until_stopped();
+    for i in 0..10 {
+        sender.send(format!("queued {i}").as_bytes()).unwrap();
+    }
+    receiver.signal(Signal::INT);
+    receiver.signal(Signal::CONT);
+    let out = receiver.finish();
+    out.assert_success();
+
+    // Every message exactly once, in order: at most the one it was waiting
+    // for when it stopped is received as usual, the rest are drained.
+    let lines = out.lines();
+    let (last, messages) = lines.split_last().unwrap();
+    let (summary, messages) = messages.split_last().unwrap();
+    assert_eq!(*last, format!("removed {}", name.0));
+    let texts: Vec<&str> = messages
+        .iter()
+        .map(|l| {
+            l.strip_prefix("received: ")
+                .or_else(|| l.strip_prefix("drained: "))
+                .unwrap_or_else(|| panic!("unexpected line {l:?}"))
+        })
+        .collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("queued {i}")).collect();
+    assert_eq!(texts, expected);
+    let drained = messages
+        .iter()
+        .filter(|l| l.starts_with("drained: "))
+        .count();
+    assert!(drained >= 9, "{}", out.stdout);
+    assert!(
+        messages[messages.len() - drained..]
+            .iter()
+            .all(|l| l.starts_with("drained: ")),
+        "nothing is received after the drain starts: {}",
+        out.stdout
+    );
+    assert_eq!(
+        *summary,
+        format!(
+            "got SIGINT from pid {}: drained {drained} queued messages; 10 received in all",
+            std::process::id()
+        )
+    );
+    assert!(!name.exists());
+}
+
+#[test]
+fn signals_receiver_stops_when_its_sender_closes() {
+    let name = ShmName::new("signals-send");
+    let mut receiver = Program::start("signals", &[&name.0]);
+    assert!(receiver.line().starts_with("ready: "));
+    let send = Program::run("signals", &["--send", &name.0, "one", "two words"]);
+    send.assert_success();
+    assert_eq!(send.stdout, "");
+    let out = receiver.finish();
+    out.assert_success();
+    assert_eq!(
+        out.lines(),
+        [
+            "received: one".to_owned(),
+            "received: two words".to_owned(),
+            "the sender closed: 2 received in all".to_owned(),
+            format!("removed {}", name.0),
+        ]
+    );
+    assert!(!name.exists());
+
+    Program::run("signals", &["--send", &name.0, "nobody"]).assert_failure("start signals first");
+    Program::run("signals", &["--sned", &name.0]).assert_failure("unexpected arguments");
 }

@@ -14,7 +14,7 @@
 use std::fs;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,7 @@ pub const SAFETY_NET: Duration = Duration::from_secs(30);
 fn exe(name: &str) -> &'static str {
     match name {
         "mmap_file" => env!("CARGO_BIN_EXE_mmap_file"),
+        "signals" => env!("CARGO_BIN_EXE_signals"),
         _ => panic!("no program {name}"),
     }
 }
@@ -145,6 +146,11 @@ impl Program {
         Program::start(name, args).finish()
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Reads more of stdout into `pending`; false at end of file.
     fn fill(&mut self) -> bool {
         if !readable_before(self.stdout.as_fd(), self.deadline) {
@@ -157,6 +163,23 @@ impl Program {
             .unwrap_or_else(|e| panic!("reading {}'s stdout: {e}", self.name));
         self.pending.extend_from_slice(&chunk[..n]);
         n > 0
+    }
+
+    /// The next line of stdout, without its newline.
+    pub fn line(&mut self) -> String {
+        loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                return String::from_utf8_lossy(&line[..end]).into_owned();
+            }
+            if !self.fill() {
+                let finished = self.finish_now();
+                panic!(
+                    "{} ended its output before a whole line ({})\nstdout:\n{}\nstderr:\n{}",
+                    finished.name, finished.status, finished.stdout, finished.stderr
+                );
+            }
+        }
     }
 
     /// Closes stdin, reads stdout and stderr to the end, waits for the exit.
@@ -197,6 +220,12 @@ impl Program {
         }
     }
 
+    /// Sends `signal` to the process (through its pidfd).
+    pub fn signal(&self, signal: Signal) {
+        pidfd_send_signal(&self.pidfd, signal)
+            .unwrap_or_else(|e| panic!("pidfd_send_signal({}, {signal:?}): {e}", self.name));
+    }
+
     fn kill_and_fail(&mut self, what: &str) -> ! {
         let _ = pidfd_send_signal(&self.pidfd, Signal::KILL);
         let _ = self.child.wait();
@@ -209,6 +238,26 @@ impl Program {
             self.name,
             String::from_utf8_lossy(tail)
         );
+    }
+
+    /// The process's state letter as the kernel reports it in
+    /// `/proc/<pid>/stat`: `R` running, `S` asleep (interruptibly, as in a
+    /// blocking system call), `T` stopped by a signal, ...
+    pub fn state(&self) -> char {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .unwrap_or_else(|e| panic!("reading {}'s /proc stat: {e}", self.name));
+        // "pid (comm) S ...": the name may hold spaces and parentheses, so
+        // the state is the first field after the *last* ')'.
+        let after = &stat[stat.rfind(')').expect("a (comm) field") + 1..];
+        after.trim_start().chars().next().expect("a state field")
+    }
+
+    /// Waits until the process is stopped (state `T`, after SIGSTOP).
+    pub fn wait_until_stopped(&self) {
+        while self.state() != 'T' {
+            assert!(Instant::now() < self.deadline, "{} did not stop", self.name);
+            std::thread::yield_now();
+        }
     }
 }
 
@@ -245,5 +294,28 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A shared-memory segment name of one test, removed at the end whatever
+/// happens (the test checks first that the program removed it).
+pub struct ShmName(pub String);
+
+impl ShmName {
+    pub fn new(test: &str) -> ShmName {
+        ShmName(format!("/shmlane-course-{test}-{}", std::process::id()))
+    }
+
+    /// Whether the name exists: named segments are files in `/dev/shm`.
+    pub fn exists(&self) -> bool {
+        Path::new("/dev/shm")
+            .join(self.0.trim_start_matches('/'))
+            .exists()
+    }
+}
+
+impl Drop for ShmName {
+    fn drop(&mut self) {
+        let _ = shmlane_posix::Segment::unlink(&self.0);
     }
 }
