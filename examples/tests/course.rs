@@ -263,3 +263,118 @@ fn signals_receiver_stops_when_its_sender_closes() {
     Program::run("signals", &["--send", &name.0, "nobody"]).assert_failure("start signals first");
     Program::run("signals", &["--sned", &name.0]).assert_failure("unexpected arguments");
 }
+
+// ---------------------------------------------------------------- file locks
+
+/// The system call a waiter for a lock of `kind` sleeps in.
+fn lock_syscall(kind: &str) -> i64 {
+    match kind {
+        "flock" => libc::SYS_flock,
+        "ofd" => libc::SYS_fcntl,
+        _ => panic!("no lock kind {kind}"),
+    }
+}
+
+/// What `file_lock` calls a lock of `kind` on `path`.
+fn lock_what(kind: &str, path: &str) -> String {
+    match kind {
+        "flock" => format!("flock on {path}"),
+        _ => format!("OFD lock on {path}"),
+    }
+}
+
+/// A holder takes the lock, a waiter blocks on it; `end_holder` ends the
+/// holder, and the waiter must get the lock then.
+fn lock_changes_hands(kind: &str, test: &str, end_holder: impl FnOnce(Program)) {
+    let dir = TempDir::new(test);
+    let path = dir.path_str("lockfile");
+    let what = lock_what(kind, &path);
+
+    let mut holder = Program::start("file_lock", &[kind, &path]);
+    assert_eq!(
+        holder.line(),
+        format!(
+            "locked: {what}, held by pid {} until stdin ends",
+            holder.pid()
+        )
+    );
+    let mut waiter = Program::start("file_lock", &[kind, &path]);
+    assert_eq!(
+        waiter.line(),
+        format!("waiting: {what} is held by another open file description")
+    );
+    // Asleep in the lock call itself: the kernel makes it wait.
+    waiter.wait_until_blocked_in(lock_syscall(kind));
+
+    end_holder(holder);
+    assert_eq!(
+        waiter.line(),
+        format!(
+            "acquired: {what}, held by pid {} until stdin ends",
+            waiter.pid()
+        )
+    );
+    let out = waiter.finish();
+    out.assert_success();
+    assert_eq!(out.stdout, "released\n");
+    assert!(
+        dir.join("lockfile").exists(),
+        "a lock file is never removed"
+    );
+}
+
+/// SIGKILL: the holder cannot release anything; the kernel does, when it
+/// closes the dead process's files.
+fn kill_holder(holder: Program) {
+    let status = holder.kill();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+}
+
+/// The holder's stdin ends: it releases the lock itself and exits.
+fn release_holder(holder: Program) {
+    let out = holder.finish();
+    out.assert_success();
+    assert_eq!(out.stdout, "released\n");
+}
+
+#[test]
+fn file_lock_flock_passes_to_the_waiter_when_the_holder_is_killed() {
+    lock_changes_hands("flock", "flock-killed", kill_holder);
+}
+
+#[test]
+fn file_lock_ofd_passes_to_the_waiter_when_the_holder_is_killed() {
+    lock_changes_hands("ofd", "ofd-killed", kill_holder);
+}
+
+#[test]
+fn file_lock_passes_to_the_waiter_when_the_holder_releases_it() {
+    lock_changes_hands("flock", "flock-released", release_holder);
+    lock_changes_hands("ofd", "ofd-released", release_holder);
+}
+
+#[test]
+fn file_lock_flock_and_ofd_locks_do_not_conflict() {
+    let dir = TempDir::new("lock-kinds");
+    let path = dir.path_str("lockfile");
+    let mut flock_holder = Program::start("file_lock", &["flock", &path]);
+    assert!(flock_holder.line().starts_with("locked: flock on "));
+    // Another kind of lock on the same file is granted at once.
+    let mut ofd_holder = Program::start("file_lock", &["ofd", &path]);
+    assert!(ofd_holder.line().starts_with("locked: OFD lock on "));
+    for holder in [flock_holder, ofd_holder] {
+        let out = holder.finish();
+        out.assert_success();
+        assert_eq!(out.stdout, "released\n");
+    }
+}
+
+#[test]
+fn file_lock_refuses_bad_arguments() {
+    let dir = TempDir::new("lock-refuse");
+    Program::run("file_lock", &["posix", &dir.path_str("lockfile")])
+        .assert_failure("unexpected arguments");
+    Program::run("file_lock", &["flock"]).assert_failure("usage: file_lock flock|ofd PATH");
+    Program::run("file_lock", &["ofd", &dir.path_str("no/such/dir")]).assert_failure("cannot open");
+    assert!(!dir.join("lockfile").exists(), "nothing was created");
+}

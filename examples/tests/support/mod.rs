@@ -30,6 +30,7 @@ fn exe(name: &str) -> &'static str {
     match name {
         "mmap_file" => env!("CARGO_BIN_EXE_mmap_file"),
         "signals" => env!("CARGO_BIN_EXE_signals"),
+        "file_lock" => env!("CARGO_BIN_EXE_file_lock"),
         _ => panic!("no program {name}"),
     }
 }
@@ -226,6 +227,13 @@ impl Program {
             .unwrap_or_else(|e| panic!("pidfd_send_signal({}, {signal:?}): {e}", self.name));
     }
 
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(mut self) -> ExitStatus {
+        self.signal(Signal::KILL);
+        self.reaped = true;
+        self.child.wait().expect("wait")
+    }
+
     fn kill_and_fail(&mut self, what: &str) -> ! {
         let _ = pidfd_send_signal(&self.pidfd, Signal::KILL);
         let _ = self.child.wait();
@@ -250,6 +258,35 @@ impl Program {
         // the state is the first field after the *last* ')'.
         let after = &stat[stat.rfind(')').expect("a (comm) field") + 1..];
         after.trim_start().chars().next().expect("a state field")
+    }
+
+    /// The number of the system call the process is in, from
+    /// `/proc/<pid>/syscall`: `Some(nr)` while it is blocked in one, `None`
+    /// while it runs, and `Some(nr)` of any call if the file cannot be read
+    /// (it needs ptrace rights over the process, which a parent usually has
+    /// over its child; without them the state alone has to do).
+    fn syscall(&self, nr: i64) -> Option<i64> {
+        match fs::read_to_string(format!("/proc/{}/syscall", self.pid())) {
+            Ok(line) => line.split_whitespace().next()?.parse().ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(nr),
+            Err(e) => panic!("reading {}'s /proc syscall: {e}", self.name),
+        }
+    }
+
+    /// Waits until the process sleeps in system call `nr` (a libc `SYS_*`
+    /// number): proof that it blocks there, not that it is slow to get
+    /// there. Re-checks until [`SAFETY_NET`] passes.
+    pub fn wait_until_blocked_in(&self, nr: i64) {
+        while !(self.state() == 'S' && self.syscall(nr) == Some(nr)) {
+            assert!(
+                Instant::now() < self.deadline,
+                "{} did not block in system call {nr} (state {}, syscall {:?})",
+                self.name,
+                self.state(),
+                self.syscall(nr)
+            );
+            std::thread::yield_now();
+        }
     }
 
     /// Waits until the process is stopped (state `T`, after SIGSTOP).
