@@ -378,3 +378,61 @@ fn file_lock_refuses_bad_arguments() {
     Program::run("file_lock", &["ofd", &dir.path_str("no/such/dir")]).assert_failure("cannot open");
     assert!(!dir.join("lockfile").exists(), "nothing was created");
 }
+
+// ---------------------------------------------------------------- condition variables
+
+/// What `condvar` must report for `count` messages: its generator and
+/// checksum, written again here (FNV-1a over each message's length, 4 bytes
+/// little endian, and bytes).
+fn condvar_expected(count: u64) -> String {
+    let mut checksum: u64 = 0xcbf2_9ce4_8422_2325;
+    for i in 0..count {
+        let message = format!("message {i:06} {}", "*".repeat((i % 77) as usize));
+        let len = (message.len() as u32).to_le_bytes();
+        for &byte in len.iter().chain(message.as_bytes()) {
+            checksum = (checksum ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{count} messages, checksum {checksum:#018x}")
+}
+
+/// Runs `condvar` (with `args`) and checks that the queue and the ring both
+/// delivered the `count` messages, each once and in order.
+fn condvar_delivers(args: &[&str], count: u64) {
+    let out = Program::run("condvar", args);
+    out.assert_success();
+    let lines = out.lines();
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    let expected = condvar_expected(count);
+    assert_eq!(lines[0], format!("expected: {expected}"));
+    let result = |line: &str, prefix: &str| {
+        line.strip_prefix(prefix)
+            .and_then(|rest| rest.split_once("; "))
+            .map(|(tally, _stats)| tally.to_owned())
+            .unwrap_or_else(|| panic!("no {prefix:?} line: {line:?}"))
+    };
+    assert_eq!(result(lines[1], "condvar: "), expected);
+    assert!(lines[1].contains("; waits: producer "), "{}", lines[1]);
+    assert_eq!(result(lines[2], "ring: "), expected);
+    assert_eq!(lines[3], "the results match");
+}
+
+#[test]
+fn condvar_queue_and_ring_deliver_the_same_messages() {
+    // Far more messages than either holds: both sides wait many times.
+    condvar_delivers(&["20000"], 20_000);
+    condvar_delivers(&["1"], 1);
+    condvar_delivers(&["0"], 0);
+}
+
+#[test]
+fn condvar_sends_a_hundred_thousand_messages_by_default() {
+    condvar_delivers(&[], 100_000);
+}
+
+#[test]
+fn condvar_refuses_bad_arguments() {
+    Program::run("condvar", &["many"]).assert_failure("COUNT must be a whole number");
+    Program::run("condvar", &["-1"]).assert_failure("COUNT must be a whole number");
+    Program::run("condvar", &["1", "2"]).assert_failure("unexpected arguments");
+}

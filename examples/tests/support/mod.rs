@@ -31,6 +31,7 @@ fn exe(name: &str) -> &'static str {
         "mmap_file" => env!("CARGO_BIN_EXE_mmap_file"),
         "signals" => env!("CARGO_BIN_EXE_signals"),
         "file_lock" => env!("CARGO_BIN_EXE_file_lock"),
+        "condvar" => env!("CARGO_BIN_EXE_condvar"),
         _ => panic!("no program {name}"),
     }
 }
