@@ -59,3 +59,14 @@ pub fn held_by_other(fd: impl AsFd, byte: i64) -> io::Result<bool> {
     }
     Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
 }
+
+/// Releases this open file description's lock on `byte` (if it holds one).
+pub fn unlock(fd: impl AsFd, byte: i64) -> io::Result<()> {
+    let mut lock = request(libc::F_UNLCK as libc::c_short, byte);
+    // SAFETY: as in `try_lock`.
+    if unsafe { libc::fcntl(fd.as_fd().as_raw_fd(), libc::F_OFD_SETLK, &mut lock) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -62,14 +62,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
 use rustix::fs::{FlockOperation, flock};
 use rustix::io::Errno;
-use shmlane_examples::{BoxError, run};
+use shmlane_examples::{BoxError, ofd, run};
 
 const USAGE: &str = "usage: file_lock flock|ofd PATH";
 
@@ -97,8 +96,12 @@ impl Kind {
             let result = match (self, wait) {
                 (Kind::Flock, true) => flock(file, FlockOperation::LockExclusive),
                 (Kind::Flock, false) => flock(file, FlockOperation::NonBlockingLockExclusive),
-                (Kind::Ofd, true) => ofd(file, libc::F_OFD_SETLKW, libc::F_WRLCK),
-                (Kind::Ofd, false) => ofd(file, libc::F_OFD_SETLK, libc::F_WRLCK),
+                (Kind::Ofd, true) => ofd::lock(file, 0).map_err(errno),
+                (Kind::Ofd, false) => match ofd::try_lock(file, 0) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(Errno::AGAIN),
+                    Err(e) => Err(errno(e)),
+                },
             };
             match result {
                 Ok(()) => return Ok(true),
@@ -114,29 +117,15 @@ impl Kind {
     fn unlock(self, file: &File) -> Result<(), Errno> {
         match self {
             Kind::Flock => flock(file, FlockOperation::Unlock),
-            Kind::Ofd => ofd(file, libc::F_OFD_SETLK, libc::F_UNLCK),
+            Kind::Ofd => ofd::unlock(file, 0).map_err(errno),
         }
     }
 }
 
-/// `fcntl(fd, cmd, &flock)` for an OFD lock of kind `l_type` on byte 0.
-fn ofd(file: &File, cmd: libc::c_int, l_type: libc::c_int) -> Result<(), Errno> {
-    // SAFETY: `flock` is a plain C struct for which all zeroes is a valid
-    // value; OFD locks require `l_pid` to be 0.
-    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = l_type as libc::c_short;
-    lock.l_whence = libc::SEEK_SET as libc::c_short;
-    lock.l_start = 0;
-    lock.l_len = 1;
-    // SAFETY: the descriptor is open for the whole call (borrowed from
-    // `file`), and F_OFD_SETLK/F_OFD_SETLKW read the `flock` we own, which
-    // outlives the call.
-    let r = unsafe { libc::fcntl(file.as_fd().as_raw_fd(), cmd, &mut lock) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO))
-    }
+/// An OFD lock call's result as an errno (the examples' [`ofd`] speaks
+/// `std::io`).
+fn errno(e: std::io::Error) -> Errno {
+    Errno::from_io_error(&e).unwrap_or(Errno::IO)
 }
 
 fn main() -> ExitCode {
