@@ -9,8 +9,43 @@ use proptest::prelude::*;
 use crate::layout::*;
 use crate::{Config, Consumer, Corruption, Error, Producer, Ring, Role, Spin};
 
-use crate::fuzzing::AlignedBuf as Buf;
-use crate::fuzzing::{Op, payload, run_ops};
+use crate::fuzzing::{Op, run_ops};
+
+/// A zeroed heap region aligned for a ring header. (`shmlane-fuzz-support`
+/// has the same as `AlignedBuf`; a unit test cannot use that crate: it links
+/// another build of this one, whose types differ from `crate::*`.)
+struct Buf(Vec<Block>);
+
+#[derive(Clone, Copy)]
+#[repr(C, align(128))]
+struct Block([u8; 128]);
+
+impl Buf {
+    /// At least `bytes` zeroed bytes.
+    fn new(bytes: usize) -> Self {
+        Buf(vec![Block([0; 128]); bytes.div_ceil(128).max(1)])
+    }
+
+    /// Room for a ring of `capacity` bytes.
+    fn for_capacity(capacity: usize) -> Self {
+        Self::new(region_size(capacity))
+    }
+
+    /// All the bytes.
+    fn bytes(&mut self) -> &mut [u8] {
+        let len = self.0.len() * 128;
+        // SAFETY: `Block` is plain bytes with no padding; the vector holds
+        // `len` contiguous, initialised bytes, borrowed mutably here.
+        unsafe { core::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), len) }
+    }
+}
+
+/// Deterministic payload for message `seq` of `len` bytes.
+fn payload(seq: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (seq.wrapping_mul(31) as usize ^ i.wrapping_mul(7)) as u8)
+        .collect()
+}
 
 fn ring(buf: &mut Buf, capacity: usize) -> Ring<'_> {
     Ring::create_in(buf.bytes(), Config::new(capacity)).unwrap()
