@@ -64,12 +64,10 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
-#[cfg(any(test, loom, feature = "fuzzing"))]
+#[cfg(any(test, loom))]
 extern crate std;
 
 mod error;
-#[cfg(any(test, feature = "fuzzing"))]
-pub mod fuzzing;
 pub mod layout;
 mod ring;
 mod sync;

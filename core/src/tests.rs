@@ -1,16 +1,48 @@
-//! Unit, property and stress tests of the ring (run natively and under Miri;
-//! the loom models are in `tests/loom.rs`).
+//! Unit and stress tests of the ring (run natively and under Miri; the
+//! property test against a model is in `tests/model.rs`, the loom models are
+//! in `tests/loom.rs`).
 
 use std::vec;
 use std::vec::Vec;
 
-use proptest::prelude::*;
-
 use crate::layout::*;
 use crate::{Config, Consumer, Corruption, Error, Producer, Ring, Role, Spin};
 
-use crate::fuzzing::AlignedBuf as Buf;
-use crate::fuzzing::{Op, payload, run_ops};
+/// A zeroed heap region aligned for a ring header. (`shmlane-fuzz-support`
+/// has the same as `AlignedBuf`; a unit test cannot use that crate: it links
+/// another build of this one, whose types differ from `crate::*`.)
+struct Buf(Vec<Block>);
+
+#[derive(Clone, Copy)]
+#[repr(C, align(128))]
+struct Block([u8; 128]);
+
+impl Buf {
+    /// At least `bytes` zeroed bytes.
+    fn new(bytes: usize) -> Self {
+        Buf(vec![Block([0; 128]); bytes.div_ceil(128).max(1)])
+    }
+
+    /// Room for a ring of `capacity` bytes.
+    fn for_capacity(capacity: usize) -> Self {
+        Self::new(region_size(capacity))
+    }
+
+    /// All the bytes.
+    fn bytes(&mut self) -> &mut [u8] {
+        let len = self.0.len() * 128;
+        // SAFETY: `Block` is plain bytes with no padding; the vector holds
+        // `len` contiguous, initialised bytes, borrowed mutably here.
+        unsafe { core::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), len) }
+    }
+}
+
+/// Deterministic payload for message `seq` of `len` bytes.
+fn payload(seq: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (seq.wrapping_mul(31) as usize ^ i.wrapping_mul(7)) as u8)
+        .collect()
+}
 
 fn ring(buf: &mut Buf, capacity: usize) -> Ring<'_> {
     Ring::create_in(buf.bytes(), Config::new(capacity)).unwrap()
@@ -813,82 +845,9 @@ fn scribbling_the_wait_words_does_not_hang_or_break_the_ring() {
 }
 
 // ---------------------------------------------------------------------------
-// Property test: random operation sequences against a VecDeque model
-// (the model is shared with the `ring_ops` fuzz target: crate::fuzzing)
-
-fn len_strategy(max: usize) -> impl Strategy<Value = usize> {
-    prop_oneof![
-        Just(0),
-        Just(1),
-        Just(max),
-        Just(max - 1),
-        0..=max,
-        0..=16usize,
-        max + 1..max + 9
-    ]
-}
-
-fn op_strategy(max: usize) -> impl Strategy<Value = Op> {
-    prop_oneof![
-        6 => len_strategy(max).prop_map(Op::TrySend),
-        3 => (len_strategy(max), 0..=max + 4).prop_map(|(l, c)| Op::ReserveCommit(l, c)),
-        1 => len_strategy(max).prop_map(Op::ReserveAbort),
-        2 => proptest::collection::vec(len_strategy(max), 0..6).prop_map(Op::BatchSend),
-        5 => (0..=max + 1).prop_map(Op::TryRecv),
-        4 => Just(Op::Read),
-        2 => (0..6usize).prop_map(Op::BatchRecv),
-        1 => Just(Op::CloseProducer),
-        1 => Just(Op::CloseConsumer),
-    ]
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: if cfg!(miri) { 3 } else { 512 },
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn random_operations_match_a_vecdeque_model(
-        capacity in prop_oneof![Just(64usize), Just(128), Just(256)],
-        seed_ops in proptest::collection::vec(op_strategy(120), 1..if cfg!(miri) { 25 } else { 120 }),
-    ) {
-        // Rescale lengths to this capacity's maximum.
-        let max = max_message_limit(capacity);
-        let fix = |l: usize| if l > 120 { max + (l - 120) } else { l * max / 120 };
-        let ops: Vec<Op> = seed_ops.into_iter().map(|op| match op {
-            Op::TrySend(l) => Op::TrySend(fix(l)),
-            Op::ReserveCommit(l, c) => Op::ReserveCommit(fix(l), fix(c)),
-            Op::ReserveAbort(l) => Op::ReserveAbort(fix(l)),
-            Op::BatchSend(ls) => Op::BatchSend(ls.into_iter().map(fix).collect()),
-            Op::TryRecv(l) => Op::TryRecv(fix(l)),
-            other => other,
-        }).collect();
-        run_ops(capacity, &ops);
-    }
-}
-
-#[test]
-fn model_covers_the_wrap_padding() {
-    // A fixed sequence that must pad: sizes chosen against a 64-byte ring.
-    run_ops(
-        64,
-        &[
-            Op::TrySend(8),
-            Op::TrySend(16),
-            Op::Read,
-            Op::Read,
-            Op::TrySend(24), // padding 24 at 40
-            Op::TrySend(0),
-            Op::BatchRecv(3),
-            Op::TrySend(24),
-            Op::CloseProducer,
-            Op::Read,
-            Op::Read,
-        ],
-    );
-}
+// The property test against a VecDeque model is an integration test,
+// `tests/model.rs`: the model lives in shmlane-fuzz-support (shared with the
+// `ring_ops` fuzz target), which depends on this crate.
 
 // ---------------------------------------------------------------------------
 // Two-thread stress

@@ -1,4 +1,4 @@
-//! `cargo fuzz run attach`: see `shmlane_core::fuzzing::attach` for what it checks.
+//! `cargo fuzz run attach`: see `shmlane_fuzz_support::attach` for what it checks.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| shmlane_core::fuzzing::attach(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| shmlane_fuzz_support::attach(data));

@@ -1,7 +1,7 @@
 //! Replays the committed corpus and crash inputs of the posix fuzz targets
 //! (`fuzz/`) on stable Rust, so a fixed crash stays fixed.
 
-use shmlane_core::fuzzing::replay_committed;
+use shmlane_fuzz_support::replay_committed;
 
 #[test]
 fn replay_frame_decoder() {

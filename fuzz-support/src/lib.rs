@@ -1,20 +1,45 @@
-//! The logic of the `cargo fuzz` targets in `fuzz/`, as plain functions, so
-//! that `cargo test` replays the committed corpus and every past crash input
-//! on stable Rust (see the replay test at the end), and the property test
-//! shares the operation model with the `ring_ops` target.
+//! # shmlane-fuzz-support
+//!
+//! The logic of shmlane's `cargo fuzz` targets (`fuzz/`) as plain functions,
+//! so that `cargo test` on stable Rust replays the committed corpus and every
+//! past crash input (`tests/replay.rs` here, `posix/tests/fuzz_replay.rs`),
+//! and so that shmlane-core's property test (`core/tests/model.rs`) shares
+//! the operation model ([`Op`], [`run_ops`]) with the `ring_ops` target.
+//!
+//! Test tooling only: this crate is `publish = false`, and the published
+//! crates neither depend on it nor carry a feature for it. It uses
+//! shmlane-core's public API and its documented layout
+//! ([`shmlane_core::layout`]) only. Because it depends on shmlane-core,
+//! shmlane-core's *unit* tests cannot use it (they are another build of the
+//! crate, with other types); its integration tests can.
 //!
 //! Each entry point takes the fuzzer's bytes and panics on a bug: a result
 //! the model does not predict, a message outside the region or longer than
 //! the maximum, or a call that does not return.
+//!
+//! The targets `frame_decoder` and `address` check private state of
+//! shmlane-posix (the decoder's buffer bound), so their logic stays there
+//! (`shmlane_posix::framing::fuzz_frame_decoder`,
+//! `shmlane_posix::address::fuzz_address`, `#[doc(hidden)]`);
+//! [`replay_committed`] replays their corpus too.
+//!
+//! # Where the corpus is
+//!
+//! [`FUZZ_DIR`] is the `fuzz/` directory of the checkout, computed at
+//! compile time from this crate's own `CARGO_MANIFEST_DIR` (`fuzz-support/`
+//! sits next to `fuzz/`). That is sound only because this crate is never
+//! published: it is always built from the checkout. [`replay_dir`] takes
+//! the directory explicitly.
 
 use std::collections::VecDeque;
-use std::vec;
-use std::vec::Vec;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::layout::*;
-use crate::{Config, Error, Ring, Spin};
+use shmlane_core::layout::{HEADER_SIZE, RECORD_HEADER, max_message_limit, region_size};
+use shmlane_core::{Config, Error, Ring, Spin};
 
 /// A zeroed heap region aligned for a ring header.
 #[derive(Debug)]
@@ -41,6 +66,40 @@ impl AlignedBuf {
         // SAFETY: `Block` is plain bytes with no padding; the vector holds
         // `len` contiguous, initialised bytes, borrowed mutably here.
         unsafe { core::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), len) }
+    }
+}
+
+/// Bytes a record with a `len`-byte payload occupies: an 8-byte header,
+/// then the payload padded to a multiple of 8 (see [`shmlane_core::layout`]).
+fn record_size(len: u64) -> u64 {
+    RECORD_HEADER + ((len + 7) & !7)
+}
+
+/// The header is three lines of equal size (identity, producer, consumer);
+/// a position is the first `u64` of its side's line (see
+/// [`shmlane_core::layout`], where the layout is pinned).
+const LINE: usize = HEADER_SIZE / 3;
+// Not under loom (`--cfg loom`, whose header carries extra cells): the
+// loom test build compiles this crate as a dev-dependency but never runs it.
+#[cfg(not(loom))]
+const _: () = assert!(HEADER_SIZE == 3 * LINE && LINE % 8 == 0);
+
+/// The shared write and read positions of the ring whose region starts at
+/// `base`, as the peer process would read them.
+///
+/// # Safety
+///
+/// `base` is the start of a live ring's region.
+unsafe fn positions(base: *mut u8) -> (u64, u64) {
+    // SAFETY: both words lie in the header (the caller's promise), are
+    // 8-byte aligned (the region is aligned to `REGION_ALIGN`, `LINE` is a
+    // multiple of 8) and, like every header word, are only ever accessed
+    // through atomics.
+    unsafe {
+        (
+            AtomicU64::from_ptr(base.add(LINE).cast()).load(Relaxed),
+            AtomicU64::from_ptr(base.add(2 * LINE).cast()).load(Relaxed),
+        )
     }
 }
 
@@ -148,11 +207,23 @@ impl Model {
 }
 
 /// Runs `ops` on a fresh ring of `capacity` bytes and checks every result,
-/// every message and the shared positions against the [`Model`]. Panics on
-/// any difference.
+/// every message and the shared positions against a model of the byte
+/// accounting (a `VecDeque` of the messages in flight). Panics on any
+/// difference.
 pub fn run_ops(capacity: usize, ops: &[Op]) {
     let mut buf = AlignedBuf::for_capacity(capacity);
-    let r = Ring::create_in(buf.bytes(), Config::new(capacity)).unwrap();
+    let base = buf.bytes().as_mut_ptr();
+    // SAFETY: `buf` outlives the ring (dropped last, after every handle);
+    // the region is accessed through the ring and through the atomic loads
+    // of `positions` only, both derived from `base`, on this one thread.
+    let r = unsafe {
+        Ring::create(
+            NonNull::new(base).unwrap(),
+            region_size(capacity),
+            Config::new(capacity),
+        )
+    }
+    .unwrap();
     let (mut tx, mut rx) = (
         Some(r.producer(Spin::new()).unwrap()),
         Some(r.consumer(Spin::new()).unwrap()),
@@ -291,10 +362,11 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
             }
         }
         // After every step the shared positions match the model.
-        use crate::sync::Ordering::Relaxed;
-        assert_eq!(r.header().producer.position.load(Relaxed), m.write);
+        // SAFETY: `base` is the region of the live ring `r`.
+        let (write, read) = unsafe { positions(base) };
+        assert_eq!(write, m.write);
         if rx.is_some() {
-            assert_eq!(r.header().consumer.position.load(Relaxed), m.read);
+            assert_eq!(read, m.read);
         }
     }
 }
@@ -510,12 +582,21 @@ pub fn hostile_peer(data: &[u8]) {
     drop(buf);
 }
 
+/// The `fuzz/` directory of the checkout this crate is built from (see
+/// [the crate docs](crate#where-the-corpus-is)).
+pub const FUZZ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz");
+
 /// Runs `run` on every committed input of the fuzz target `target`
-/// (`fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` of this
-/// checkout) and panics, naming the file, if one fails or if the target has
-/// no committed corpus. For regression tests on stable Rust.
+/// (`corpus/<target>/` and `regressions/<target>/` of [`FUZZ_DIR`]) and
+/// panics, naming the file, if one fails or if the target has no committed
+/// corpus. For regression tests on stable Rust.
 pub fn replay_committed(target: &str, run: fn(&[u8])) {
-    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    replay_dir(Path::new(FUZZ_DIR), target, run);
+}
+
+/// [`replay_committed`] with the fuzz directory (the one that holds
+/// `corpus/` and `regressions/`) given explicitly.
+pub fn replay_dir(fuzz: &Path, target: &str, run: fn(&[u8])) {
     let mut seeds = 0;
     for dir in ["corpus", "regressions"] {
         let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join(target)) else {
@@ -529,99 +610,9 @@ pub fn replay_committed(target: &str, run: fn(&[u8])) {
             seeds += usize::from(dir == "corpus");
         }
     }
-    assert!(seeds > 0, "no committed corpus for {target}");
-}
-
-#[cfg(test)]
-mod replay {
-    //! Replays the committed corpus and the crash inputs of every target.
-    use std::format;
-    use std::path::Path;
-    use std::vec::Vec;
-
-    use super::replay_committed as replay;
-
-    /// Writes the seed corpus (real ring images for `attach`, short op
-    /// sequences for the others). Run with
-    /// `SHMLANE_WRITE_SEEDS=1 cargo test -p shmlane-core --lib write_seed_corpus -- --ignored`.
-    #[test]
-    #[ignore = "tooling: writes fuzz/corpus"]
-    fn write_seed_corpus() {
-        use crate::{Config, Ring, Spin};
-        if std::env::var_os("SHMLANE_WRITE_SEEDS").is_none() {
-            return;
-        }
-        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
-        let write = |target: &str, name: &str, bytes: &[u8]| {
-            let dir = corpus.join(target);
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join(name), bytes).unwrap();
-        };
-        // attach: images of live rings in several states.
-        let image = |capacity: usize, sends: &[usize], reads: usize, close: bool| {
-            let mut buf = super::AlignedBuf::for_capacity(capacity);
-            let len = super::region_size(capacity);
-            {
-                let ring = Ring::create_in(&mut buf.bytes()[..len], Config::new(capacity)).unwrap();
-                let mut tx = ring.producer(Spin::new()).unwrap();
-                let mut rx = ring.consumer(Spin::new()).unwrap();
-                for (i, &n) in sends.iter().enumerate() {
-                    tx.try_send(&super::payload(i as u64, n)).unwrap();
-                    if i < reads {
-                        rx.try_read().unwrap().release();
-                    }
-                }
-                if close {
-                    drop(tx);
-                } else {
-                    std::mem::forget(tx);
-                }
-                std::mem::forget(rx);
-            }
-            buf.bytes()[..len].to_vec()
-        };
-        write("attach", "fresh-256", &image(256, &[], 0, false));
-        write(
-            "attach",
-            "three-messages-256",
-            &image(256, &[0, 7, 120], 0, false),
-        );
-        write(
-            "attach",
-            "wrapped-padding-64",
-            &image(64, &[8, 16, 24, 0], 2, false),
-        );
-        write(
-            "attach",
-            "closed-producer-128",
-            &image(128, &[1, 56], 0, true),
-        );
-        write("attach", "full-64", &image(64, &[24, 24], 0, false));
-        // ring_ops and hostile_peer: any bytes decode into operations.
-        for (i, seed) in [&[0u8; 64][..], &[0x55; 96], &(0..=255).collect::<Vec<u8>>()]
-            .iter()
-            .enumerate()
-        {
-            write("ring_ops", &format!("seed-{i}"), seed);
-            write("hostile_peer", &format!("seed-{i}"), seed);
-        }
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "reads files")]
-    fn replay_ring_ops() {
-        replay("ring_ops", super::ring_ops);
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "reads files")]
-    fn replay_attach() {
-        replay("attach", super::attach);
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "reads files")]
-    fn replay_hostile_peer() {
-        replay("hostile_peer", super::hostile_peer);
-    }
+    assert!(
+        seeds > 0,
+        "no committed corpus for {target} in {}",
+        fuzz.display()
+    );
 }
