@@ -38,6 +38,7 @@
 
 use core::mem::{align_of, size_of};
 
+use crate::sync::Ordering::Relaxed;
 use crate::sync::{AtomicU32, AtomicU64};
 
 /// `b"SHMLANE\0"` as the `u64` whose in-memory bytes spell it.
@@ -144,33 +145,46 @@ pub(crate) struct Header {
 pub(crate) const LOOM_CELLS: usize = 64;
 
 impl Header {
-    /// A fresh, not yet initialised header.
-    pub(crate) fn new(capacity: u64, max_message: u64) -> Self {
+    /// An all-zero header, for loom, whose atomics and cells must be
+    /// constructed (natively, zeroed memory is one already).
+    #[cfg(loom)]
+    pub(crate) fn zeroed() -> Self {
+        let line = || {
+            CacheLine(Line {
+                position: AtomicU64::new(0),
+                peer_wait: AtomicU32::new(0),
+                reserved: AtomicU32::new(0),
+            })
+        };
         Header {
             identity: CacheLine(Identity {
-                magic: AtomicU64::new(MAGIC),
-                version: AtomicU32::new(LAYOUT_VERSION),
-                header_size: AtomicU32::new(HEADER_SIZE as u32),
-                capacity: AtomicU64::new(capacity),
-                max_message: AtomicU64::new(max_message),
+                magic: AtomicU64::new(0),
+                version: AtomicU32::new(0),
+                header_size: AtomicU32::new(0),
+                capacity: AtomicU64::new(0),
+                max_message: AtomicU64::new(0),
                 producer_state: AtomicU32::new(STATE_IDLE),
                 consumer_state: AtomicU32::new(STATE_IDLE),
                 init: AtomicU32::new(0),
                 waits: AtomicU32::new(0),
             }),
-            producer: CacheLine(Line {
-                position: AtomicU64::new(0),
-                peer_wait: AtomicU32::new(0),
-                reserved: AtomicU32::new(0),
-            }),
-            consumer: CacheLine(Line {
-                position: AtomicU64::new(0),
-                peer_wait: AtomicU32::new(0),
-                reserved: AtomicU32::new(0),
-            }),
-            #[cfg(loom)]
+            producer: line(),
+            consumer: line(),
             cells: core::array::from_fn(|_| loom::cell::UnsafeCell::new(())),
         }
+    }
+
+    /// Writes the creator's identity fields into a zeroed header (positions,
+    /// wait words and states start at zero: [`STATE_IDLE`]). Not ready yet:
+    /// the creator stores [`INIT_READY`] last.
+    pub(crate) fn init(&self, capacity: u64, max_message: u64) {
+        let id = &*self.identity;
+        // Relaxed: published by the creator's Release store of `init`.
+        id.magic.store(MAGIC, Relaxed);
+        id.version.store(LAYOUT_VERSION, Relaxed);
+        id.header_size.store(HEADER_SIZE as u32, Relaxed);
+        id.capacity.store(capacity, Relaxed);
+        id.max_message.store(max_message, Relaxed);
     }
 
     /// Tells loom that `len` bytes of the data area at `offset` are read
@@ -317,15 +331,14 @@ mod pinned {
 
     // Three lines, each alone on its (prefetch-pair of) cache line(s), the
     // same on every target.
-    const LINE: usize = LINE_SIZE;
-    const_assert_eq!(align_of::<CacheLine<u8>>(), LINE);
-    const_assert_eq!(size_of::<CacheLine<u8>>(), LINE);
-    const_assert_eq!(size_of::<CacheLine<Identity>>(), LINE);
+    const_assert_eq!(align_of::<CacheLine<u8>>(), LINE_SIZE);
+    const_assert_eq!(size_of::<CacheLine<u8>>(), LINE_SIZE);
+    const_assert_eq!(size_of::<CacheLine<Identity>>(), LINE_SIZE);
     const_assert_eq!(offset_of!(Header, identity), 0);
-    const_assert_eq!(offset_of!(Header, producer), LINE);
-    const_assert_eq!(offset_of!(Header, consumer), 2 * LINE);
-    const_assert_eq!(size_of::<Header>(), 3 * LINE);
-    const_assert_eq!(align_of::<Header>(), LINE);
+    const_assert_eq!(offset_of!(Header, producer), LINE_SIZE);
+    const_assert_eq!(offset_of!(Header, consumer), 2 * LINE_SIZE);
+    const_assert_eq!(size_of::<Header>(), 3 * LINE_SIZE);
+    const_assert_eq!(align_of::<Header>(), LINE_SIZE);
 
     const_assert_eq!(HEADER_SIZE, 384);
     const_assert_eq!(REGION_ALIGN, 128);

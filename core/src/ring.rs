@@ -260,10 +260,20 @@ impl<'a> Ring<'a> {
         let header = region.cast::<Header>();
         // SAFETY: the region is valid for writes of `len ≥ HEADER_SIZE`
         // bytes, aligned for `Header` (checked above), and nobody else
-        // accesses it during `create` (the caller's promise).
-        unsafe { header.write(Header::new(capacity as u64, max_message as u64)) };
-        // SAFETY: just initialised; shared access only, through atomics.
+        // accesses it during `create` (the caller's promise). Every byte of
+        // the header is written, padding included, so a reader of the
+        // region's bytes (another process, a file image) sees zeroes there,
+        // not whatever a typed write leaves in padding.
+        unsafe { region.write_bytes(0, HEADER_SIZE) };
+        #[cfg(loom)]
+        // SAFETY: as above; loom's atomics and cells need constructing.
+        unsafe {
+            header.write(Header::zeroed())
+        };
+        // SAFETY: initialised (all zeroes is a valid header of atomics);
+        // shared access only, through atomics.
         let h = unsafe { header.as_ref() };
+        h.init(capacity as u64, max_message as u64);
         // Release: an opener that sees INIT_READY (Acquire) sees every field above.
         h.identity.init.store(INIT_READY, Release);
         // SAFETY: the region holds an initialised header and `capacity`

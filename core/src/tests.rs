@@ -395,6 +395,25 @@ fn close_closes_in_its_body_and_drops_the_wait_once() {
 }
 
 #[test]
+fn create_writes_every_header_byte_padding_included() {
+    let mut buf = Buf::for_capacity(256);
+    buf.bytes().fill(0xAA);
+    let _ = ring(&mut buf, 256);
+    let bytes = buf.bytes();
+    // What follows each line's fields, to the end of its 128 bytes.
+    for (line, used) in [(0, 48), (1, 16), (2, 16)] {
+        let pad = &bytes[line * LINE_SIZE + used..(line + 1) * LINE_SIZE];
+        assert!(pad.iter().all(|&b| b == 0), "line {line}: {pad:?}");
+    }
+    // The data area is the caller's: create does not touch it.
+    assert!(
+        bytes[HEADER_SIZE..HEADER_SIZE + 256]
+            .iter()
+            .all(|&b| b == 0xAA)
+    );
+}
+
+#[test]
 fn each_role_is_claimed_once() {
     let mut buf = Buf::for_capacity(64);
     let r = ring(&mut buf, 64);
