@@ -2,7 +2,7 @@
 //!
 //! The logic of shmlane's `cargo fuzz` targets (`fuzz/`) as plain functions,
 //! so that `cargo test` on stable Rust replays the committed corpus and every
-//! past crash input (`tests/replay.rs` here, `posix/tests/fuzz_replay.rs`),
+//! past crash input (`tests/replay.rs`),
 //! and so that shmlane-core's property test (`core/tests/model.rs`) shares
 //! the operation model ([`Op`], [`run_ops`]) with the `ring_ops` target.
 //!
@@ -17,11 +17,10 @@
 //! the model does not predict, a message outside the region or longer than
 //! the maximum, or a call that does not return.
 //!
-//! The targets `frame_decoder` and `address` check private state of
-//! shmlane-posix (the decoder's buffer bound), so their logic stays there
-//! (`shmlane_posix::framing::fuzz_frame_decoder`,
-//! `shmlane_posix::address::fuzz_address`, `#[doc(hidden)]`);
-//! [`replay_committed`] replays their corpus too.
+//! The targets `frame_decoder` and `address` exercise shmlane-posix's
+//! frame decoder and address parser through their public API
+//! ([`frame_decoder`], [`address`]); [`replay_committed`] replays their
+//! corpus too.
 //!
 //! # Where the corpus is
 //!
@@ -30,6 +29,9 @@
 //! sits next to `fuzz/`). That is sound only because this crate is never
 //! published: it is always built from the checkout. [`replay_dir`] takes
 //! the directory explicitly.
+
+mod posix;
+pub use posix::{address, frame_decoder};
 
 use std::collections::VecDeque;
 use std::path::Path;

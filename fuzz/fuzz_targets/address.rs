@@ -1,4 +1,4 @@
-//! `cargo fuzz run address`: see `shmlane_posix::address::fuzz_address`.
+//! `cargo fuzz run address`: see `shmlane_fuzz_support::address` for what it checks.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| shmlane_posix::address::fuzz_address(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| shmlane_fuzz_support::address(data));

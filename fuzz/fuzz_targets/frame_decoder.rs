@@ -1,4 +1,4 @@
-//! `cargo fuzz run frame_decoder`: see `shmlane_posix::framing::fuzz_frame_decoder`.
+//! `cargo fuzz run frame_decoder`: see `shmlane_fuzz_support::frame_decoder` for what it checks.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| shmlane_posix::framing::fuzz_frame_decoder(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| shmlane_fuzz_support::frame_decoder(data));
