@@ -125,7 +125,7 @@ fn a_queue_planted_by_another_user_is_never_used() {
     let mut q = MessageQueue::open_with(&name, &theirs.mode(0o666)).unwrap();
     assert_eq!(q.len().unwrap(), 1);
     let mut buf = [0u8; 64];
-    assert_eq!(q.try_receive(&mut buf).unwrap(), (7, 1));
+    assert_eq!(q.try_recv(&mut buf).unwrap(), (7, 1));
     peer.finish();
 }
 
@@ -158,7 +158,7 @@ fn a_queue_others_may_write_to_is_refused() {
     ));
     assert!(MessageQueue::open_with(&name, &MqOptions::new().mode(0o622)).is_ok());
     assert_eq!(planted.len().unwrap(), 1);
-    assert_eq!(planted.try_receive(&mut [0; 64]).unwrap(), (8, 1));
+    assert_eq!(planted.try_recv(&mut [0; 64]).unwrap(), (8, 1));
 }
 
 /// The system calls a thread may sleep in for a wait measured on the
@@ -179,7 +179,7 @@ fn queue_timeouts_wait_in_poll_and_wake_for_the_event() {
     // a message long before its timeout.
     let receiver = blocked_in(move || {
         let mut buf = [0u8; 16];
-        let r = rx.receive_timeout(&mut buf, Duration::from_secs(3600));
+        let r = rx.recv_timeout(&mut buf, Duration::from_secs(3600));
         (r.map(|(n, p)| (buf[..n].to_vec(), p)), rx)
     });
     let syscall = syscall_of(receiver.tid);
@@ -200,16 +200,16 @@ fn queue_timeouts_wait_in_poll_and_wake_for_the_event() {
         "a timed send sleeps in system call {syscall}, not poll"
     );
     let mut buf = [0u8; 16];
-    assert_eq!(rx.receive(&mut buf).unwrap(), (8, 0));
+    assert_eq!(rx.recv(&mut buf).unwrap(), (8, 0));
     let (sent, tx) = sender.result();
     sent.unwrap();
-    assert_eq!(rx.receive(&mut buf).unwrap(), (5, 2));
+    assert_eq!(rx.recv(&mut buf).unwrap(), (5, 2));
 
     // And they still time out: after waiting, with nothing sent or taken.
     let timeout = Duration::from_millis(50);
     let started = Instant::now();
     assert!(matches!(
-        rx.receive_timeout(&mut buf, timeout),
+        rx.recv_timeout(&mut buf, timeout),
         Err(Error::TimedOut)
     ));
     assert!(started.elapsed() >= timeout, "returned before its timeout");
@@ -230,7 +230,7 @@ fn a_blocking_queue_receive_wakes_for_a_message() {
     let tx = MessageQueue::open(&name).unwrap();
     let receiver = blocked_in(move || {
         let mut buf = [0u8; 16];
-        rx.receive(&mut buf).map(|(n, p)| (buf[..n].to_vec(), p))
+        rx.recv(&mut buf).map(|(n, p)| (buf[..n].to_vec(), p))
     });
     tx.send(b"here", 3).unwrap();
     assert_eq!(receiver.result().unwrap(), (b"here".to_vec(), 3));

@@ -81,7 +81,7 @@ fn serve(name: &str) -> Result<(), BoxError> {
     let mut buf = [0u8; MAX_MESSAGE];
     loop {
         let (len, priority) = queue
-            .receive(&mut buf)
+            .recv(&mut buf)
             .map_err(|e| format!("cannot receive from {name}: {e}"))?;
         let text = String::from_utf8_lossy(&buf[..len]);
         writeln!(out, "priority {priority}: {text}")

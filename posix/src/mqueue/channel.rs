@@ -255,7 +255,7 @@ impl MqChannel {
         }
         self.receiving = true;
         loop {
-            match self.queue.try_receive(&mut self.scratch) {
+            match self.queue.try_recv(&mut self.scratch) {
                 Ok((n, _priority)) => return self.delivered(n, buf),
                 Err(Error::Empty) => {}
                 Err(e) => return Err(e),
@@ -263,7 +263,7 @@ impl MqChannel {
             if self.probe_due() && self.peer_gone()? {
                 // All the peer sent was queued before it let go of the
                 // lock: what is not queued now never will be.
-                return match self.queue.try_receive(&mut self.scratch) {
+                return match self.queue.try_recv(&mut self.scratch) {
                     Ok((n, _priority)) => self.delivered(n, buf),
                     Err(Error::Empty) => {
                         self.disconnected = true;

@@ -19,7 +19,7 @@
 //!   (`mq_close` is `close` there) and it can be polled (readable when the
 //!   queue holds a message, writable when it has room).
 //! - The descriptor is never switched to `O_NONBLOCK`: the non-blocking
-//!   calls ([`MessageQueue::try_send`], [`MessageQueue::try_receive`]) pass
+//!   calls ([`MessageQueue::try_send`], [`MessageQueue::try_recv`]) pass
 //!   an absolute timeout that has already passed, which the kernel answers
 //!   with `ETIMEDOUT` at once instead of waiting. So another handle sharing
 //!   the open file description is never affected.
@@ -74,9 +74,9 @@
 //! client.send(b"urgent", 9)?;
 //!
 //! let mut buf = [0u8; 256];
-//! let (len, priority) = server.receive(&mut buf)?;
+//! let (len, priority) = server.recv(&mut buf)?;
 //! assert_eq!((&buf[..len], priority), (&b"urgent"[..], 9)); // highest priority first
-//! let (len, priority) = server.receive(&mut buf)?;
+//! let (len, priority) = server.recv(&mut buf)?;
 //! assert_eq!((&buf[..len], priority), (&b"routine"[..], 1));
 //! # Ok::<(), shmlane_posix::Error>(())
 //! ```
@@ -334,7 +334,7 @@ impl MqOptions {
 /// assert!(matches!(q.try_send(b"three", 0), Err(Error::Full)));
 ///
 /// let mut buf = [0u8; 64];
-/// assert_eq!(q.receive(&mut buf)?, (3, 0));
+/// assert_eq!(q.recv(&mut buf)?, (3, 0));
 /// assert_eq!(&buf[..3], b"one");
 /// # Ok::<(), shmlane_posix::Error>(())
 /// ```
@@ -951,7 +951,7 @@ impl MessageQueue {
     /// let mut q = MessageQueue::create("/doc-mq-send", &MqOptions::new().max_message(64))?;
     /// q.send(b"hello", 3)?;
     /// let mut buf = [0u8; 64];
-    /// assert_eq!(q.receive(&mut buf)?, (5, 3));
+    /// assert_eq!(q.recv(&mut buf)?, (5, 3));
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn send(&self, msg: &[u8], priority: u32) -> Result<()> {
@@ -1085,21 +1085,21 @@ impl MessageQueue {
     /// q.send(b"twelve bytes", 5)?;
     /// let mut small = [0u8; 4];
     /// assert!(matches!(
-    ///     q.receive(&mut small),
+    ///     q.recv(&mut small),
     ///     Err(Error::BufferTooSmall { needed: 12, available: 4 })
     /// ));
     /// let mut buf = [0u8; 16];
-    /// assert_eq!(q.receive(&mut buf)?, (12, 5)); // the same message
+    /// assert_eq!(q.recv(&mut buf)?, (12, 5)); // the same message
     /// assert_eq!(&buf[..12], b"twelve bytes");
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
-    pub fn receive(&mut self, buf: &mut [u8]) -> Result<(usize, u32)> {
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<(usize, u32)> {
         self.receive_until(buf, Wait::Forever)
     }
 
     /// Receives the next message into `buf` if there is one now,
     /// [`Error::Empty`] otherwise. Never waits. Otherwise as
-    /// [`MessageQueue::receive`].
+    /// [`MessageQueue::recv`].
     ///
     /// # Examples
     ///
@@ -1109,19 +1109,19 @@ impl MessageQueue {
     ///
     /// let mut q = MessageQueue::create("/doc-mq-try-receive", &MqOptions::new().max_message(64))?;
     /// let mut buf = [0u8; 64];
-    /// assert!(matches!(q.try_receive(&mut buf), Err(Error::Empty)));
+    /// assert!(matches!(q.try_recv(&mut buf), Err(Error::Empty)));
     /// q.send(b"x", 0)?;
-    /// assert_eq!(q.try_receive(&mut buf)?, (1, 0));
+    /// assert_eq!(q.try_recv(&mut buf)?, (1, 0));
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
-    pub fn try_receive(&mut self, buf: &mut [u8]) -> Result<(usize, u32)> {
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<(usize, u32)> {
         self.receive_until(buf, Wait::Never)
     }
 
     /// Receives the next message into `buf`, waiting at most `timeout` for
     /// one: [`Error::TimedOut`] when it runs out. The timeout is measured on
     /// the monotonic clock, as for [`MessageQueue::send_timeout`]. Otherwise
-    /// as [`MessageQueue::receive`].
+    /// as [`MessageQueue::recv`].
     ///
     /// # Examples
     ///
@@ -1133,12 +1133,12 @@ impl MessageQueue {
     /// let mut q = MessageQueue::create("/doc-mq-receive-timeout", &MqOptions::new().max_message(64))?;
     /// let mut buf = [0u8; 64];
     /// assert!(matches!(
-    ///     q.receive_timeout(&mut buf, Duration::from_millis(10)),
+    ///     q.recv_timeout(&mut buf, Duration::from_millis(10)),
     ///     Err(Error::TimedOut)
     /// ));
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
-    pub fn receive_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<(usize, u32)> {
+    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<(usize, u32)> {
         self.receive_until(buf, Wait::after(timeout))
     }
 

@@ -59,7 +59,7 @@ fn round_trip_sizes_zero_one_and_max() {
         .into_iter()
         .zip([vec![0xAA; max], vec![0xAA; max + 10], vec![0; max]])
     {
-        let (len, priority) = q.receive(&mut buf).unwrap();
+        let (len, priority) = q.recv(&mut buf).unwrap();
         assert_eq!((&buf[..len], priority), (m, 0));
     }
     assert!(q.is_empty().unwrap());
@@ -68,9 +68,9 @@ fn round_trip_sizes_zero_one_and_max() {
     q.send(b"", 1).unwrap();
     q.send(b"y", 2).unwrap();
     let mut buf = [0u8; 1];
-    assert_eq!(q.receive(&mut buf).unwrap(), (1, 2));
+    assert_eq!(q.recv(&mut buf).unwrap(), (1, 2));
     assert_eq!(buf, *b"y");
-    assert_eq!(q.receive(&mut [][..]).unwrap(), (0, 1));
+    assert_eq!(q.recv(&mut [][..]).unwrap(), (0, 1));
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn highest_priority_first_then_fifo() {
     ];
     let mut buf = [0u8; 64];
     for (m, p) in expected {
-        let (len, priority) = q.try_receive(&mut buf).unwrap();
+        let (len, priority) = q.try_recv(&mut buf).unwrap();
         assert_eq!((&buf[..len], priority), (m, p));
     }
 }
@@ -153,10 +153,10 @@ fn try_send_on_full_queue_is_full_and_sends_nothing() {
 
     let mut buf = [0u8; 32];
     for m in [&b"one"[..], b"two"] {
-        let (len, priority) = q.try_receive(&mut buf).unwrap();
+        let (len, priority) = q.try_recv(&mut buf).unwrap();
         assert_eq!((&buf[..len], priority), (m, 1));
     }
-    assert!(matches!(q.try_receive(&mut buf), Err(Error::Empty)));
+    assert!(matches!(q.try_recv(&mut buf), Err(Error::Empty)));
     // Room again.
     q.try_send(b"three", 9).unwrap();
 }
@@ -169,8 +169,8 @@ fn try_receive_on_empty_queue_is_empty() {
     };
     let mut big = [0u8; 256];
     let mut short = [0u8; 8];
-    assert!(matches!(q.try_receive(&mut big), Err(Error::Empty)));
-    assert!(matches!(q.try_receive(&mut short), Err(Error::Empty)));
+    assert!(matches!(q.try_recv(&mut big), Err(Error::Empty)));
+    assert!(matches!(q.try_recv(&mut short), Err(Error::Empty)));
     let attr = getattr(q.as_fd()).unwrap();
     assert_eq!(attr.mq_flags & libc::O_NONBLOCK as libc::c_long, 0);
 }
@@ -186,7 +186,7 @@ fn timeouts_time_out_after_waiting() {
 
     let started = Instant::now();
     assert!(matches!(
-        q.receive_timeout(&mut buf, timeout),
+        q.recv_timeout(&mut buf, timeout),
         Err(Error::TimedOut)
     ));
     assert!(started.elapsed() >= timeout / 2, "returned at once");
@@ -206,9 +206,9 @@ fn timeouts_time_out_after_waiting() {
         q.send_timeout(b"x", 0, Duration::ZERO),
         Err(Error::TimedOut)
     ));
-    assert_eq!(q.receive_timeout(&mut buf, Duration::MAX).unwrap(), (8, 0));
+    assert_eq!(q.recv_timeout(&mut buf, Duration::MAX).unwrap(), (8, 0));
     q.send_timeout(b"again", 3, Duration::MAX).unwrap();
-    assert_eq!(q.receive_timeout(&mut buf, Duration::ZERO).unwrap(), (5, 3));
+    assert_eq!(q.recv_timeout(&mut buf, Duration::ZERO).unwrap(), (5, 3));
 }
 
 #[test]
@@ -242,7 +242,7 @@ fn small_buffer_keeps_the_message_until_a_large_one() {
     q.send(&msg, 7).unwrap();
     let mut small = [0u8; 10];
     assert!(matches!(
-        q.receive(&mut small),
+        q.recv(&mut small),
         Err(Error::BufferTooSmall {
             needed: 100,
             available: 10
@@ -250,14 +250,14 @@ fn small_buffer_keeps_the_message_until_a_large_one() {
     ));
     // Kept by the handle, whatever kind of receive comes next.
     assert!(matches!(
-        q.try_receive(&mut small),
+        q.try_recv(&mut small),
         Err(Error::BufferTooSmall {
             needed: 100,
             available: 10
         })
     ));
     assert!(matches!(
-        q.receive_timeout(&mut small, Duration::from_millis(1)),
+        q.recv_timeout(&mut small, Duration::from_millis(1)),
         Err(Error::BufferTooSmall {
             needed: 100,
             available: 10
@@ -268,11 +268,11 @@ fn small_buffer_keeps_the_message_until_a_large_one() {
     q.send(b"later", MAX_PRIORITY).unwrap();
 
     let mut buf = [0u8; 100];
-    assert_eq!(q.receive(&mut buf).unwrap(), (100, 7));
+    assert_eq!(q.recv(&mut buf).unwrap(), (100, 7));
     assert_eq!(&buf[..], &msg[..]);
-    assert_eq!(q.try_receive(&mut buf).unwrap(), (5, MAX_PRIORITY));
+    assert_eq!(q.try_recv(&mut buf).unwrap(), (5, MAX_PRIORITY));
     assert_eq!(&buf[..5], b"later");
-    assert!(matches!(q.try_receive(&mut buf), Err(Error::Empty)));
+    assert!(matches!(q.try_recv(&mut buf), Err(Error::Empty)));
 }
 
 /// Creating a queue with `options` is refused with `LimitExceeded`
@@ -406,10 +406,10 @@ fn two_handles_exchange_messages() {
 
     a.send(b"ping", 1).unwrap();
     assert_eq!(b.len().unwrap(), 1);
-    assert_eq!(b.receive(&mut buf).unwrap(), (4, 1));
+    assert_eq!(b.recv(&mut buf).unwrap(), (4, 1));
     assert_eq!(&buf[..4], b"ping");
     b.send(b"pong", 2).unwrap();
-    assert_eq!(a.receive(&mut buf).unwrap(), (4, 2));
+    assert_eq!(a.recv(&mut buf).unwrap(), (4, 2));
     assert_eq!(&buf[..4], b"pong");
 
     // Dropping the opener leaves the queue; dropping the creator removes it.
@@ -437,17 +437,16 @@ fn blocking_calls_wake_up() {
         // Blocks until the main thread makes room.
         let sender = s.spawn(|| q.send(b"second", 0));
         let mut buf = [0u8; 16];
-        let (len, _) = peer.receive(&mut buf).unwrap();
+        let (len, _) = peer.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"first");
-        let (len, _) = peer.receive(&mut buf).unwrap();
+        let (len, _) = peer.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"second");
         sender.join().unwrap().unwrap();
 
         // And a blocked receiver wakes for a message.
         let receiver = s.spawn(move || {
             let mut buf = [0u8; 4];
-            peer.receive(&mut buf)
-                .map(|(len, p)| (buf[..len].to_vec(), p))
+            peer.recv(&mut buf).map(|(len, p)| (buf[..len].to_vec(), p))
         });
         q.send(b"wake", 5).unwrap();
         assert_eq!(receiver.join().unwrap().unwrap(), (b"wake".to_vec(), 5));
@@ -518,7 +517,7 @@ fn descriptor_can_be_polled() {
     assert_eq!(poll(&q), libc::POLLOUT);
     q.send(b"x", 0).unwrap();
     assert_eq!(poll(&q), libc::POLLIN);
-    q.receive(&mut [0u8; 8]).unwrap();
+    q.recv(&mut [0u8; 8]).unwrap();
     assert_eq!(poll(&q), libc::POLLOUT);
 }
 
@@ -581,7 +580,7 @@ fn a_killed_creators_queue_is_reclaimed() {
     ));
     let mut q = MessageQueue::create_reclaiming(&name, &small()).unwrap();
     // A new queue: the dead creator's message went with the old one.
-    assert!(matches!(q.try_receive(&mut [0; 256]), Err(Error::Empty)));
+    assert!(matches!(q.try_recv(&mut [0; 256]), Err(Error::Empty)));
     // And the new one is live.
     assert!(matches!(
         MessageQueue::create_reclaiming(&name, &small()),
