@@ -61,7 +61,7 @@ fn invalid_names_are_refused_by_every_constructor() {
     let err = Sender::create("/a/b", &Options::new()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid segment name \"/a/b\": must not contain '/' after the first character"
+        "invalid shared-memory segment name \"/a/b\": must not contain '/' after the first character"
     );
 }
 
