@@ -8,8 +8,8 @@
 //! deadline as a safety net only: a program that hangs is killed and the
 //! test fails, instead of hanging the suite.
 //!
-//! (The same `Program` as in `classics.rs`, which keeps its own copy, plus
-//! what the course tests need on top: signals and `/proc`.)
+//! Used by `classics.rs` and `course.rs` (each uses part of it).
+#![allow(dead_code)]
 
 use std::fs;
 use std::io::Read;
@@ -28,6 +28,16 @@ pub const SAFETY_NET: Duration = Duration::from_secs(30);
 /// The path of the program `name`, built by Cargo for these tests.
 fn exe(name: &str) -> &'static str {
     match name {
+        "pipe_hello" => env!("CARGO_BIN_EXE_pipe_hello"),
+        "filter" => env!("CARGO_BIN_EXE_filter"),
+        "fifo_reader" => env!("CARGO_BIN_EXE_fifo_reader"),
+        "fifo_writer" => env!("CARGO_BIN_EXE_fifo_writer"),
+        "shm_writer" => env!("CARGO_BIN_EXE_shm_writer"),
+        "shm_reader" => env!("CARGO_BIN_EXE_shm_reader"),
+        "mq_server" => env!("CARGO_BIN_EXE_mq_server"),
+        "mq_client" => env!("CARGO_BIN_EXE_mq_client"),
+        "socket_server" => env!("CARGO_BIN_EXE_socket_server"),
+        "socket_client" => env!("CARGO_BIN_EXE_socket_client"),
         "mmap_file" => env!("CARGO_BIN_EXE_mmap_file"),
         "signals" => env!("CARGO_BIN_EXE_signals"),
         "file_lock" => env!("CARGO_BIN_EXE_file_lock"),
@@ -122,8 +132,14 @@ impl Finished {
 
 impl Program {
     pub fn start(name: &str, args: &[&str]) -> Program {
+        Program::start_in_env(name, args, &[])
+    }
+
+    /// Starts `name` with `env` added to its environment.
+    pub fn start_in_env(name: &str, args: &[&str], env: &[(&str, &Path)]) -> Program {
         let mut child = Command::new(exe(name))
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -146,6 +162,16 @@ impl Program {
     /// Runs `name` to the end with stdin closed.
     pub fn run(name: &str, args: &[&str]) -> Finished {
         Program::start(name, args).finish()
+    }
+
+    /// Writes `text` to the program's stdin (and flushes it).
+    pub fn write_stdin(&mut self, text: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin
+            .write_all(text.as_bytes())
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("writing to {}'s stdin: {e}", self.name));
     }
 
     /// The process id.
@@ -309,7 +335,7 @@ impl Drop for Program {
 }
 
 /// A directory of its own for one test, removed with everything in it.
-pub struct TempDir(PathBuf);
+pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(test: &str) -> TempDir {
@@ -322,6 +348,16 @@ impl TempDir {
 
     pub fn join(&self, name: &str) -> PathBuf {
         self.0.join(name)
+    }
+
+    /// The names in the directory, sorted.
+    pub fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.0)
+            .expect("read the test directory")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     pub fn path_str(&self, name: &str) -> String {
@@ -356,4 +392,37 @@ impl Drop for ShmName {
     fn drop(&mut self) {
         let _ = shmlane_posix::Segment::unlink(&self.0);
     }
+}
+
+/// A message-queue name of one test, removed at the end whatever happens.
+pub struct QueueName(pub String);
+
+impl QueueName {
+    pub fn new(test: &str) -> QueueName {
+        QueueName(format!("/shmlane-classics-{test}-{}", std::process::id()))
+    }
+
+    pub fn exists(&self) -> bool {
+        match shmlane_posix::mqueue::MessageQueue::open(&self.0) {
+            Ok(_) => true,
+            Err(shmlane_posix::Error::NotFound { .. }) => false,
+            Err(e) => panic!("MessageQueue::open({}): {e}", self.0),
+        }
+    }
+}
+
+impl Drop for QueueName {
+    fn drop(&mut self) {
+        let _ = shmlane_posix::mqueue::MessageQueue::unlink(&self.0);
+    }
+}
+
+/// This process's umask (which the programs inherit).
+pub fn umask() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .expect("a Umask line in /proc/self/status");
+    u32::from_str_radix(line.trim(), 8).expect("an octal umask")
 }
