@@ -827,16 +827,16 @@ impl<'a, W: Wait> Producer<'a, W> {
         self.try_reserve(len)
     }
 
-    /// Copies `msg` into the ring as a committed but unpublished message.
+    /// Copies `msg` into `slot`, reserved for it, and commits it (without
+    /// publishing it yet).
     #[inline(always)]
-    fn stage(&mut self, msg: &[u8]) -> Result<(), Error> {
-        let slot = self.reserve_slot(msg.len())?;
+    fn commit_copy(&mut self, slot: Slot, msg: &[u8]) {
+        debug_assert_eq!(slot.len, msg.len());
         // SAFETY: the slot's `len == msg.len()` bytes at `ptr` are inside
         // the data area and reserved for us; `msg` is a distinct borrow
         // (a `&[u8]` can't point into the slot, which nothing else sees).
         unsafe { core::ptr::copy_nonoverlapping(msg.as_ptr(), slot.ptr.as_ptr(), msg.len()) };
         self.commit_record(slot.pad, msg.len() as u64);
-        Ok(())
     }
 
     /// Copies `msg` into the ring and publishes it, or fails at once
@@ -858,7 +858,8 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.stage(msg)?;
+        let slot = self.reserve_slot(msg.len())?;
+        self.commit_copy(slot, msg);
         self.publish();
         Ok(())
     }
@@ -1150,7 +1151,9 @@ impl<'a, W: Wait> SendBatch<'_, 'a, W> {
 
     /// Like [`Producer::try_send`]; the message waits for the batch.
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.producer.stage(msg)
+        let slot = self.producer.reserve_slot(msg.len())?;
+        self.producer.commit_copy(slot, msg);
+        Ok(())
     }
 
     /// Messages staged so far.
