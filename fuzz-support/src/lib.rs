@@ -30,7 +30,9 @@
 //! published: it is always built from the checkout. [`replay_dir`] takes
 //! the directory explicitly.
 
+#[cfg(feature = "posix")]
 mod posix;
+#[cfg(feature = "posix")]
 pub use posix::{address, frame_decoder};
 
 use std::collections::VecDeque;

@@ -90,18 +90,21 @@ fn replay_hostile_peer() {
     replay("hostile_peer", shmlane_fuzz_support::hostile_peer);
 }
 
+#[cfg(feature = "posix")]
 #[test]
 #[cfg_attr(miri, ignore = "reads files")]
 fn replay_frame_decoder() {
     replay("frame_decoder", shmlane_fuzz_support::frame_decoder);
 }
 
+#[cfg(feature = "posix")]
 #[test]
 #[cfg_attr(miri, ignore = "reads files")]
 fn replay_address() {
     replay("address", shmlane_fuzz_support::address);
 }
 
+#[cfg(feature = "posix")]
 #[test]
 fn address_on_pseudo_random_strings() {
     const PIECES: &[&str] = &[
@@ -164,8 +167,10 @@ fn address_on_pseudo_random_strings() {
 }
 
 /// A small deterministic generator for the pseudo-random inputs below.
+#[cfg(feature = "posix")]
 struct XorShift(u64);
 
+#[cfg(feature = "posix")]
 impl XorShift {
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
@@ -178,6 +183,7 @@ impl XorShift {
     }
 }
 
+#[cfg(feature = "posix")]
 #[test]
 fn frame_decoder_on_pseudo_random_inputs() {
     let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
