@@ -140,7 +140,9 @@ impl Drop for Framed {
 }
 
 impl Framed {
-    /// Frames messages of at most `max_message` bytes over `fd`.
+    /// Frames messages of at most `max_message` bytes over `fd`. A pipe or
+    /// FIFO's buffer (the pipe's, shared with whoever holds its other end)
+    /// is grown, if it can be, to hold one whole frame, up to 1 MiB.
     ///
     /// # Examples
     ///
@@ -162,6 +164,9 @@ impl Framed {
                 rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
             })
             .unwrap_or(false);
+        if !socket {
+            fit_frame_in_pipe(&fd, max_message);
+        }
         let waiting = if socket {
             // Blocking mode; `MSG_DONTWAIT` where a call must not wait.
             if flags.contains(OFlags::NONBLOCK) {
@@ -610,6 +615,30 @@ impl Framed {
                 Err(e) => return Err(Error::io("read", e)),
             }
         }
+    }
+}
+
+/// The largest pipe buffer [`Framed`] asks for: a frame of up to 1 MiB
+/// (less the header) then goes through a pipe or FIFO in one write and one
+/// wake-up of the reader. (Also the default `/proc/sys/fs/pipe-max-size`,
+/// the most an unprivileged process may ask for.)
+pub(crate) const MAX_PIPE_BUFFER: usize = 1 << 20;
+
+/// Grows the buffer of the pipe or FIFO `fd` (the pipe's, shared by its
+/// ends) so that a whole frame of `max_message` bytes fits, up to
+/// [`MAX_PIPE_BUFFER`]. A frame that does not fit is written in parts, each
+/// waiting for the reader to make room: a 64 KiB message and its 4-byte
+/// header through the default 64 KiB pipe cost three wake-ups instead of
+/// one. Best effort: a refusal (`EPERM` past the user's pipe-buffer quota or
+/// `pipe-max-size`, or a descriptor that is no pipe) leaves the buffer as it
+/// is, and nothing changes but speed.
+fn fit_frame_in_pipe(fd: &OwnedFd, max_message: usize) {
+    let frame = HEADER_LEN.saturating_add(max_message).min(MAX_PIPE_BUFFER);
+    match rustix::pipe::fcntl_getpipe_size(fd) {
+        Ok(size) if size < frame => {
+            let _ = rustix::pipe::fcntl_setpipe_size(fd, frame);
+        }
+        _ => {}
     }
 }
 

@@ -249,3 +249,30 @@ fn mqueue() {
     edges(&mut tx, &mut rx);
     stream_and_disconnect(tx, rx);
 }
+
+#[test]
+fn a_pipe_holds_a_whole_frame_of_the_largest_message() {
+    let pipe_size = |f: &Framed| rustix::pipe::fcntl_getpipe_size(f.fd()).unwrap();
+    // The default 64 KiB buffer cannot hold a 64 KiB message and its header:
+    // the pipe grows so that one frame goes in one write.
+    let (tx, rx) = Framed::pipe(64 * 1024).unwrap();
+    assert!(pipe_size(&tx) >= 64 * 1024 + 4, "{}", pipe_size(&tx));
+    assert_eq!(pipe_size(&tx), pipe_size(&rx)); // one buffer, the pipe's
+    // Never beyond 1 MiB, however large the messages may be.
+    let (big, _rx) = Framed::pipe(16 << 20).unwrap();
+    assert_eq!(pipe_size(&big), 1 << 20);
+    // Small messages leave the default (a plain pipe's) alone.
+    let (plain, _plain_write) = rustix::pipe::pipe().unwrap();
+    let (small, _rx) = Framed::pipe(1024).unwrap();
+    assert_eq!(
+        pipe_size(&small),
+        rustix::pipe::fcntl_getpipe_size(&plain).unwrap()
+    );
+    // And the grown pipe still carries every size, the largest included.
+    let (mut tx, mut rx) = (tx, rx);
+    let msg = message(1, 64 * 1024);
+    tx.send(&msg).unwrap();
+    let mut buf = vec![0; 64 * 1024];
+    assert_eq!(rx.recv(&mut buf).unwrap(), msg.len());
+    assert_eq!(buf, msg);
+}
