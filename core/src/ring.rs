@@ -27,7 +27,7 @@ use core::ptr::NonNull;
 use crate::error::{Corruption, Error, Role};
 use crate::layout::*;
 use crate::sync::{AtomicU32, Ordering::*, fence};
-use crate::wait::{SPIN_ROUND, Spin, Wait};
+use crate::wait::{Spin, Wait};
 
 /// Where a role of a ring stands; see [`Ring::role_state`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -942,9 +942,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             return Ok(false);
         }
         for _ in 0..self.wait.spin_rounds() {
-            for _ in 0..SPIN_ROUND {
-                crate::sync::spin_loop();
-            }
+            self.wait.pause();
             self.check_peer()?;
             if self.has_room(needed)? {
                 return Ok(true);
@@ -1516,9 +1514,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
             }
             if core::mem::take(&mut spin) {
                 for _ in 0..self.wait.spin_rounds() {
-                    for _ in 0..SPIN_ROUND {
-                        crate::sync::spin_loop();
-                    }
+                    self.wait.pause();
                     match self.next_message() {
                         Err(Error::Empty) => {}
                         other => return other.map(drop),

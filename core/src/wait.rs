@@ -72,6 +72,17 @@ pub trait Wait {
     fn spin_rounds(&self) -> u32 {
         0
     }
+
+    /// The pause of one round of spinning, before the ring re-checks: by
+    /// default a few spin hints. An implementation that knows an operating
+    /// system may give up the CPU now and then (`sched_yield`), so that a
+    /// peer waiting to run on this same CPU gets to, instead of the spin
+    /// burning the rest of the time slice.
+    fn pause(&self) {
+        for _ in 0..SPIN_ROUND {
+            crate::sync::spin_loop();
+        }
+    }
 }
 
 /// A no_std wait: spin with exponential backoff, never sleep.

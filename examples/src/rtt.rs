@@ -67,15 +67,30 @@ impl<T, R: MessageReceiver> MessageReceiver for Pair<T, R> {
     }
 }
 
+/// Empty polls between two `sched_yield`s of a busy-polling [`recv`] (some
+/// microseconds of polling): when the peer waits to run on the same CPU,
+/// it runs now instead of after this process's time slice.
+const POLLS_PER_YIELD: u32 = 64;
+
 /// Receives one message into `buf`. With `spin`, busy-polls with
-/// non-blocking calls instead of waiting in the kernel.
+/// non-blocking calls instead of waiting in the kernel, yielding the CPU
+/// every [`POLLS_PER_YIELD`] empty polls (as the ring's own busy-poll wait
+/// does), so that both ends on one CPU still take turns quickly.
 pub fn recv(conn: &mut impl MessageReceiver, buf: &mut [u8], spin: bool) -> Result<usize, Error> {
     if !spin {
         return conn.recv(buf);
     }
+    let mut empty = 0u32;
     loop {
         match conn.try_recv(buf) {
-            Err(Error::Empty) => std::hint::spin_loop(),
+            Err(Error::Empty) => {
+                empty = empty.wrapping_add(1);
+                if empty % POLLS_PER_YIELD == 0 {
+                    rustix::thread::sched_yield();
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
             other => return other,
         }
     }

@@ -311,9 +311,10 @@ fn a_blocked_socket_recv_ends_when_the_peer_closes() {
 
 #[test]
 fn a_blocked_pipe_send_ends_when_the_reader_closes() {
-    let (mut tx, rx) = Framed::pipe(100_000).unwrap();
-    // More than a pipe holds: waits for a reader that never reads.
-    let sender = blocked_in(move || tx.send(&message(0, 100_000)));
+    // More than a pipe holds (a pipe grows to hold a frame, but to 1 MiB at
+    // most): waits for a reader that never reads.
+    let (mut tx, rx) = Framed::pipe(2 << 20).unwrap();
+    let sender = blocked_in(move || tx.send(&message(0, 2 << 20)));
     drop(rx);
     assert!(matches!(sender.result(), Err(Error::Disconnected)));
 }

@@ -203,10 +203,11 @@ fn drop_finishes(mut tx: Framed, mut rx: Framed, len: usize, timed: bool) {
 
 #[test]
 fn dropping_a_sender_finishes_a_message_it_accepted_in_part() {
-    // A pipe holds 64 KiB: a 200 000-byte message only partly fits.
+    // A pipe holds at most 1 MiB (it grows to hold a frame, up to that): a
+    // 2 MiB message only partly fits.
     for timed in [false, true] {
-        let (tx, rx) = Framed::pipe(200_000).unwrap();
-        drop_finishes(tx, rx, 200_000, timed);
+        let (tx, rx) = Framed::pipe(2 << 20).unwrap();
+        drop_finishes(tx, rx, 2 << 20, timed);
     }
     // A socket's buffers hold some hundreds of KiB.
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -221,8 +222,8 @@ fn dropping_a_sender_finishes_a_message_it_accepted_in_part() {
 
 #[test]
 fn a_dropped_sender_whose_reader_is_gone_does_not_wait() {
-    let (mut tx, rx) = Framed::pipe(200_000).unwrap();
-    tx.try_send(&message(200_000)).unwrap();
+    let (mut tx, rx) = Framed::pipe(2 << 20).unwrap();
+    tx.try_send(&message(2 << 20)).unwrap();
     drop(rx);
     // The rest can never go out: the drop ends (with the reader gone) instead
     // of waiting for room.
