@@ -416,16 +416,17 @@ impl<'a> Ring<'a> {
     /// wakes a consumer that sleeps on an empty ring.
     pub fn producer<W: Wait>(&self, wait: W) -> Result<Producer<'a, W>, Error> {
         let h = self.header();
-        claim(&h.identity, Role::Producer, &wait)?;
+        // The positions are checked before the claim, so that a claim that
+        // records how this side waits is never taken back (see `peer_sleep`).
         // Acquire: a producer that claims a ring someone else wrote to
         // before (not possible today, as roles are claimed once) would
         // see its predecessor's records.
         let write = h.producer.position.load(Acquire);
         let read = h.consumer.position.load(Acquire);
         if window(write, read, self.capacity).is_none() {
-            unclaim(&h.identity, Role::Producer);
             return Err(Error::Corrupt(Corruption::WritePosition));
         }
+        let peer = claim(&h.identity, Role::Producer, &wait)?;
         Ok(Producer {
             ring: *self,
             wait,
@@ -433,6 +434,7 @@ impl<'a> Ring<'a> {
             published: write,
             cached_read: read,
             staged: 0,
+            peer,
             poisoned: None,
         })
     }
@@ -444,19 +446,20 @@ impl<'a> Ring<'a> {
     /// wakes a producer that sleeps on a full ring.
     pub fn consumer<W: Wait>(&self, wait: W) -> Result<Consumer<'a, W>, Error> {
         let h = self.header();
-        claim(&h.identity, Role::Consumer, &wait)?;
+        // Positions first, as in `producer`.
         let read = h.consumer.position.load(Acquire);
         let write = h.producer.position.load(Acquire);
         if window(write, read, self.capacity).is_none() {
-            unclaim(&h.identity, Role::Consumer);
             return Err(Error::Corrupt(Corruption::ReadPosition));
         }
+        let peer = claim(&h.identity, Role::Consumer, &wait)?;
         Ok(Consumer {
             ring: *self,
             wait,
             read,
             released: read,
             cached_write: read,
+            peer,
             poisoned: None,
         })
     }
@@ -547,9 +550,54 @@ fn role_words(id: &Identity, role: Role) -> (&AtomicU32, u32, u32) {
     }
 }
 
+/// Whether a side's peer may sleep until woken, as far as this side knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PeerSleep {
+    /// The peer has not recorded how it waits yet: it may sleep.
+    Unknown,
+    /// The peer sleeps until woken: every publication checks its bit.
+    Sleeps,
+    /// The peer recorded that it never sleeps (it spins), compatibly with
+    /// this side, so its record stays: publications skip the `SeqCst`
+    /// fence and the check of its sleeper bit, which it never sets.
+    NeverSleeps,
+}
+
+/// What the `waits` bits `peer` (already shifted down) say about a peer of a
+/// side that sleeps (`sleeps`) and wakes (`wakes`) as given.
+///
+/// Only a record compatible with this side's is trusted to stay: an
+/// incompatible peer unclaims its role and may be followed by another,
+/// which may sleep. (A compatible record is never taken back: a claim
+/// checks the ring's positions before it records anything, so the only
+/// way back to an idle role after recording is [`Error::IncompatibleWait`].)
+fn peer_sleep(peer: u32, sleeps: bool, wakes: bool) -> PeerSleep {
+    if peer & WAITS_SET == 0 {
+        return PeerSleep::Unknown;
+    }
+    let peer_sleeps = peer & WAITS_SLEEPS != 0;
+    let compatible = !(sleeps && peer & WAITS_WAKES == 0) && !(peer_sleeps && !wakes);
+    match (compatible, peer_sleeps) {
+        (true, false) => PeerSleep::NeverSleeps,
+        (true, true) => PeerSleep::Sleeps,
+        (false, _) => PeerSleep::Unknown,
+    }
+}
+
+/// Looks again at how the peer of a side in `role` waits, if this side did
+/// not know yet (the peer claimed its role after this side did).
+#[cold]
+fn learn_peer_sleep<W: Wait>(id: &Identity, role: Role, wait: &W) -> PeerSleep {
+    let (_, _, theirs) = role_words(id, role);
+    // Relaxed: a stale value only means "unknown" for a while longer.
+    let peer = (id.waits.load(Relaxed) >> theirs) & (WAITS_SET | WAITS_SLEEPS | WAITS_WAKES);
+    peer_sleep(peer, wait.sleeps(), wait.wakes())
+}
+
 /// Claims `role` for a side that waits with `wait`: marks the role active,
-/// then records how this side waits and checks it against the peer's record.
-fn claim<W: Wait>(id: &Identity, role: Role, wait: &W) -> Result<(), Error> {
+/// then records how this side waits and checks it against the peer's
+/// record. Returns what that record says of the peer.
+fn claim<W: Wait>(id: &Identity, role: Role, wait: &W) -> Result<PeerSleep, Error> {
     let (state, mine, theirs) = role_words(id, role);
     match state.compare_exchange(STATE_IDLE, STATE_ACTIVE, AcqRel, Acquire) {
         Ok(_) => {}
@@ -571,7 +619,7 @@ fn claim<W: Wait>(id: &Identity, role: Role, wait: &W) -> Result<(), Error> {
         unclaim(id, role);
         return Err(Error::IncompatibleWait);
     }
-    Ok(())
+    Ok(peer_sleep(peer, sleeps != 0, wakes != 0))
 }
 
 /// Gives back a role claimed by [`claim`] that its side could not use.
@@ -639,6 +687,9 @@ pub struct Producer<'a, W: Wait = Spin> {
     cached_read: u64,
     /// Messages committed but not published yet.
     staged: usize,
+    /// Whether the consumer may sleep (and so must be looked at, after a
+    /// fence, on every publication).
+    peer: PeerSleep,
     /// The first corruption this side saw: from then on every call fails
     /// with it (see [`Error::Corrupt`]).
     poisoned: Option<Corruption>,
@@ -735,6 +786,9 @@ impl<'a, W: Wait> Producer<'a, W> {
         }
         // A poisoned producer always gets here (see `poison`).
         trusted(self.poisoned)?;
+        if self.peer == PeerSleep::Unknown {
+            self.peer = learn_peer_sleep(&self.ring.header().identity, Role::Producer, &self.wait);
+        }
         // Acquire: pairs with the consumer's Release store after it read
         // the bytes we are about to overwrite.
         let read = self.ring.header().consumer.position.load(Acquire);
@@ -1001,7 +1055,9 @@ impl<'a, W: Wait> Producer<'a, W> {
         // loads this position with Acquire.
         h.producer.position.store(self.write, Release);
         self.published = self.write;
-        wake_sleeper(&self.wait, &h.producer.peer_wait);
+        if self.peer != PeerSleep::NeverSleeps {
+            wake_sleeper(&self.wait, &h.producer.peer_wait);
+        }
     }
 
     /// Publishes what is committed and marks the role closed, waking a
@@ -1204,6 +1260,8 @@ pub struct Consumer<'a, W: Wait = Spin> {
     released: u64,
     /// Last producer position seen; reloaded only when `read` reaches it.
     cached_write: u64,
+    /// Whether the producer may sleep (see [`Producer`]'s field).
+    peer: PeerSleep,
     /// The first corruption this side saw (see [`Producer`]'s field).
     poisoned: Option<Corruption>,
 }
@@ -1257,6 +1315,9 @@ impl<'a, W: Wait> Consumer<'a, W> {
         if write != self.read {
             self.cached_write = write;
             return Ok(());
+        }
+        if self.peer == PeerSleep::Unknown {
+            self.peer = learn_peer_sleep(&h.identity, Role::Consumer, &self.wait);
         }
         // Acquire: a producer publishes before it closes; seeing CLOSED we
         // see its last position.
@@ -1595,7 +1656,9 @@ impl<'a, W: Wait> Consumer<'a, W> {
         // loads this position (Acquire) overwrites them.
         h.consumer.position.store(self.read, Release);
         self.released = self.read;
-        wake_sleeper(&self.wait, &h.consumer.peer_wait);
+        if self.peer != PeerSleep::NeverSleeps {
+            wake_sleeper(&self.wait, &h.consumer.peer_wait);
+        }
     }
 
     /// Frees what was consumed and marks the role closed, waking a producer

@@ -1026,6 +1026,91 @@ fn no_wake_call_while_nobody_sleeps_and_one_when_someone_does() {
     assert_eq!(tx.waiter().wakes.get(), 1);
 }
 
+/// Spins and never sleeps, but wakes (like a busy-polling side of a futex
+/// gate); counts `wake` calls.
+#[derive(Default)]
+struct BusyWaker {
+    inner: Spin,
+    wakes: core::cell::Cell<usize>,
+}
+
+impl crate::Wait for BusyWaker {
+    type Deadline = u64;
+    fn wait(&self, word: &crate::AtomicU32, expected: u32, d: Option<u64>) -> Result<(), Error> {
+        self.inner.wait(word, expected, d)
+    }
+    fn wake(&self, _word: &crate::AtomicU32) {
+        self.wakes.set(self.wakes.get() + 1);
+    }
+    fn sleeps(&self) -> bool {
+        false
+    }
+}
+
+/// Sets the sleeper bit of `word`, as only a sleeping peer would.
+fn mark_sleeping(word: &crate::AtomicU32) {
+    word.fetch_or(SLEEPING, crate::sync::Ordering::Relaxed);
+}
+
+#[test]
+fn a_peer_that_never_sleeps_is_never_looked_at_after_a_publication() {
+    let mut buf = Buf::for_capacity(256);
+    let r = ring(&mut buf, 256);
+    // The consumer spins; the producer claims second and knows it at once.
+    let mut rx = r.consumer(Spin::new()).unwrap();
+    let mut tx = r.producer(BusyWaker::default()).unwrap();
+    mark_sleeping(&r.header().producer.peer_wait); // a bit it never sets
+    tx.try_send(b"a").unwrap();
+    assert_eq!(
+        tx.waiter().wakes.get(),
+        0,
+        "no check of a non-sleeper's bit"
+    );
+    assert_eq!(rx.try_recv(&mut [0; 8]), Ok(1));
+    // A sleeping peer is looked at, bit and all.
+    let mut buf = Buf::for_capacity(256);
+    let r = ring(&mut buf, 256);
+    let _rx = r.consumer(CountingWait::default()).unwrap();
+    let mut tx = r.producer(BusyWaker::default()).unwrap();
+    mark_sleeping(&r.header().producer.peer_wait);
+    tx.try_send(b"a").unwrap();
+    assert_eq!(tx.waiter().wakes.get(), 1);
+}
+
+#[test]
+fn a_side_that_claimed_first_learns_how_its_peer_waits() {
+    let mut buf = Buf::for_capacity(256);
+    let r = ring(&mut buf, 256);
+    let mut rx = r.consumer(BusyWaker::default()).unwrap();
+    let mut tx = r.producer(Spin::new()).unwrap();
+    // Not known yet (the producer came later): a release looks.
+    tx.try_send(b"a").unwrap();
+    mark_sleeping(&r.header().consumer.peer_wait);
+    assert_eq!(rx.try_recv(&mut [0; 8]), Ok(1));
+    assert_eq!(rx.waiter().wakes.get(), 1);
+    // An empty ring makes the consumer look at the record: from then on a
+    // release skips the spinning producer.
+    assert_eq!(rx.try_recv(&mut [0; 8]), Err(Error::Empty));
+    tx.try_send(b"b").unwrap();
+    mark_sleeping(&r.header().consumer.peer_wait);
+    assert_eq!(rx.try_recv(&mut [0; 8]), Ok(1));
+    assert_eq!(rx.waiter().wakes.get(), 1);
+}
+
+#[test]
+fn a_claim_refused_for_bad_positions_records_nothing() {
+    let mut buf = Buf::for_capacity(256);
+    let r = ring(&mut buf, 256);
+    let h = r.header();
+    h.producer.position.store(3, crate::sync::Ordering::Relaxed);
+    assert!(matches!(
+        r.consumer(Spin::new()).err(),
+        Some(Error::Corrupt(_))
+    ));
+    assert_eq!(h.identity.waits.load(crate::sync::Ordering::Relaxed), 0);
+    assert_eq!(r.role_state(Role::Consumer), Ok(crate::RoleState::Idle));
+}
+
 /// Sleeps (for the ring's purposes) by returning at once, `slices` times,
 /// then times out; counts the spin phases the ring asks for.
 struct SlicedWait {
