@@ -576,7 +576,7 @@ fn peer_sleep(peer: u32, sleeps: bool, wakes: bool) -> PeerSleep {
         return PeerSleep::Unknown;
     }
     let peer_sleeps = peer & WAITS_SLEEPS != 0;
-    let compatible = !(sleeps && peer & WAITS_WAKES == 0) && !(peer_sleeps && !wakes);
+    let compatible = (!sleeps || peer & WAITS_WAKES != 0) && (!peer_sleeps || wakes);
     match (compatible, peer_sleeps) {
         (true, false) => PeerSleep::NeverSleeps,
         (true, true) => PeerSleep::Sleeps,
