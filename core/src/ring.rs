@@ -433,7 +433,6 @@ impl<'a> Ring<'a> {
             write,
             published: write,
             cached_read: read,
-            staged: 0,
             peer,
             poisoned: None,
         })
@@ -685,8 +684,6 @@ pub struct Producer<'a, W: Wait = Spin> {
     published: u64,
     /// Last consumer position seen; reloaded only when the ring looks full.
     cached_read: u64,
-    /// Messages committed but not published yet.
-    staged: usize,
     /// Whether the consumer may sleep (and so must be looked at, after a
     /// fence, on every publication).
     peer: PeerSleep,
@@ -828,7 +825,12 @@ impl<'a, W: Wait> Producer<'a, W> {
         let mask = self.ring.mask();
         self.ring.header().track(self.write & mask, needed, true);
         let ptr = self.ring.payload(self.write.wrapping_add(pad), len as u64);
-        Ok(Slot { ptr, len, pad })
+        Ok(Slot {
+            ptr,
+            len,
+            pad,
+            needed,
+        })
     }
 
     /// Reserves room for a message of `len` bytes and hands it out to be
@@ -890,7 +892,9 @@ impl<'a, W: Wait> Producer<'a, W> {
         // the data area and reserved for us; `msg` is a distinct borrow
         // (a `&[u8]` can't point into the slot, which nothing else sees).
         unsafe { core::ptr::copy_nonoverlapping(msg.as_ptr(), slot.ptr.as_ptr(), msg.len()) };
-        self.commit_record(slot.pad, msg.len() as u64);
+        self.store_records(slot.pad, msg.len() as u64);
+        // The whole reservation: its size is known, no need to compute it.
+        self.write = self.write.wrapping_add(slot.needed);
     }
 
     /// Copies `msg` into the ring and publishes it, or fails at once
@@ -914,7 +918,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
         let slot = self.reserve_slot(msg.len())?;
         self.commit_copy(slot, msg);
-        self.publish();
+        self.publish_committed();
         Ok(())
     }
 
@@ -1026,30 +1030,43 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn batch(&mut self) -> SendBatch<'_, 'a, W> {
-        SendBatch { producer: self }
+        SendBatch {
+            producer: self,
+            staged: 0,
+        }
     }
 
-    /// Writes the record headers of a reserved message and moves `write`;
-    /// the message is published by the next [`Producer::publish`].
+    /// Writes the record headers of a message of `len` bytes reserved at
+    /// `write` (after `pad` bytes of padding), without moving `write`.
     #[inline(always)]
-    fn commit_record(&mut self, pad: u64, len: u64) {
+    fn store_records(&mut self, pad: u64, len: u64) {
         let mask = self.ring.mask();
         if pad != 0 {
             self.ring.store_record(self.write & mask, KIND_PADDING, pad);
         }
         let start = self.write.wrapping_add(pad);
         self.ring.store_record(start & mask, KIND_MESSAGE, len);
-        self.write = start.wrapping_add(record_size(len));
-        self.staged += 1;
     }
 
-    /// Publishes every committed message; wakes a sleeping consumer.
+    /// Writes the record headers of a reserved message of (now) `len` bytes
+    /// and moves `write` past it; the next publication publishes it.
+    #[inline(always)]
+    fn commit_record(&mut self, pad: u64, len: u64) {
+        self.store_records(pad, len);
+        self.write = self.write.wrapping_add(pad + record_size(len));
+    }
+
+    /// Publishes every committed message, if any; wakes a sleeping consumer.
     #[inline(always)]
     fn publish(&mut self) {
-        self.staged = 0;
-        if self.write == self.published {
-            return;
+        if self.write != self.published {
+            self.publish_committed();
         }
+    }
+
+    /// [`Producer::publish`], for a caller that just committed a message.
+    #[inline(always)]
+    fn publish_committed(&mut self) {
         let h = self.ring.header();
         // Release: the records written above are visible to a consumer that
         // loads this position with Acquire.
@@ -1098,6 +1115,9 @@ struct Slot {
     ptr: NonNull<u8>,
     len: usize,
     pad: u64,
+    /// Bytes the message takes if committed whole: padding and record (for a
+    /// read, the record).
+    needed: u64,
 }
 
 impl Slot {
@@ -1133,7 +1153,7 @@ impl<W: Wait> WriteGrant<'_, '_, W> {
     pub fn commit(self, len: usize) {
         let len = len.min(self.slot.len) as u64;
         self.producer.commit_record(self.slot.pad, len);
-        self.producer.publish();
+        self.producer.publish_committed();
     }
 }
 
@@ -1144,6 +1164,8 @@ impl<W: Wait> WriteGrant<'_, '_, W> {
 pub struct BatchWriteGrant<'p, 'a, W: Wait> {
     slot: Slot,
     producer: &'p mut Producer<'a, W>,
+    /// The batch's count of staged messages.
+    staged: &'p mut usize,
 }
 
 impl<W: Wait> BatchWriteGrant<'_, '_, W> {
@@ -1152,6 +1174,7 @@ impl<W: Wait> BatchWriteGrant<'_, '_, W> {
     pub fn commit(self, len: usize) {
         let len = len.min(self.slot.len) as u64;
         self.producer.commit_record(self.slot.pad, len);
+        *self.staged += 1;
     }
 }
 
@@ -1190,6 +1213,8 @@ grant_views!(BatchWriteGrant, mut);
 /// [`Producer::batch`].
 pub struct SendBatch<'p, 'a, W: Wait> {
     producer: &'p mut Producer<'a, W>,
+    /// Messages staged so far.
+    staged: usize,
 }
 
 impl<'a, W: Wait> SendBatch<'_, 'a, W> {
@@ -1200,6 +1225,7 @@ impl<'a, W: Wait> SendBatch<'_, 'a, W> {
         Ok(BatchWriteGrant {
             slot,
             producer: self.producer,
+            staged: &mut self.staged,
         })
     }
 
@@ -1207,26 +1233,26 @@ impl<'a, W: Wait> SendBatch<'_, 'a, W> {
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
         let slot = self.producer.reserve_slot(msg.len())?;
         self.producer.commit_copy(slot, msg);
+        self.staged += 1;
         Ok(())
     }
 
     /// Messages staged so far.
     pub fn len(&self) -> usize {
-        self.producer.staged
+        self.staged
     }
 
     /// Whether nothing is staged.
     pub fn is_empty(&self) -> bool {
-        self.producer.staged == 0
+        self.staged == 0
     }
 
     /// Publishes the staged messages with one Release store and returns
     /// how many there were. Dropping the batch publishes them too.
     pub fn publish(self) -> usize {
         let mut this = ManuallyDrop::new(self);
-        let staged = this.producer.staged;
         this.producer.publish();
-        staged
+        this.staged
     }
 }
 
@@ -1239,7 +1265,7 @@ impl<W: Wait> Drop for SendBatch<'_, '_, W> {
 impl<W: Wait> fmt::Debug for SendBatch<'_, '_, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendBatch")
-            .field("staged", &self.producer.staged)
+            .field("staged", &self.staged)
             .finish()
     }
 }
@@ -1348,14 +1374,15 @@ impl<'a, W: Wait> Consumer<'a, W> {
         poison(&mut self.poisoned, what)
     }
 
-    /// Finds the next message, skipping a padding record: `(start, len)`
-    /// with `start == self.read`. Consumes nothing but padding.
+    /// Finds the next message, skipping a padding record: `(start, len,
+    /// record)` with `start == self.read` and `record` the bytes of its
+    /// record. Consumes nothing but padding.
     ///
     /// Bounded: at most two refreshes and one padding record per call
     /// (padding must end at the buffer's end, so the record after it starts
     /// at offset 0, where padding is refused).
     #[inline(always)]
-    fn next_message(&mut self) -> Result<(u64, u64), Error> {
+    fn next_message(&mut self) -> Result<(u64, u64, u64), Error> {
         let capacity = self.ring.capacity;
         let mask = self.ring.mask();
         let mut skipped_padding = false;
@@ -1375,7 +1402,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
                     if len > self.ring.max_message || record > avail || offset + record > capacity {
                         return Err(self.poison(Corruption::RecordLength));
                     }
-                    return Ok((self.read, len));
+                    return Ok((self.read, len, record));
                 }
                 KIND_PADDING => {
                     let tail = capacity - offset;
@@ -1394,7 +1421,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// once. Consumes nothing but padding.
     #[inline(always)]
     fn next_slot(&mut self) -> Result<Slot, Error> {
-        let (start, len) = self.next_message()?;
+        let (start, len, record) = self.next_message()?;
         self.ring
             .header()
             .track((start & self.ring.mask()) + RECORD_HEADER, len, false);
@@ -1402,6 +1429,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
             ptr: self.ring.payload(start, len),
             len: len as usize,
             pad: 0,
+            needed: record,
         })
     }
 
@@ -1480,7 +1508,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// its room yet): its length, or fails at once.
     #[inline(always)]
     fn take_into(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        let (start, len) = self.next_message()?;
+        let (start, len, record) = self.next_message()?;
         if len > buf.len() as u64 {
             return Err(Error::BufferTooSmall {
                 needed: len as usize,
@@ -1495,7 +1523,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
         // the data area that the producer won't touch until we release it;
         // `buf` is the caller's distinct memory and holds at least len bytes.
         unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), buf.as_mut_ptr(), len as usize) };
-        self.advance(len);
+        self.advance(record);
         Ok(len as usize)
     }
 
@@ -1521,7 +1549,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// ```
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         let n = self.take_into(buf)?;
-        self.release();
+        self.release_consumed();
         Ok(n)
     }
 
@@ -1638,19 +1666,24 @@ impl<'a, W: Wait> Consumer<'a, W> {
         RecvBatch { consumer: self }
     }
 
-    /// Consumes the message at `read` (`len` payload bytes); its room is
-    /// freed by the next [`Consumer::release`].
+    /// Consumes the message at `read`, whose record is `record` bytes; its
+    /// room is freed by the next [`Consumer::release`].
     #[inline(always)]
-    fn advance(&mut self, len: u64) {
-        self.read = self.read.wrapping_add(record_size(len));
+    fn advance(&mut self, record: u64) {
+        self.read = self.read.wrapping_add(record);
     }
 
-    /// Frees every consumed record's room; wakes a sleeping producer.
+    /// Frees every consumed record's room, if any; wakes a sleeping producer.
     #[inline(always)]
     fn release(&mut self) {
-        if self.read == self.released {
-            return;
+        if self.read != self.released {
+            self.release_consumed();
         }
+    }
+
+    /// [`Consumer::release`], for a caller that just consumed a message.
+    #[inline(always)]
+    fn release_consumed(&mut self) {
         let h = self.ring.header();
         // Release: our reads of the records happen before a producer that
         // loads this position (Acquire) overwrites them.
@@ -1704,16 +1737,16 @@ impl<W: Wait> ReadGrant<'_, '_, W> {
     /// does, said out loud.
     pub fn release(self) {
         let mut this = ManuallyDrop::new(self);
-        let len = this.slot.len as u64;
-        this.consumer.advance(len);
-        this.consumer.release();
+        let record = this.slot.needed;
+        this.consumer.advance(record);
+        this.consumer.release_consumed();
     }
 }
 
 impl<W: Wait> Drop for ReadGrant<'_, '_, W> {
     fn drop(&mut self) {
-        self.consumer.advance(self.slot.len as u64);
-        self.consumer.release();
+        self.consumer.advance(self.slot.needed);
+        self.consumer.release_consumed();
     }
 }
 
@@ -1728,7 +1761,7 @@ pub struct BatchReadGrant<'c, 'a, W: Wait> {
 
 impl<W: Wait> Drop for BatchReadGrant<'_, '_, W> {
     fn drop(&mut self) {
-        self.consumer.advance(self.slot.len as u64);
+        self.consumer.advance(self.slot.needed);
     }
 }
 
