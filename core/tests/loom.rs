@@ -270,3 +270,78 @@ fn consumer_close_wakes_a_blocked_producer() {
         consumer.join().unwrap();
     });
 }
+
+/// A side that never sleeps (it yields and looks again) but wakes its peer
+/// through the futex model: a busy-polling side of a futex gate.
+#[derive(Clone)]
+struct BusyFutex(Futex);
+
+impl Wait for BusyFutex {
+    type Deadline = ();
+
+    fn wait(&self, _word: &AtomicU32, _expected: u32, deadline: Option<()>) -> Result<(), Error> {
+        if deadline.is_some() {
+            return Err(Error::TimedOut);
+        }
+        thread::yield_now();
+        Ok(())
+    }
+
+    fn wake(&self, word: &AtomicU32) {
+        self.0.wake(word)
+    }
+
+    fn sleeps(&self) -> bool {
+        false
+    }
+}
+
+/// A sleeping producer beside a busy-polling consumer: the producer learns
+/// that its peer never sleeps (it claimed first, so from the record, on its
+/// slow path) and publishes without a fence; the consumer still fences and
+/// wakes the producer asleep on a full ring. A lost wake-up is a deadlock.
+#[test]
+fn a_busy_consumer_still_wakes_a_sleeping_producer() {
+    loom::model(|| {
+        let (memory, ring) = new_ring(64);
+        let futex = Futex::new();
+        let mut tx = ring.producer(futex.clone()).unwrap();
+        let mut rx = ring.consumer(BusyFutex(futex)).unwrap();
+        let producer = spawn_keeping(&memory, move || {
+            for i in 0..3 {
+                tx.send(&message(i, 24)).unwrap();
+            }
+        });
+        let mut buf = [0; 24];
+        for i in 0..3 {
+            let n = rx.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &message(i, 24)[..]);
+        }
+        assert_eq!(rx.recv(&mut buf), Err(Error::Disconnected));
+        producer.join().unwrap();
+    });
+}
+
+/// The mirror case: a busy-polling producer wakes a consumer asleep on an
+/// empty ring, while the consumer releases without a fence.
+#[test]
+fn a_busy_producer_still_wakes_a_sleeping_consumer() {
+    loom::model(|| {
+        let (memory, ring) = new_ring(64);
+        let futex = Futex::new();
+        let mut rx = ring.consumer(futex.clone()).unwrap();
+        let mut tx = ring.producer(BusyFutex(futex)).unwrap();
+        let producer = spawn_keeping(&memory, move || {
+            for i in 0..3 {
+                tx.send(&message(i, 24)).unwrap();
+            }
+        });
+        let mut buf = [0; 24];
+        for i in 0..3 {
+            let n = rx.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &message(i, 24)[..]);
+        }
+        assert_eq!(rx.recv(&mut buf), Err(Error::Disconnected));
+        producer.join().unwrap();
+    });
+}
