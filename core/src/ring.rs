@@ -657,6 +657,23 @@ fn announce_sleep(word: &AtomicU32) -> u32 {
     ticket
 }
 
+/// Takes back an announcement (`ticket`, from [`announce_sleep`]) whose
+/// re-check found what the side waited for, so that the peer's next
+/// publication does not pay a wake-up call for a side that is awake.
+///
+/// The same transition the waker makes (add one: clears the bit, moves the
+/// count on), and only if the word is still `ticket`: if the peer already
+/// made it, nothing is left to take back. A peer that saw the bit just
+/// before this and adds one after it sets the bit again: then its next
+/// publication pays one needless wake-up, as it did before this existed;
+/// no wake-up is ever lost (a later announcement waits for a change of
+/// whatever value it sees).
+#[inline]
+fn withdraw_sleep(word: &AtomicU32, ticket: u32) {
+    // Relaxed: nothing is published through this word by the sleeper.
+    let _ = word.compare_exchange(ticket, ticket.wrapping_add(1), Relaxed, Relaxed);
+}
+
 /// Marks a role closed and wakes its peer, whether or not it announced sleep.
 fn close_role<W: Wait>(wait: &W, state: &AtomicU32, word: &AtomicU32) {
     // Release: a peer that sees CLOSED sees every position published before.
@@ -988,6 +1005,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             // (or closed) before it could see our announcement.
             self.check_peer()?;
             if self.has_room(needed)? {
+                withdraw_sleep(word, ticket);
                 return Ok(());
             }
             self.wait.wait(word, ticket, deadline)?;
@@ -1617,7 +1635,10 @@ impl<'a, W: Wait> Consumer<'a, W> {
                 // (or closed) before it could see our announcement.
                 match self.next_message() {
                     Err(Error::Empty) => {}
-                    other => return other.map(drop),
+                    other => {
+                        withdraw_sleep(word, ticket);
+                        return other.map(drop);
+                    }
                 }
                 self.wait.wait(word, ticket, deadline)
             } else {

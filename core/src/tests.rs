@@ -1111,6 +1111,62 @@ fn a_claim_refused_for_bad_positions_records_nothing() {
     assert_eq!(r.role_state(Role::Consumer), Ok(crate::RoleState::Idle));
 }
 
+/// A sleeping wait that holds the producer and sends one message once its
+/// consumer has started waiting and found the ring empty (at its first
+/// `sleeps` query after the claim and the start of the wait): the re-check
+/// after the announcement then finds the message.
+struct SendsWhileAnnouncing {
+    tx: core::cell::RefCell<Option<Producer<'static, BusyWaker>>>,
+    asked: core::cell::Cell<u32>,
+}
+
+impl crate::Wait for SendsWhileAnnouncing {
+    type Deadline = u64;
+    fn wait(&self, _: &crate::AtomicU32, _: u32, _: Option<u64>) -> Result<(), Error> {
+        panic!("the re-check should have found the message");
+    }
+    fn wake(&self, _word: &crate::AtomicU32) {}
+    fn sleeps(&self) -> bool {
+        self.asked.set(self.asked.get() + 1);
+        if self.asked.get() >= 3 {
+            if let Some(tx) = self.tx.borrow_mut().as_mut() {
+                if tx.is_empty() {
+                    tx.try_send(b"just in time").unwrap();
+                }
+            }
+        }
+        true
+    }
+}
+
+#[test]
+fn an_announcement_whose_recheck_succeeds_is_withdrawn() {
+    let mut buf = Buf::for_capacity(256);
+    let r = ring(&mut buf, 256);
+    // SAFETY: test only, as in `pair`: the ring outlives both sides here.
+    let r: Ring<'static> = unsafe { core::mem::transmute(r) };
+    let wait = SendsWhileAnnouncing {
+        tx: core::cell::RefCell::new(None),
+        asked: core::cell::Cell::new(0),
+    };
+    let mut rx = r.consumer(wait).unwrap();
+    *rx.waiter().tx.borrow_mut() = Some(r.producer(BusyWaker::default()).unwrap());
+    let mut got = [0; 16];
+    assert_eq!(rx.recv(&mut got), Ok(12));
+    // It announced (0 -> 1, the sleeper bit) and took it back the way a
+    // waker would (1 -> 2): the producer's next publication wakes nobody.
+    let word = r
+        .header()
+        .producer
+        .peer_wait
+        .load(crate::sync::Ordering::Relaxed);
+    assert_eq!(word, 2);
+    let tx = rx.waiter().tx.borrow_mut().take().unwrap();
+    let mut tx = tx;
+    tx.try_send(b"next").unwrap();
+    assert_eq!(tx.waiter().wakes.get(), 0);
+}
+
 /// Sleeps (for the ring's purposes) by returning at once, `slices` times,
 /// then times out; counts the spin phases the ring asks for.
 struct SlicedWait {
