@@ -1082,6 +1082,9 @@ fn run_pass(pass: &Pass, args: &Args, records: &mut Vec<Record>) -> Result<(), S
     if !args.json {
         eprint!("\r{:<72}\r", "");
     }
+    // Floors in the order they were first used, each by size.
+    let first_use: Vec<String> = pool.iter().map(|p| p.transport.clone()).collect();
+    pool.sort_by_key(|p| (first_use.iter().position(|t| *t == p.transport), p.size));
     for p in pool {
         let mut record = Record {
             pass: pass.name,
