@@ -14,7 +14,8 @@ use rustix::io::{FdFlags, fcntl_getfd, fcntl_setfd};
 /// What the peer does, and with what.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Job {
-    /// `echo`, `sink`, `atomic` or `futex`.
+    /// `echo`, `zero-copy-echo`, `sink`, `atomic`, `futex`, `cross-copy`
+    /// or `line-stream`.
     pub what: String,
     /// The transport's name in the results (`shm`, `pipe`, `pipe-raw`, ...).
     pub transport: String,
@@ -28,6 +29,8 @@ pub struct Job {
     pub addr: String,
     /// Ring capacity for `shm`.
     pub capacity: usize,
+    /// Zero-copy echo: read every byte of each message, not two.
+    pub read_all: bool,
     /// Inherited descriptors, in the order the job's code expects.
     pub fds: Vec<i32>,
 }
@@ -42,6 +45,7 @@ impl Job {
             format!("size={}", self.size),
             format!("spin={}", u8::from(self.spin)),
             format!("capacity={}", self.capacity),
+            format!("read_all={}", u8::from(self.read_all)),
             format!("fds={}", fds.join(",")),
             format!("addr={}", self.addr),
         ];
@@ -69,6 +73,7 @@ impl Job {
                 "cpu" => job.cpu = Some(number(value)?),
                 "addr" => job.addr = value.to_owned(),
                 "capacity" => job.capacity = number(value)?,
+                "read_all" => job.read_all = value == "1",
                 "fds" => {
                     job.fds = value
                         .split(',')

@@ -3,67 +3,114 @@
 //! - an atomic ping-pong on one shared cache line, and the same with a
 //!   futex wait and wake per turn ([`atomic_parent`], [`futex_parent`] and
 //!   their peers);
-//! - memcpy bandwidth ([`memcpy`]);
+//! - the line stream ([`line_stream_parent`]): 64-byte lines, each carrying
+//!   a sequence word, written by one process and followed line by line by
+//!   the other, the most any SPSC stream can move between two CPUs;
+//! - the cross-core copy ([`cross_copy_parent`]): one process writes N
+//!   bytes, the other reads all of them and writes N bytes back, ping-pong;
+//!   the floor of a large round trip;
 //! - the raw kernel transports that shmlane's fallbacks wrap, used the
 //!   plain way (blocking calls, fixed-size messages, no framing):
 //!   [`RawStream`] (pipe, FIFO, unix stream, TCP), [`RawDgram`] and
 //!   [`RawMq`]. They speak the message traits so that the same round-trip
 //!   and streaming code drives them; an empty message (or end of stream)
 //!   marks the end.
+//!
+//! The shared-memory floors use one [`Shared`] mapping per measurement:
+//! words and lines are only ever accessed atomically; the cross-core
+//! copy's byte buffers are accessed plainly, by one side at a time, handed
+//! over by a Release store and an Acquire load of a flag word.
 
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::thread::futex;
+use shmlane_examples::rtt::Plan;
 use shmlane_posix::{Error, Segment};
 use shmlane_posix::{MessageReceiver, MessageSender};
 
 /// The value that tells a floor's peer to stop.
 const DONE: u64 = u64::MAX;
 
-/// One shared page for the atomic and futex floors (the word is its first
-/// 8 bytes, alone on its cache line).
-pub struct SharedWord {
+/// Spins between two looks at whether the other process is gone.
+const SPINS_PER_LOOK: u32 = 1 << 22;
+
+/// One shared mapping for a floor: flag words on their own cache lines at
+/// the start, data from [`DATA`] on.
+#[derive(Debug)]
+pub struct Shared {
     segment: Segment,
 }
 
-impl SharedWord {
-    /// A fresh page, and a descriptor for the peer.
-    pub fn create() -> Result<(SharedWord, OwnedFd), String> {
-        let segment = Segment::anonymous(4096).map_err(|e| format!("memfd: {e}"))?;
+/// Where a floor's data (lines, buffers) starts in its [`Shared`] mapping:
+/// the first page holds the flag words, each on its own 128 bytes.
+const DATA: usize = 4096;
+
+impl Shared {
+    /// A fresh mapping of at least `len` bytes, and a descriptor for the
+    /// peer.
+    pub fn create(len: usize) -> Result<(Shared, OwnedFd), String> {
+        let len = len.max(DATA).next_multiple_of(4096);
+        let segment = Segment::anonymous(len).map_err(|e| format!("memfd: {e}"))?;
         segment.seal().map_err(|e| format!("memfd seals: {e}"))?;
         let fd = segment
             .fd()
             .try_clone_to_owned()
             .map_err(|e| format!("dup: {e}"))?;
-        Ok((SharedWord { segment }, fd))
+        Ok((Shared { segment }, fd))
     }
 
-    /// The peer's view of the parent's page.
-    pub fn from_fd(fd: OwnedFd) -> Result<SharedWord, String> {
-        let segment = Segment::from_fd(fd).map_err(|e| format!("mapping the floor page: {e}"))?;
-        if segment.len() < 8 {
-            return Err("the floor page is too small".to_owned());
+    /// The peer's view of the parent's mapping.
+    pub fn from_fd(fd: OwnedFd) -> Result<Shared, String> {
+        let segment =
+            Segment::from_fd(fd).map_err(|e| format!("mapping the floor's memory: {e}"))?;
+        if segment.len() < DATA {
+            return Err("the floor's memory is too small".to_owned());
         }
-        Ok(SharedWord { segment })
+        Ok(Shared { segment })
     }
 
-    fn ptr(&self) -> NonNull<u8> {
-        self.segment.as_ptr()
+    /// Flag word `i` (0 to 31): 8 bytes alone on their 128-byte line.
+    fn word64(&self, i: usize) -> &AtomicU64 {
+        assert!(i < DATA / 128);
+        // SAFETY: the mapping is page-aligned and at least `DATA` bytes
+        // long, so `i * 128` is in it and 8-aligned; it lives as long as
+        // `self`, and flag words are only ever accessed atomically.
+        unsafe { AtomicU64::from_ptr(self.segment.as_ptr().as_ptr().add(i * 128).cast()) }
     }
 
-    fn word64(&self) -> &AtomicU64 {
-        // SAFETY: the mapping is page-aligned, at least 8 bytes long and
-        // lives as long as `self`; it is only ever accessed atomically.
-        unsafe { AtomicU64::from_ptr(self.ptr().as_ptr().cast()) }
-    }
-
+    /// The first 4 bytes of flag word 0, for the futex floor.
     fn word32(&self) -> &AtomicU32 {
-        // SAFETY: as in `word64` (4 aligned bytes).
-        unsafe { AtomicU32::from_ptr(self.ptr().as_ptr().cast()) }
+        // SAFETY: as in `word64` (4 aligned bytes at the start).
+        unsafe { AtomicU32::from_ptr(self.segment.as_ptr().as_ptr().cast()) }
+    }
+
+    /// The data area as 64-byte lines of atomic words.
+    fn lines(&self) -> &[[AtomicU64; 8]] {
+        let count = (self.segment.len() - DATA) / 64;
+        // SAFETY: `DATA` is page-aligned, so the lines are 64-aligned; they
+        // lie in the mapping, which lives as long as `self`; whoever uses
+        // them as lines accesses them only atomically.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.segment
+                    .as_ptr()
+                    .as_ptr()
+                    .add(DATA)
+                    .cast::<[AtomicU64; 8]>(),
+                count,
+            )
+        }
+    }
+
+    /// Data bytes `offset..offset + len`, as a raw pointer (the cross-core
+    /// copy's buffers).
+    fn bytes(&self, offset: usize, len: usize) -> *mut u8 {
+        assert!(DATA + offset + len <= self.segment.len());
+        // SAFETY: checked to lie in the mapping.
+        unsafe { self.segment.as_ptr().as_ptr().add(DATA + offset) }
     }
 }
 
@@ -73,32 +120,52 @@ fn orphaned(parent: Option<rustix::process::Pid>) -> bool {
     rustix::process::getppid() != parent
 }
 
+/// Whether a timed loop is done: `plan`'s round trips made (`timed` so
+/// far, clock started at `begun`).
+fn plan_done(plan: &Plan, timed: usize, begun: Instant) -> bool {
+    timed >= plan.max || (timed >= plan.min && timed % 16 == 0 && begun.elapsed() >= plan.time)
+}
+
+/// Spins until `word` holds `value`, asking `gone` now and then (true:
+/// the other side died, an error).
+fn spin_until(
+    word: &AtomicU64,
+    value: u64,
+    gone: &mut dyn FnMut() -> bool,
+    what: &str,
+) -> Result<(), String> {
+    let mut spins = 0u32;
+    while word.load(Ordering::Acquire) != value {
+        std::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        if spins % SPINS_PER_LOOK == 0 && gone() {
+            return Err(format!("the {what} floor's peer is gone"));
+        }
+    }
+    Ok(())
+}
+
 /// The parent's half of the atomic ping-pong: stores an odd count, spins
 /// until the peer answers with the next even one. Returns sorted RTTs.
 /// `gone` is asked now and then while waiting: true ends the run.
 pub fn atomic_parent(
-    page: &SharedWord,
-    plan: shmlane_examples::rtt::Plan,
+    page: &Shared,
+    plan: Plan,
     gone: &mut dyn FnMut() -> bool,
 ) -> Result<Vec<Duration>, String> {
-    let word = page.word64();
+    let word = page.word64(0);
     let mut rtts = Vec::with_capacity(plan.min);
-    let begun = Instant::now();
+    let mut begun = Instant::now();
     for i in 0u64.. {
-        let timed = (i as usize).saturating_sub(plan.warmup);
-        if timed >= plan.max || (timed >= plan.min && begun.elapsed() >= plan.time) {
+        if i as usize == plan.warmup {
+            begun = Instant::now();
+        }
+        if i as usize >= plan.warmup && plan_done(&plan, rtts.len(), begun) {
             break;
         }
         let start = Instant::now();
         word.store(2 * i + 1, Ordering::Release);
-        let mut spins = 0u32;
-        while word.load(Ordering::Acquire) != 2 * i + 2 {
-            std::hint::spin_loop();
-            spins = spins.wrapping_add(1);
-            if spins % (1 << 22) == 0 && gone() {
-                return Err("the atomic floor's peer is gone".to_owned());
-            }
-        }
+        spin_until(word, 2 * i + 2, gone, "atomic")?;
         if i as usize >= plan.warmup {
             rtts.push(start.elapsed());
         }
@@ -109,8 +176,8 @@ pub fn atomic_parent(
 }
 
 /// The peer's half of the atomic ping-pong.
-pub fn atomic_peer(page: &SharedWord) {
-    let word = page.word64();
+pub fn atomic_peer(page: &Shared) {
+    let word = page.word64(0);
     let parent = rustix::process::getppid();
     let mut spins = 0u32;
     loop {
@@ -148,18 +215,27 @@ fn futex_wake(word: &AtomicU32) {
 
 /// The futex ping-pong: like the atomic one, but each side sleeps in
 /// `futex_wait` until the other stores its value and calls `futex_wake`.
+/// Before each round trip the parent sleeps `gap` (untimed), so that the
+/// measured turn starts with the peer asleep, as a wake round trip of the
+/// ring does.
 pub fn futex_parent(
-    page: &SharedWord,
-    plan: shmlane_examples::rtt::Plan,
+    page: &Shared,
+    plan: Plan,
+    gap: Duration,
     gone: &mut dyn FnMut() -> bool,
 ) -> Result<Vec<Duration>, String> {
     let word = page.word32();
     let mut rtts = Vec::with_capacity(plan.min);
-    let begun = Instant::now();
+    let mut begun = Instant::now();
     for i in 0u32.. {
-        let timed = (i as usize).saturating_sub(plan.warmup);
-        if timed >= plan.max || (timed >= plan.min && begun.elapsed() >= plan.time) {
+        if i as usize == plan.warmup {
+            begun = Instant::now();
+        }
+        if i as usize >= plan.warmup && plan_done(&plan, rtts.len(), begun) {
             break;
+        }
+        if !gap.is_zero() {
+            std::thread::sleep(gap);
         }
         let start = Instant::now();
         word.store(2 * i + 1, Ordering::Release);
@@ -184,7 +260,7 @@ pub fn futex_parent(
 }
 
 /// The peer's half of the futex ping-pong.
-pub fn futex_peer(page: &SharedWord) {
+pub fn futex_peer(page: &Shared) {
     let word = page.word32();
     let parent = rustix::process::getppid();
     loop {
@@ -201,27 +277,215 @@ pub fn futex_peer(page: &SharedWord) {
     }
 }
 
-/// memcpy bandwidth: copies a `size`-byte buffer into another, over and
-/// over, for about `time`. Returns (copies, elapsed).
-pub fn memcpy(size: usize, time: Duration) -> (u64, Duration) {
-    let src = vec![0x5au8; size];
-    let mut dst = vec![0u8; size];
-    // Touch both first (page faults are not bandwidth).
-    dst.copy_from_slice(&src);
-    let mut copies = 0u64;
-    let start = Instant::now();
-    // Enough copies between clock reads that reading it costs nothing.
-    let per_check = (1 << 20) / size.max(1) + 1;
-    loop {
-        for _ in 0..per_check {
-            std::hint::black_box(&mut dst).copy_from_slice(std::hint::black_box(&src));
+/// Lines of the line stream's ring: 256 KiB, the ring size the bench
+/// streams 64 B and 4 KiB messages through.
+pub const STREAM_LINES: usize = 4096;
+
+/// How often the line stream's consumer publishes how far it has read:
+/// every quarter of the ring (the producer looks only when the ring looks
+/// full, so this costs one line transfer per quarter).
+const LINES_PER_RELEASE: u64 = (STREAM_LINES / 4) as u64;
+
+/// The bytes a line-stream mapping needs.
+pub fn line_stream_len() -> usize {
+    DATA + STREAM_LINES * 64
+}
+
+/// The line stream's producer: for about `time`, writes 64-byte lines,
+/// each a sequence number in its last seven words and, stored last with
+/// Release, its tag (sequence + 1) in its first; the peer follows line by
+/// line. Waits for the peer to have read every line, then returns (lines,
+/// elapsed).
+pub fn line_stream_parent(
+    shared: &Shared,
+    time: Duration,
+    gone: &mut dyn FnMut() -> bool,
+) -> Result<(u64, Duration), String> {
+    let read = shared.word64(0);
+    let lines = &shared.lines()[..STREAM_LINES];
+    let ring = STREAM_LINES as u64;
+    let mut write = |seq: u64, payload: u64, released: &mut u64| -> Result<(), String> {
+        // The producer may write line `seq` once the consumer has read
+        // line `seq - ring`; it looks (Acquire, pairing with the
+        // consumer's Release) only when its last look says full.
+        let mut spins = 0u32;
+        while seq - *released >= ring {
+            *released = read.load(Ordering::Acquire);
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins % SPINS_PER_LOOK == 0 && gone() {
+                return Err("the line stream's peer is gone".to_owned());
+            }
         }
-        copies += per_check as u64;
-        let elapsed = start.elapsed();
-        if elapsed >= time {
-            return (copies, elapsed);
+        let line = &lines[(seq % ring) as usize];
+        for word in &line[1..] {
+            word.store(payload, Ordering::Relaxed);
+        }
+        // Release: the payload is visible to whoever sees the tag.
+        line[0].store(seq + 1, Ordering::Release);
+        Ok(())
+    };
+    let mut released = 0u64;
+    let start = Instant::now();
+    let mut seq = 0u64;
+    loop {
+        for _ in 0..1024 {
+            write(seq, seq, &mut released)?;
+            seq += 1;
+        }
+        if start.elapsed() >= time {
+            break;
         }
     }
+    write(seq, DONE, &mut released)?;
+    // The consumer stores seq + 1 when it has read the end mark.
+    spin_until(read, seq + 1, gone, "line stream")?;
+    Ok((seq, start.elapsed()))
+}
+
+/// The line stream's consumer: follows the lines one by one, checks each
+/// one's sequence number, until the end mark.
+pub fn line_stream_peer(shared: &Shared) -> Result<(), String> {
+    let read = shared.word64(0);
+    let lines = &shared.lines()[..STREAM_LINES];
+    let parent = rustix::process::getppid();
+    let mut seq = 0u64;
+    loop {
+        let line = &lines[(seq % STREAM_LINES as u64) as usize];
+        let mut spins = 0u32;
+        // Acquire, pairing with the producer's Release of the tag.
+        while line[0].load(Ordering::Acquire) != seq + 1 {
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins == 0 && orphaned(parent) {
+                return Err("the line stream's producer is gone".to_owned());
+            }
+        }
+        let payload = line[7].load(Ordering::Relaxed);
+        if payload == DONE {
+            read.store(seq + 1, Ordering::Release);
+            return Ok(());
+        }
+        if payload != seq {
+            return Err(format!("line {seq} carried {payload}"));
+        }
+        seq += 1;
+        if seq % LINES_PER_RELEASE == 0 {
+            // Release: our reads of these lines happen before the
+            // producer overwrites them.
+            read.store(seq, Ordering::Release);
+        }
+    }
+}
+
+/// The bytes a cross-core copy mapping of `size`-byte messages needs: one
+/// buffer each way.
+pub fn cross_copy_len(size: usize) -> usize {
+    DATA + 2 * size.next_multiple_of(4096)
+}
+
+/// Writes `value` into `len` bytes at `ptr`.
+///
+/// # Safety
+///
+/// `ptr..ptr + len` lies in a live mapping that nobody else accesses
+/// until the caller hands it over.
+unsafe fn fill(ptr: *mut u8, len: usize, value: u8) {
+    // SAFETY: the caller's promise.
+    unsafe { std::ptr::write_bytes(ptr, value, len) }
+}
+
+/// Reads all `len` bytes at `ptr`: whether every one is `value`.
+///
+/// # Safety
+///
+/// As for [`fill`].
+unsafe fn all_are(ptr: *const u8, len: usize, value: u8) -> bool {
+    // SAFETY: the caller's promise: nobody writes these bytes meanwhile.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+    // A fold without an early exit: the compiler reads it with vector loads.
+    bytes.iter().fold(0u8, |acc, &b| acc | (b ^ value)) == 0
+}
+
+/// The parent's half of the cross-core copy: writes `size` bytes (every
+/// byte the round trip's number) into its buffer, publishes the number
+/// (flag word 1), waits for the peer's number (flag word 2) and reads all
+/// `size` bytes the peer wrote back. Returns sorted round-trip times.
+pub fn cross_copy_parent(
+    shared: &Shared,
+    size: usize,
+    plan: Plan,
+    gone: &mut dyn FnMut() -> bool,
+) -> Result<Vec<Duration>, String> {
+    let (to_peer, from_peer) = (shared.word64(1), shared.word64(2));
+    let stride = size.next_multiple_of(4096);
+    let (out, back) = (shared.bytes(0, size), shared.bytes(stride, size));
+    let mut rtts = Vec::with_capacity(plan.min);
+    let mut begun = Instant::now();
+    for i in 0u64.. {
+        if i as usize == plan.warmup {
+            begun = Instant::now();
+        }
+        if i as usize >= plan.warmup && plan_done(&plan, rtts.len(), begun) {
+            break;
+        }
+        let value = i as u8;
+        let start = Instant::now();
+        // SAFETY: `out` is ours until the Release store below hands it to
+        // the peer, which hands it back by its own store to `from_peer`
+        // (it reads `out` before it writes `back` and publishes).
+        unsafe { fill(out, size, value) };
+        to_peer.store(i + 1, Ordering::Release);
+        spin_until(from_peer, i + 1, gone, "cross-core copy")?;
+        // SAFETY: the peer wrote `back` before its Release store that the
+        // Acquire load above saw, and writes it again only after our next
+        // store to `to_peer`.
+        if !unsafe { all_are(back, size, value) } {
+            return Err(format!("cross-core copy: round trip {i} came back changed"));
+        }
+        if i as usize >= plan.warmup {
+            rtts.push(start.elapsed());
+        }
+    }
+    to_peer.store(DONE, Ordering::Release);
+    rtts.sort_unstable();
+    Ok(rtts)
+}
+
+/// The peer's half of the cross-core copy: reads all of each buffer the
+/// parent publishes and writes `size` bytes back.
+pub fn cross_copy_peer(shared: &Shared, size: usize) -> Result<(), String> {
+    let (to_peer, from_peer) = (shared.word64(1), shared.word64(2));
+    let stride = size.next_multiple_of(4096);
+    let (out, back) = (shared.bytes(0, size), shared.bytes(stride, size));
+    let parent = rustix::process::getppid();
+    for i in 0u64.. {
+        let mut spins = 0u32;
+        loop {
+            match to_peer.load(Ordering::Acquire) {
+                DONE => return Ok(()),
+                v if v == i + 1 => break,
+                _ => {}
+            }
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins == 0 && orphaned(parent) {
+                return Err("the cross-core copy's parent is gone".to_owned());
+            }
+        }
+        let value = i as u8;
+        // SAFETY: the parent wrote `out` before the Release store seen
+        // above and writes it again only after our store below; `back` is
+        // ours until that store (the parent reads it only after seeing it).
+        unsafe {
+            if !all_are(out, size, value) {
+                return Err(format!("cross-core copy: message {i} arrived changed"));
+            }
+            fill(back, size, value);
+        }
+        from_peer.store(i + 1, Ordering::Release);
+    }
+    Ok(())
 }
 
 /// An operating-system error as the message traits report it.

@@ -1,41 +1,59 @@
 //! Results: the records, the machine they were measured on, the targets,
 //! and the two ways of printing them (a table for people, JSON for
 //! programs).
+//!
+//! Every record of a subject belongs to one comparison with one floor and
+//! carries both sides' per-round figures and the per-round ratios (see
+//! [`crate::rounds`]); a floor record pools every round its floor was
+//! measured in during a pass.
 
 use std::fmt::Write as _;
 
-/// One figure: a round trip, a stream or a floor.
+use crate::rounds::{Outcome, Summary, median};
+
+/// One figure: a round trip, a stream or a floor, in one pass.
 #[derive(Clone, Debug, Default)]
 pub struct Record {
-    /// `shm`, `pipe`, ..., or a floor: `atomic`, `futex`, `memcpy`, `pipe-raw`, ...
+    /// `pinned`, `unpinned` or `one-cpu`.
+    pub pass: &'static str,
+    /// `shm`, `pipe`, ..., or a floor: `atomic`, `futex`, `line-stream`,
+    /// `cross-copy`, `pipe-raw`, ...
     pub transport: String,
     /// `spin`, `block` or `raw`.
     pub mode: &'static str,
     /// `rtt`, `stream` or `floor`.
     pub kind: &'static str,
+    /// For the ring's round trips: `zero-copy` (grants), `copy` (send and
+    /// try_recv) or `wake` (zero-copy after an idle gap, so that the
+    /// receiver sleeps); empty otherwise.
+    pub variant: &'static str,
     /// Message (or copy) size in bytes.
     pub size: usize,
-    /// Whether the two processes were pinned to two CPUs.
-    pub pinned: bool,
-    /// Round trips timed, or messages streamed.
+    /// Round trips timed, or messages streamed, over all rounds.
     pub samples: u64,
-    /// Round-trip median, p99, p99.9 in ns.
+    /// Round trip: the median of the rounds' medians, in ns.
     pub p50_ns: Option<f64>,
-    /// See `p50_ns`.
+    /// The p99 of all rounds' round trips pooled.
     pub p99_ns: Option<f64>,
-    /// See `p50_ns`.
+    /// The p99.9 of all rounds' round trips pooled.
     pub p999_ns: Option<f64>,
-    /// Streaming (or copying) rate.
+    /// Streaming: the median of the rounds' rates.
     pub msgs_per_s: Option<f64>,
     /// See `msgs_per_s`.
     pub bytes_per_s: Option<f64>,
-    /// The floor this figure is compared with, as `transport/size`.
+    /// Each round's median round trip, in ns.
+    pub rounds_p50_ns: Vec<f64>,
+    /// Each round's rate in bytes/s.
+    pub rounds_bytes_per_s: Vec<f64>,
+    /// The floor this figure is compared with, as `name/size`.
     pub floor: Option<String>,
-    /// Latency: median / floor's median (1.0 is the floor; lower is
-    /// better). Throughput: bytes/s / floor's bytes/s (1.0 is the floor;
-    /// higher is better).
-    pub ratio_to_floor: Option<f64>,
-    /// Why a figure is missing (a transport's size limit, say).
+    /// The floor's figure in each round (ns or bytes/s, as the subject's).
+    pub floor_rounds: Vec<f64>,
+    /// The per-round ratios subject / floor: latency (1.0 is the floor;
+    /// lower is better) or throughput (1.0 is the floor; higher is better).
+    pub ratio: Summary,
+    /// Why a figure is missing (a transport's size limit, a pass without
+    /// this floor).
     pub note: Option<String>,
 }
 
@@ -45,25 +63,65 @@ impl Record {
         self.p50_ns.is_some()
     }
 
-    /// Fills in the latency figures from sorted round-trip times.
-    pub fn set_latency(&mut self, sorted: &[std::time::Duration]) {
-        let ns = |p| shmlane_examples::rtt::percentile(sorted, p).map(|d| d.as_nanos() as f64);
-        self.samples = sorted.len() as u64;
-        (self.p50_ns, self.p99_ns, self.p999_ns) = (ns(0.5), ns(0.99), ns(0.999));
-    }
-
-    /// Fills in the rate figures from `count` messages (of `self.size`
-    /// bytes) in `elapsed`.
-    pub fn set_rate(&mut self, count: u64, elapsed: std::time::Duration) {
-        let secs = elapsed.as_secs_f64();
-        self.samples = count;
-        self.msgs_per_s = Some(count as f64 / secs);
-        self.bytes_per_s = Some((count * self.size as u64) as f64 / secs);
-    }
-
     /// Whether it has a throughput figure.
     pub fn has_rate(&self) -> bool {
         self.bytes_per_s.is_some()
+    }
+
+    /// Adds the rounds' outcomes: latency figures from the round trips,
+    /// rate figures from the streams (a raw floor has both).
+    pub fn add_outcomes(&mut self, outcomes: &[Outcome]) {
+        let mut pooled = Vec::new();
+        let mut msgs = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Latency(rtts) => {
+                    self.rounds_p50_ns.extend(outcome.figure());
+                    pooled.extend_from_slice(rtts);
+                }
+                Outcome::Rate { count, .. } => {
+                    self.rounds_bytes_per_s.extend(outcome.figure());
+                    msgs.extend(outcome.msgs_per_s());
+                    self.samples += count;
+                }
+            }
+        }
+        if !pooled.is_empty() {
+            pooled.sort_unstable();
+            self.samples += pooled.len() as u64;
+            let ns = |p| shmlane_examples::rtt::percentile(&pooled, p).map(|d| d.as_nanos() as f64);
+            self.p50_ns = median(&self.rounds_p50_ns);
+            (self.p99_ns, self.p999_ns) = (ns(0.99), ns(0.999));
+        }
+        if !msgs.is_empty() {
+            self.bytes_per_s = median(&self.rounds_bytes_per_s);
+            self.msgs_per_s = median(&msgs);
+        }
+    }
+
+    /// The figure a ratio uses: rounds of medians (round trips) or of
+    /// rates (streams).
+    pub fn figure_rounds(&self) -> &[f64] {
+        if self.kind == "stream" {
+            &self.rounds_bytes_per_s
+        } else {
+            &self.rounds_p50_ns
+        }
+    }
+
+    /// The floor's median over the comparison's rounds.
+    pub fn floor_figure(&self) -> Option<f64> {
+        median(&self.floor_rounds)
+    }
+
+    /// The name people read: `shm spin zero-copy`, `pipe block`,
+    /// `atomic (floor)`.
+    pub fn label(&self) -> String {
+        match (self.kind, self.variant) {
+            ("floor", _) => format!("{} (floor)", self.transport),
+            (_, "") => format!("{} {}", self.transport, self.mode),
+            (_, variant) => format!("{} {} {variant}", self.transport, self.mode),
+        }
     }
 }
 
@@ -82,13 +140,15 @@ pub struct Machine {
     pub date: String,
     /// `--quick`.
     pub quick: bool,
-    /// Whether a pinned pass ran (needs two CPUs).
-    pub pinned_pass: bool,
+    /// The passes that ran, in order (`pinned`, `unpinned`, `one-cpu`).
+    pub passes: Vec<&'static str>,
+    /// Rounds per comparison.
+    pub rounds: usize,
 }
 
 impl Machine {
     /// Reads /proc.
-    pub fn probe(quick: bool, pinned_pass: bool, cpus: usize) -> Machine {
+    pub fn probe(quick: bool, passes: Vec<&'static str>, rounds: usize, cpus: usize) -> Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let field = |name: &str| {
             cpuinfo
@@ -106,7 +166,8 @@ impl Machine {
             virtualized: field("flags").is_some_and(|f| f.split(' ').any(|w| w == "hypervisor")),
             date: today(),
             quick,
-            pinned_pass,
+            passes,
+            rounds,
         }
     }
 }
@@ -134,11 +195,15 @@ fn today() -> String {
 pub struct Target {
     /// What is promised.
     pub name: String,
-    /// What was measured (None: not measured in this run).
-    pub value: Option<f64>,
+    /// The pass it is judged in.
+    pub pass: &'static str,
+    /// What was measured, round by round (empty: not measured in this
+    /// run); judged by the median.
+    pub value: Summary,
     /// The bound.
     pub limit: f64,
-    /// Whether `value` must be at most (true) or at least (false) `limit`.
+    /// Whether the median must be at most (true) or at least (false)
+    /// `limit`.
     pub at_most: bool,
     /// The unit of `value` and `limit`.
     pub unit: &'static str,
@@ -147,7 +212,7 @@ pub struct Target {
 impl Target {
     /// Whether it was met (None: not measured).
     pub fn met(&self) -> Option<bool> {
-        self.value.map(|v| {
+        self.value.median.map(|v| {
             if self.at_most {
                 v <= self.limit
             } else {
@@ -177,7 +242,12 @@ pub struct Report {
     pub idle: Option<Idle>,
     /// The targets, judged.
     pub targets: Vec<Target>,
+    /// Goals the bench does not measure, and where they are measured.
+    pub not_measured: Vec<String>,
 }
+
+/// How the bench measures, in one paragraph (the JSON's `method`).
+pub const METHOD: &str = "Each ratio compares a subject with its floor measured in interleaved rounds between the same CPUs (floor, subject, floor, subject, ...): one ratio per round, reported as the median with its min-max spread. Latency ratios are round-trip medians (lower is better, 1.0 is the floor); throughput ratios are bytes/s (higher is better). Floors: atomic (one cache line ping-pong), futex (a wake per turn, after an idle gap), line-stream (64-byte lines with a sequence word, followed line by line), cross-copy (N bytes written by one process, read in full by the other, and back), and each kernel transport used raw.";
 
 fn num(v: Option<f64>) -> String {
     match v {
@@ -190,6 +260,11 @@ fn num(v: Option<f64>) -> String {
         }
         _ => "null".to_owned(),
     }
+}
+
+fn nums(values: &[f64]) -> String {
+    let items: Vec<String> = values.iter().map(|&v| num(Some(v))).collect();
+    format!("[{}]", items.join(", "))
 }
 
 fn string(s: &str) -> String {
@@ -217,36 +292,46 @@ impl Report {
     /// The report as one JSON document.
     pub fn to_json(&self) -> String {
         let m = &self.machine;
+        let passes: Vec<String> = m.passes.iter().map(|p| string(p)).collect();
         let mut out = String::new();
         let _ = write!(
             out,
-            "{{\n  \"machine\": {{\"cpus\": {}, \"cpu_model\": {}, \"kernel\": {}, \"virtualized\": {}, \"date\": {}, \"quick\": {}, \"pinned_pass\": {}}},\n  \"results\": [",
+            "{{\n  \"machine\": {{\"cpus\": {}, \"cpu_model\": {}, \"kernel\": {}, \"virtualized\": {}, \"date\": {}, \"quick\": {}, \"passes\": [{}], \"rounds\": {}}},\n  \"method\": {},\n  \"results\": [",
             m.cpus,
             string(&m.cpu_model),
             string(&m.kernel),
             m.virtualized,
             string(&m.date),
             m.quick,
-            m.pinned_pass
+            passes.join(", "),
+            m.rounds,
+            string(METHOD),
         );
         for (i, r) in self.records.iter().enumerate() {
             let _ = write!(
                 out,
-                "{}\n    {{\"transport\": {}, \"mode\": {}, \"kind\": {}, \"size\": {}, \"pinned\": {}, \"samples\": {}, \"p50_ns\": {}, \"p99_ns\": {}, \"p999_ns\": {}, \"msgs_per_s\": {}, \"bytes_per_s\": {}, \"floor\": {}, \"ratio_to_floor\": {}, \"note\": {}}}",
+                "{}\n    {{\"pass\": {}, \"transport\": {}, \"mode\": {}, \"kind\": {}, \"variant\": {}, \"size\": {}, \"samples\": {}, \"p50_ns\": {}, \"p99_ns\": {}, \"p999_ns\": {}, \"msgs_per_s\": {}, \"bytes_per_s\": {}, \"rounds_p50_ns\": {}, \"rounds_bytes_per_s\": {}, \"floor\": {}, \"floor_rounds\": {}, \"ratios\": {}, \"ratio_to_floor\": {}, \"ratio_min\": {}, \"ratio_max\": {}, \"note\": {}}}",
                 if i == 0 { "" } else { "," },
+                string(r.pass),
                 string(&r.transport),
                 string(r.mode),
                 string(r.kind),
+                opt_string((!r.variant.is_empty()).then_some(r.variant)),
                 r.size,
-                r.pinned,
                 r.samples,
                 num(r.p50_ns),
                 num(r.p99_ns),
                 num(r.p999_ns),
                 num(r.msgs_per_s),
                 num(r.bytes_per_s),
+                nums(&r.rounds_p50_ns),
+                nums(&r.rounds_bytes_per_s),
                 opt_string(r.floor.as_deref()),
-                num(r.ratio_to_floor),
+                nums(&r.floor_rounds),
+                nums(&r.ratio.rounds),
+                num(r.ratio.median),
+                num(r.ratio.min),
+                num(r.ratio.max),
                 opt_string(r.note.as_deref()),
             );
         }
@@ -267,17 +352,24 @@ impl Report {
             let met = t.met().map_or("null".to_owned(), |m| m.to_string());
             let _ = write!(
                 out,
-                "{}\n    {{\"target\": {}, \"value\": {}, \"limit\": {}, \"bound\": {}, \"unit\": {}, \"met\": {}}}",
+                "{}\n    {{\"target\": {}, \"pass\": {}, \"value\": {}, \"min\": {}, \"max\": {}, \"rounds\": {}, \"limit\": {}, \"bound\": {}, \"unit\": {}, \"met\": {}}}",
                 if i == 0 { "" } else { "," },
                 string(&t.name),
-                num(t.value),
+                string(t.pass),
+                num(t.value.median),
+                num(t.value.min),
+                num(t.value.max),
+                nums(&t.value.rounds),
                 num(Some(t.limit)),
                 string(if t.at_most { "at_most" } else { "at_least" }),
                 string(t.unit),
                 met
             );
         }
-        out.push_str("\n  ]\n}\n");
+        out.push_str("\n  ],\n  \"not_measured\": [");
+        let notes: Vec<String> = self.not_measured.iter().map(|n| string(n)).collect();
+        out.push_str(&notes.join(", "));
+        out.push_str("]\n}\n");
         out
     }
 
@@ -287,61 +379,82 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "shmlane bench, {}: {} CPUs ({}{}), Linux {}{}",
+            "shmlane bench, {}: {} CPUs ({}{}), Linux {}{}; {} interleaved rounds per ratio",
             m.date,
             m.cpus,
             m.cpu_model,
             if m.virtualized { ", virtualized" } else { "" },
             m.kernel,
-            if m.quick { ", --quick" } else { "" }
+            if m.quick { ", --quick" } else { "" },
+            m.rounds,
         );
-        for pinned in [true, false] {
-            let records: Vec<&Record> =
-                self.records.iter().filter(|r| r.pinned == pinned).collect();
+        for &pass in &m.passes {
+            let records: Vec<&Record> = self.records.iter().filter(|r| r.pass == pass).collect();
             if records.is_empty() {
                 continue;
             }
-            let pass = if pinned {
-                "pinned: parent on one CPU, peer on another"
-            } else {
-                "unpinned: the scheduler places both"
-            };
-            let _ = writeln!(out, "\n== {pass} ==");
+            let _ = writeln!(out, "\n== {} ==", pass_title(pass));
             let _ = writeln!(
                 out,
-                "\nRound trip (ns)          size      p50      p99    p99.9   floor               ratio"
+                "\nFloors (every round of the pass)       size     median      rounds min–max"
             );
-            for r in records.iter().filter(|r| {
-                r.kind != "stream" && (r.has_latency() || (r.kind == "rtt" && r.note.is_some()))
-            }) {
+            for r in records.iter().filter(|r| r.kind == "floor") {
+                if r.has_latency() {
+                    let (lo, hi) = crate::rounds::spread(&r.rounds_p50_ns).unzip();
+                    let _ = writeln!(
+                        out,
+                        "{:<38} {:>5} {:>10}   {:>8}–{}",
+                        r.transport,
+                        size(r.size),
+                        ns(r.p50_ns),
+                        ns(lo),
+                        ns(hi)
+                    );
+                }
+                if r.has_rate() {
+                    let (lo, hi) = crate::rounds::spread(&r.rounds_bytes_per_s).unzip();
+                    let _ = writeln!(
+                        out,
+                        "{:<38} {:>5} {:>10}   {:>8}–{} (streaming)",
+                        r.transport,
+                        size(r.size),
+                        bytes(r.bytes_per_s),
+                        bytes(lo),
+                        bytes(hi)
+                    );
+                }
+            }
+            let _ = writeln!(
+                out,
+                "\nRound trip                  size      p50      p99    p99.9   floor (same rounds)       ratio  min–max"
+            );
+            for r in records.iter().filter(|r| r.kind == "rtt") {
                 let _ = writeln!(
                     out,
-                    "{:<22} {:>7} {:>8} {:>8} {:>8}   {:<18} {}",
-                    label(r),
+                    "{:<24} {:>7} {:>8} {:>8} {:>8}   {:<24} {}",
+                    r.label(),
                     size(r.size),
                     ns(r.p50_ns),
                     ns(r.p99_ns),
                     ns(r.p999_ns),
-                    r.floor.as_deref().unwrap_or("-"),
-                    ratio(r)
+                    floor_cell(r, ns),
+                    ratio_cell(r)
                 );
             }
             let _ = writeln!(
                 out,
-                "\nStreaming                size     msgs/s        bytes/s   floor               ratio"
+                "\nStreaming                   size     msgs/s      bytes/s   floor (same rounds)       ratio  min–max"
             );
-            for r in records.iter().filter(|r| {
-                r.kind != "rtt" && (r.has_rate() || (r.kind == "stream" && r.note.is_some()))
-            }) {
+            for r in records.iter().filter(|r| r.kind == "stream") {
                 let _ = writeln!(
                     out,
-                    "{:<22} {:>7} {:>10} {:>14}   {:<18} {}",
-                    label(r),
+                    "{:<24} {:>7} {:>10} {:>12}   {:<24} {}",
+                    r.label(),
                     size(r.size),
                     count(r.msgs_per_s),
                     bytes(r.bytes_per_s),
-                    r.floor.as_deref().unwrap_or("-"),
-                    ratio(r)
+                    floor_cell(r, bytes),
+                    ratio_cell(r)
                 );
             }
         }
@@ -353,36 +466,63 @@ impl Report {
             );
         }
         if !self.targets.is_empty() {
-            let _ = writeln!(out, "\nTargets");
+            let _ = writeln!(
+                out,
+                "\nTargets (median of the rounds [min–max])                            pass       median [min–max]        bound    verdict"
+            );
             for t in &self.targets {
                 let verdict = match t.met() {
                     Some(true) => "met",
                     Some(false) => "MISSED",
                     None => "not measured",
                 };
+                let value = match (t.value.median, t.value.min, t.value.max) {
+                    (Some(v), Some(lo), Some(hi)) => format!("{v:.3} [{lo:.3}–{hi:.3}]"),
+                    _ => "-".to_owned(),
+                };
                 let _ = writeln!(
                     out,
-                    "  {:<58} {:>10} {} {:<8} {}",
+                    "  {:<66} {:<9} {:>23}  {} {:<7} {}",
                     t.name,
-                    t.value.map_or("-".to_owned(), |v| format!("{v:.3}")),
+                    t.pass,
+                    value,
                     if t.at_most { "<=" } else { ">=" },
                     format!("{}{}", t.limit, t.unit),
                     verdict
                 );
             }
         }
+        for note in &self.not_measured {
+            let _ = writeln!(out, "  {note}");
+        }
         let _ = writeln!(
             out,
-            "\nratio: latency = median / floor median (lower is better, 1.0 = the floor); throughput = bytes/s / floor bytes/s (higher is better)"
+            "\nratio: per round, subject / floor measured in the same round; latency = median round trip (lower is better, 1.0 = the floor); throughput = bytes/s (higher is better). Floors pooled over the pass show how far the machine drifts."
         );
         out
     }
 }
 
-fn label(r: &Record) -> String {
-    match (r.kind, r.mode) {
-        ("floor", _) => format!("{} (floor)", r.transport),
-        (_, mode) => format!("{} {mode}", r.transport),
+fn pass_title(pass: &str) -> &'static str {
+    match pass {
+        "pinned" => "pinned: this process on one CPU, the peer on another",
+        "one-cpu" => "one CPU: both processes pinned to the same CPU",
+        _ => "unpinned: the scheduler places both",
+    }
+}
+
+fn floor_cell(r: &Record, unit: fn(Option<f64>) -> String) -> String {
+    match &r.floor {
+        Some(floor) => format!("{floor} {}", unit(r.floor_figure())),
+        None => "-".to_owned(),
+    }
+}
+
+fn ratio_cell(r: &Record) -> String {
+    match (r.ratio.median, r.ratio.min, r.ratio.max, &r.note) {
+        (Some(x), Some(lo), Some(hi), _) => format!("{x:>5.2}  {lo:.2}–{hi:.2}"),
+        (_, _, _, Some(note)) => note.clone(),
+        _ => String::new(),
     }
 }
 
@@ -398,8 +538,9 @@ fn size(n: usize) -> String {
 
 fn ns(v: Option<f64>) -> String {
     match v {
-        Some(v) if v >= 100_000.0 => format!("{:.0}µ", v / 1000.0),
-        Some(v) if v >= 10_000.0 => format!("{:.1}µ", v / 1000.0),
+        Some(v) if v >= 1e8 => format!("{:.0}m", v / 1e6),
+        Some(v) if v >= 1e5 => format!("{:.0}µ", v / 1000.0),
+        Some(v) if v >= 1e4 => format!("{:.1}µ", v / 1000.0),
         Some(v) => format!("{v:.0}"),
         None => "-".to_owned(),
     }
@@ -416,16 +557,8 @@ fn count(v: Option<f64>) -> String {
 
 fn bytes(v: Option<f64>) -> String {
     match v {
-        Some(v) => format!("{:.2} GiB/s", v / (1u64 << 30) as f64),
+        Some(v) => format!("{:.2}G/s", v / (1u64 << 30) as f64),
         None => "-".to_owned(),
-    }
-}
-
-fn ratio(r: &Record) -> String {
-    match (r.ratio_to_floor, &r.note) {
-        (Some(x), _) => format!("{x:.2}"),
-        (None, Some(note)) => note.clone(),
-        (None, None) => String::new(),
     }
 }
 
@@ -443,23 +576,59 @@ mod tests {
     }
 
     #[test]
-    fn figures_come_from_samples_and_counts() {
+    fn figures_come_from_the_rounds() {
         use std::time::Duration;
         let mut r = Record {
             size: 64,
             ..Record::default()
         };
-        let rtts: Vec<Duration> = (1..=1000).map(Duration::from_nanos).collect();
-        r.set_latency(&rtts);
+        let round =
+            |from: u64| Outcome::Latency((from..from + 1000).map(Duration::from_nanos).collect());
+        // Round medians 500, 1500, 2500: the record's is their median; the
+        // tail comes from all round trips pooled.
+        r.add_outcomes(&[round(1), round(2001), round(1001)]);
+        assert_eq!(r.rounds_p50_ns, vec![501.0, 2501.0, 1501.0]);
         assert_eq!(
             (r.samples, r.p50_ns, r.p999_ns),
-            (1000, Some(501.0), Some(999.0))
+            (3000, Some(1501.0), Some(2997.0))
         );
-        r.set_rate(2_000, Duration::from_millis(500));
+        let rate = |count: u64| Outcome::Rate {
+            count,
+            bytes: count * 64,
+            elapsed: Duration::from_millis(500),
+        };
+        let mut s = Record::default();
+        s.add_outcomes(&[rate(2_000), rate(1_000), rate(3_000)]);
         assert_eq!(
-            (r.samples, r.msgs_per_s, r.bytes_per_s),
-            (2000, Some(4000.0), Some(256_000.0))
+            (s.samples, s.msgs_per_s, s.bytes_per_s),
+            (6000, Some(4000.0), Some(256_000.0))
         );
+    }
+
+    #[test]
+    fn json_carries_the_rounds() {
+        let mut r = Record {
+            pass: "pinned",
+            transport: "shm".into(),
+            mode: "spin",
+            kind: "rtt",
+            variant: "zero-copy",
+            size: 64,
+            floor: Some("atomic/8".into()),
+            floor_rounds: vec![100.0, 200.0],
+            ..Record::default()
+        };
+        r.rounds_p50_ns = vec![300.0, 500.0];
+        r.ratio = Summary::of(vec![3.0, 2.5]);
+        let report = Report {
+            records: vec![r],
+            ..Report::default()
+        };
+        let json = report.to_json();
+        assert!(json.contains("\"rounds_p50_ns\": [300, 500]"), "{json}");
+        assert!(json.contains("\"ratios\": [3, 2.5000]"), "{json}");
+        assert!(json.contains("\"ratio_to_floor\": 2.7500"), "{json}");
+        assert!(json.contains("\"variant\": \"zero-copy\""), "{json}");
     }
 
     #[test]
@@ -472,16 +641,18 @@ mod tests {
 
     #[test]
     fn targets_judge_both_directions() {
-        let t = |value, at_most| Target {
+        let t = |rounds: &[f64], at_most| Target {
             name: String::new(),
-            value,
+            pass: "pinned",
+            value: Summary::of(rounds.to_vec()),
             limit: 1.5,
             at_most,
             unit: "x",
         };
-        assert_eq!(t(Some(1.4), true).met(), Some(true));
-        assert_eq!(t(Some(1.6), true).met(), Some(false));
-        assert_eq!(t(Some(1.6), false).met(), Some(true));
-        assert_eq!(t(None, false).met(), None);
+        // The median judges: one bad round does not.
+        assert_eq!(t(&[1.4, 9.0, 1.0], true).met(), Some(true));
+        assert_eq!(t(&[1.6, 1.7, 1.0], true).met(), Some(false));
+        assert_eq!(t(&[1.6], false).met(), Some(true));
+        assert_eq!(t(&[], false).met(), None);
     }
 }
