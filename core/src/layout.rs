@@ -12,6 +12,8 @@
 //!                36  consumer_state u32  IDLE / ACTIVE / CLOSED
 //!                40  init           u32  INIT_READY, stored last (Release)
 //!                44  waits          u32  how each side waits (WAITS_* bits)
+//!                48  producer_cpu   u32  hint: the CPU the producer is confined to, + 1
+//!                52  consumer_cpu   u32  hint: the same for the consumer (0: none)
 //!    128   128  producer line: write position u64 @0, peer_wait word u32 @8
 //!    256   128  consumer line: read position u64 @0, peer_wait word u32 @8
 //!    384     …  data area, `capacity` bytes of 8-byte aligned records
@@ -110,6 +112,13 @@ pub(crate) struct Identity {
     /// How each side waits: its `WAITS_*` bits, set when it claims its role,
     /// so that a side that sleeps never pairs with one that cannot wake it.
     pub waits: AtomicU32,
+    /// The CPU the producer is confined to, plus one; 0 when it is not
+    /// confined to one or did not say ([`crate::Ring::set_cpu_hint`]). A
+    /// hint, read only to decide how a waiting peer spins. (In what was the
+    /// identity line's padding: rings made before it say 0.)
+    pub producer_cpu: AtomicU32,
+    /// The same for the consumer.
+    pub consumer_cpu: AtomicU32,
 }
 
 /// One side's hot line: its position and the word its peer sleeps on.
@@ -167,6 +176,8 @@ impl Header {
                 consumer_state: AtomicU32::new(STATE_IDLE),
                 init: AtomicU32::new(0),
                 waits: AtomicU32::new(0),
+                producer_cpu: AtomicU32::new(0),
+                consumer_cpu: AtomicU32::new(0),
             }),
             producer: line(),
             consumer: line(),
@@ -308,7 +319,7 @@ mod pinned {
     use core::mem::offset_of;
     use static_assertions::{const_assert, const_assert_eq};
 
-    const_assert_eq!(size_of::<Identity>(), 48);
+    const_assert_eq!(size_of::<Identity>(), 56);
     const_assert_eq!(offset_of!(Identity, magic), 0);
     const_assert_eq!(offset_of!(Identity, version), 8);
     const_assert_eq!(offset_of!(Identity, header_size), 12);
@@ -318,6 +329,8 @@ mod pinned {
     const_assert_eq!(offset_of!(Identity, consumer_state), 36);
     const_assert_eq!(offset_of!(Identity, init), 40);
     const_assert_eq!(offset_of!(Identity, waits), 44);
+    const_assert_eq!(offset_of!(Identity, producer_cpu), 48);
+    const_assert_eq!(offset_of!(Identity, consumer_cpu), 52);
 
     const_assert_eq!(size_of::<Line>(), 16);
     const_assert_eq!(offset_of!(Line, position), 0);

@@ -409,6 +409,45 @@ impl<'a> Ring<'a> {
         }
     }
 
+    /// The CPU the holder of `role` said it is confined to (see
+    /// [`Ring::set_cpu_hint`]), or `None`. Written by the peer: a hint, for
+    /// choices that only make waiting faster or slower, never for safety.
+    pub fn cpu_hint(&self, role: Role) -> Option<u32> {
+        let id = &self.header().identity;
+        let word = match role {
+            Role::Producer => &id.producer_cpu,
+            Role::Consumer => &id.consumer_cpu,
+        };
+        // Relaxed: a hint; nothing is accessed through it.
+        word.load(Relaxed).checked_sub(1)
+    }
+
+    /// Says which CPU the holder of `role` (this side) is confined to, if
+    /// any, for its peer's waits: a peer confined to the same CPU gives it
+    /// up while it spins, instead of keeping this side from running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Config, Region, Ring, Role};
+    ///
+    /// let mut region = Region::<{ region_size(256) }>::new();
+    /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(256))?;
+    /// assert_eq!(ring.cpu_hint(Role::Producer), None);
+    /// ring.set_cpu_hint(Role::Producer, Some(3));
+    /// assert_eq!(ring.cpu_hint(Role::Producer), Some(3));
+    /// # Ok::<(), shmlane_core::Error>(())
+    /// ```
+    pub fn set_cpu_hint(&self, role: Role, cpu: Option<u32>) {
+        let id = &self.header().identity;
+        let word = match role {
+            Role::Producer => &id.producer_cpu,
+            Role::Consumer => &id.consumer_cpu,
+        };
+        // Relaxed: a hint (see `cpu_hint`).
+        word.store(cpu.map_or(0, |c| c.saturating_add(1)), Relaxed);
+    }
+
     /// Claims the producer role. A second claim, while the first producer
     /// lives or after it closed, fails with [`Error::RoleTaken`].
     ///

@@ -401,7 +401,7 @@ fn create_writes_every_header_byte_padding_included() {
     let _ = ring(&mut buf, 256);
     let bytes = buf.bytes();
     // What follows each line's fields, to the end of its 128 bytes.
-    for (line, used) in [(0, 48), (1, 16), (2, 16)] {
+    for (line, used) in [(0, 56), (1, 16), (2, 16)] {
         let pad = &bytes[line * LINE_SIZE + used..(line + 1) * LINE_SIZE];
         assert!(pad.iter().all(|&b| b == 0), "line {line}: {pad:?}");
     }

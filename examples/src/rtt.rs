@@ -67,15 +67,19 @@ impl<T, R: MessageReceiver> MessageReceiver for Pair<T, R> {
     }
 }
 
-/// Empty polls between two `sched_yield`s of a busy-polling [`recv`] (some
-/// microseconds of polling): when the peer waits to run on the same CPU,
-/// it runs now instead of after this process's time slice.
-const POLLS_PER_YIELD: u32 = 64;
+/// Empty polls between two `sched_yield`s of a busy-polling [`recv`]
+/// confined to one CPU (some tens of microseconds of polling: longer than
+/// a round trip between two CPUs, so a process pinned to a CPU of its own,
+/// whose peer has another, practically never yields; a peer that shares
+/// the CPU runs after that instead of after a time slice). The ring's own
+/// busy-poll (`WaitMode::BusyPoll`) knows where its peer runs and yields at
+/// once when it shares the CPU; this loop cannot tell.
+const POLLS_PER_YIELD: u32 = 4096;
 
 /// Receives one message into `buf`. With `spin`, busy-polls with
-/// non-blocking calls instead of waiting in the kernel, yielding the CPU
-/// every [`POLLS_PER_YIELD`] empty polls (as the ring's own busy-poll wait
-/// does), so that both ends on one CPU still take turns quickly.
+/// non-blocking calls instead of waiting in the kernel; a process confined
+/// to one CPU (`taskset -c N`) yields it every [`POLLS_PER_YIELD`] empty
+/// polls, so that both ends on one CPU still take turns.
 pub fn recv(conn: &mut impl MessageReceiver, buf: &mut [u8], spin: bool) -> Result<usize, Error> {
     if !spin {
         return conn.recv(buf);

@@ -248,7 +248,11 @@ fn claim_side<E>(
         .try_clone_to_owned()
         .map_err(|e| Error::io("dup", e))?;
     let gate = Gate::new(mode, Some(PeerWatch { fd, ring, peer }));
-    Ok(claim(&ring, gate)?)
+    let cpu = gate.confined_cpu();
+    let end = claim(&ring, gate)?;
+    // After the claim: the role is ours, and so is its hint.
+    ring.set_cpu_hint(role, cpu);
+    Ok(end)
 }
 
 impl<E> Side<E> {

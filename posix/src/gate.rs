@@ -20,7 +20,7 @@ use std::fmt;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use rustix::thread::futex;
+use rustix::thread::{CpuSet, futex};
 use shmlane_core::{AtomicU32, Error as CoreError, Ring, Role, RoleState, Wait};
 
 use crate::lock;
@@ -33,20 +33,35 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 /// sleeps: some 50 µs.
 pub(crate) const SPIN_ROUNDS_BEFORE_SLEEP: u32 = 400;
 
-/// For a side confined to one CPU: every this many pauses of spinning (a
-/// microsecond or two), it yields the CPU (`sched_yield`), so that a peer
-/// waiting to run on that same CPU runs now instead of after the spinner's
-/// time slice (milliseconds).
+/// For a side confined to the same CPU as its peer: every this many pauses
+/// of spinning (a microsecond or two), it yields the CPU (`sched_yield`),
+/// so that the peer runs now instead of after the spinner's time slice
+/// (milliseconds).
 pub(crate) const PAUSES_PER_YIELD: u32 = 16;
 
-/// Whether this thread may run on one CPU only (its affinity mask, as
-/// `taskset -c N` sets it), where spinning keeps a peer on that CPU from
-/// running. A side free to run on several CPUs never yields: its peer is
-/// then normally running elsewhere, and a yield would only add the
-/// scheduler's jitter (measured: p99 of a 64 B round trip 0.4 → 6 µs when
-/// both sides yielded on two CPUs).
-fn confined_to_one_cpu() -> bool {
-    rustix::thread::sched_getaffinity(None).is_ok_and(|set| set.count() == 1)
+/// A busy-polling side looks at the clock, to see whether a probe of its
+/// peer's liveness is due, once per this many pauses (some microseconds):
+/// the clock read (a vDSO call) on every pause cost about 40 ns of a 64 B
+/// round trip.
+const PAUSES_PER_PROBE_CHECK: u32 = 64;
+
+/// The CPU this thread is confined to, if its affinity mask (as
+/// `taskset -c N` sets it, or a machine with one CPU) allows only one.
+///
+/// Both sides publish it in the ring's header ([`Ring::set_cpu_hint`]), and
+/// a side yields while it spins only when its peer is confined to the same
+/// CPU, where spinning keeps the peer from running. A side free to run on
+/// several CPUs, or pinned to another CPU than its peer's, never yields: a
+/// yield would only add the scheduler's jitter (measured with both sides
+/// pinned to different CPUs: p99 of a 64 B round trip 0.5 → 0.8–1.1 µs).
+fn confined_cpu() -> Option<u32> {
+    let set = rustix::thread::sched_getaffinity(None).ok()?;
+    if set.count() != 1 {
+        return None;
+    }
+    (0..CpuSet::MAX_CPU)
+        .find(|&cpu| set.is_set(cpu))
+        .map(|cpu| cpu as u32)
 }
 
 /// How a blocked side waits.
@@ -103,9 +118,9 @@ pub struct Gate {
     peer_gone: Cell<bool>,
     /// Pauses of spinning so far, to yield every [`PAUSES_PER_YIELD`].
     pauses: Cell<u32>,
-    /// Whether spinning yields the CPU now and then (see
-    /// [`confined_to_one_cpu`], decided when the side is made).
-    yields: bool,
+    /// The CPU this side is confined to ([`confined_cpu`], when the side
+    /// was made): it yields while spinning when its peer says the same.
+    cpu: Option<u32>,
 }
 
 /// The coarse monotonic clock in ns: a read of the vDSO's page, no `rdtsc`
@@ -140,7 +155,7 @@ impl Gate {
             watch,
             last_probe: Cell::new(coarse_now()),
             pauses: Cell::new(0),
-            yields: confined_to_one_cpu(),
+            cpu: confined_cpu(),
             peer_gone: Cell::new(false),
         }
     }
@@ -197,6 +212,26 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// The CPU this side is confined to, for the ring's header.
+    pub(crate) fn confined_cpu(&self) -> Option<u32> {
+        self.cpu
+    }
+
+    /// Whether this side and its peer are confined to the same CPU (read
+    /// from the identity line, which only claims and closes write). A side
+    /// without a ring to look at, and confined, assumes so.
+    fn shares_cpu_with_peer(&self) -> bool {
+        let Some(cpu) = self.cpu else {
+            return false;
+        };
+        match &self.watch {
+            Some(watch) => watch.ring.cpu_hint(watch.peer) == Some(cpu),
+            None => true,
+        }
+    }
+}
+
 impl Wait for Gate {
     type Deadline = Instant;
 
@@ -209,7 +244,14 @@ impl Wait for Gate {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(CoreError::TimedOut);
         }
-        if self.peer_died_rate_limited() {
+        // A busy-polling side comes here once per pause: it reads the clock
+        // (to rate-limit the probe of its peer) only every
+        // PAUSES_PER_PROBE_CHECK pauses, a sleeping side before every sleep.
+        let check = match self.mode {
+            WaitMode::BusyPoll => self.pauses.get() % PAUSES_PER_PROBE_CHECK == 0,
+            WaitMode::SpinThenFutex => true,
+        };
+        if check && self.peer_died_rate_limited() {
             return Err(CoreError::Disconnected);
         }
         match self.mode {
@@ -252,15 +294,15 @@ impl Wait for Gate {
         SPIN_ROUNDS_BEFORE_SLEEP
     }
 
-    /// A few spin hints; for a side confined to one CPU, every
-    /// [`PAUSES_PER_YIELD`]th time `sched_yield` instead, so that a peer on
-    /// that CPU is not kept from running (with both processes on one CPU,
+    /// A few spin hints; for a side confined to the same CPU as its peer,
+    /// every [`PAUSES_PER_YIELD`]th time `sched_yield` instead, so that the
+    /// peer is not kept from running (with both processes on one CPU,
     /// spinning alone made a round trip take two time slices: 8 ms busy-
     /// polling, 87 µs spinning before a futex sleep).
     fn pause(&self) {
         let n = self.pauses.get().wrapping_add(1);
         self.pauses.set(n);
-        if self.yields && n % PAUSES_PER_YIELD == 0 {
+        if n % PAUSES_PER_YIELD == 0 && self.shares_cpu_with_peer() {
             rustix::thread::sched_yield();
         } else {
             for _ in 0..4 {

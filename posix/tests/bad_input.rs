@@ -568,3 +568,37 @@ fn errors_convert_to_io_errors_of_the_matching_kind() {
 fn libc_enospc() -> i32 {
     rustix::io::Errno::NOSPC.raw_os_error()
 }
+
+#[test]
+fn a_side_confined_to_one_cpu_says_so_in_the_header_and_a_free_one_does_not() {
+    let hint = |name: &str, role: Role| {
+        let segment = Segment::open(name).unwrap();
+        // SAFETY: the segment stays mapped while `ring` is used; only the
+        // identity line is read, through atomics.
+        let ring = unsafe { shmlane_core::Ring::attach(segment.as_ptr(), segment.len()) }.unwrap();
+        ring.cpu_hint(role)
+    };
+    let free = name("cpu-free");
+    let _rx = Receiver::create(&free, &Options::new()).unwrap();
+    let allowed = rustix::thread::sched_getaffinity(None).unwrap();
+    if allowed.count() > 1 {
+        assert_eq!(hint(&free, Role::Consumer), None);
+    }
+    // A thread pinned to one CPU (its own affinity; the test's is unchanged).
+    let pinned = name("cpu-pinned");
+    let cpu = (0..rustix::thread::CpuSet::MAX_CPU)
+        .find(|&c| allowed.is_set(c))
+        .unwrap();
+    let made = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut one = rustix::thread::CpuSet::new();
+            one.set(cpu);
+            rustix::thread::sched_setaffinity(None, &one).unwrap();
+            Sender::create(&pinned, &Options::new()).unwrap()
+        })
+        .join()
+        .unwrap()
+    });
+    assert_eq!(hint(&pinned, Role::Producer), Some(cpu as u32));
+    drop(made);
+}

@@ -139,7 +139,12 @@ fn run(args: &Args) -> Result<(), String> {
             .map_err(|e| format!("spawn the peer: {e}"))?;
         let mut conn: Connection = listener.accept().map_err(|e| format!("accept: {e}"))?;
         let transport = conn.transport();
-        let rtts = round_trips(&mut conn, args.size, args.spin, Plan::count(args.count));
+        let rtts = round_trips(
+            &mut conn,
+            args.size,
+            poll_here(args),
+            Plan::count(args.count),
+        );
         (rtts, transport, child)
     };
     // The connection is closed now: the peer sees Disconnected and exits.
@@ -172,7 +177,15 @@ fn peer(args: &Args) -> Result<(), String> {
     }
     let mut conn =
         connect(&args.addr, &options(args)).map_err(|e| format!("{}: {e}", args.addr))?;
-    echo(&mut conn, args.spin).map_err(|e| e.to_string())
+    echo(&mut conn, poll_here(args)).map_err(|e| e.to_string())
+}
+
+/// Whether this program polls with non-blocking calls itself: with
+/// `--mode spin`, except over shared memory, whose channel busy-polls by
+/// itself (`WaitMode::BusyPoll`, which also knows whether its peer shares
+/// its CPU and gives that CPU up if so).
+fn poll_here(args: &Args) -> bool {
+    args.spin && !args.addr.starts_with("shm:")
 }
 
 /// Our own descriptor for a standard stream (fd 0 or 1).
