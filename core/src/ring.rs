@@ -911,6 +911,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// assert_eq!(&*rx.try_read()?, b"hello");
     /// # Ok::<(), shmlane_core::Error>(())
     /// ```
+    #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_, 'a, W>, Error> {
         let slot = self.reserve_slot(len)?;
         Ok(WriteGrant {
@@ -971,6 +972,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// assert_eq!(tx.try_send(&[0; 25]), Err(Error::TooLarge { len: 25, max: 24 }));
     /// # Ok::<(), Error>(())
     /// ```
+    #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
         let slot = self.reserve_slot(msg.len())?;
         self.commit_copy(slot, msg);
@@ -1207,6 +1209,7 @@ pub struct WriteGrant<'p, 'a, W: Wait> {
 impl<W: Wait> WriteGrant<'_, '_, W> {
     /// Commits the first `len` bytes as one message (`len` is clamped to the
     /// reserved length) and publishes it.
+    #[inline]
     pub fn commit(self, len: usize) {
         let len = len.min(self.slot.len) as u64;
         self.producer.commit_record(self.slot.pad, len);
@@ -1510,6 +1513,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// assert_eq!(rx.try_read().err(), Some(Error::Disconnected));
     /// # Ok::<(), Error>(())
     /// ```
+    #[inline]
     pub fn try_read(&mut self) -> Result<ReadGrant<'_, 'a, W>, Error> {
         let slot = self.next_slot()?;
         Ok(ReadGrant {
@@ -1604,6 +1608,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// assert_eq!(&buf[..n], b"hello");
     /// # Ok::<(), Error>(())
     /// ```
+    #[inline]
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         let n = self.take_into(buf)?;
         self.release_consumed();
@@ -1804,6 +1809,7 @@ impl<W: Wait> ReadGrant<'_, '_, W> {
 }
 
 impl<W: Wait> Drop for ReadGrant<'_, '_, W> {
+    #[inline]
     fn drop(&mut self) {
         self.consumer.advance(self.slot.needed);
         self.consumer.release_consumed();
