@@ -185,20 +185,9 @@ fn blocking_gate_loses_no_wakeup() {
     loom::model(|| {
         let (memory, ring) = new_ring(64);
         let futex = Futex::new();
-        let mut tx = ring.producer(futex.clone()).unwrap();
-        let producer = spawn_keeping(&memory, move || {
-            for i in 0..3 {
-                tx.send(&message(i, 24)).unwrap();
-            }
-        });
-        let mut rx = ring.consumer(futex).unwrap();
-        let mut buf = [0; 24];
-        for i in 0..3 {
-            let n = rx.recv(&mut buf).unwrap();
-            assert_eq!(&buf[..n], &message(i, 24)[..]);
-        }
-        assert_eq!(rx.recv(&mut buf), Err(Error::Disconnected));
-        producer.join().unwrap();
+        let tx = ring.producer(futex.clone()).unwrap();
+        let rx = ring.consumer(futex).unwrap();
+        three_blocking_messages(&memory, tx, rx);
     });
 }
 
@@ -296,6 +285,28 @@ impl Wait for BusyFutex {
     }
 }
 
+/// Three 24-byte messages through a 64-byte ring with blocking calls on
+/// both sides (so the producer blocks on a full ring and the consumer on an
+/// empty one), then `Disconnected`.
+fn three_blocking_messages<P: Wait + Send + 'static, C: Wait>(
+    memory: &Arc<Memory>,
+    mut tx: shmlane_core::Producer<'static, P>,
+    mut rx: shmlane_core::Consumer<'static, C>,
+) {
+    let producer = spawn_keeping(memory, move || {
+        for i in 0..3 {
+            tx.send(&message(i, 24)).unwrap();
+        }
+    });
+    let mut buf = [0; 24];
+    for i in 0..3 {
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &message(i, 24)[..]);
+    }
+    assert_eq!(rx.recv(&mut buf), Err(Error::Disconnected));
+    producer.join().unwrap();
+}
+
 /// A sleeping producer beside a busy-polling consumer: the producer learns
 /// that its peer never sleeps (it claimed first, so from the record, on its
 /// slow path) and publishes without a fence; the consumer still fences and
@@ -305,20 +316,9 @@ fn a_busy_consumer_still_wakes_a_sleeping_producer() {
     loom::model(|| {
         let (memory, ring) = new_ring(64);
         let futex = Futex::new();
-        let mut tx = ring.producer(futex.clone()).unwrap();
-        let mut rx = ring.consumer(BusyFutex(futex)).unwrap();
-        let producer = spawn_keeping(&memory, move || {
-            for i in 0..3 {
-                tx.send(&message(i, 24)).unwrap();
-            }
-        });
-        let mut buf = [0; 24];
-        for i in 0..3 {
-            let n = rx.recv(&mut buf).unwrap();
-            assert_eq!(&buf[..n], &message(i, 24)[..]);
-        }
-        assert_eq!(rx.recv(&mut buf), Err(Error::Disconnected));
-        producer.join().unwrap();
+        let tx = ring.producer(futex.clone()).unwrap();
+        let rx = ring.consumer(BusyFutex(futex)).unwrap();
+        three_blocking_messages(&memory, tx, rx);
     });
 }
 
@@ -329,19 +329,8 @@ fn a_busy_producer_still_wakes_a_sleeping_consumer() {
     loom::model(|| {
         let (memory, ring) = new_ring(64);
         let futex = Futex::new();
-        let mut rx = ring.consumer(futex.clone()).unwrap();
-        let mut tx = ring.producer(BusyFutex(futex)).unwrap();
-        let producer = spawn_keeping(&memory, move || {
-            for i in 0..3 {
-                tx.send(&message(i, 24)).unwrap();
-            }
-        });
-        let mut buf = [0; 24];
-        for i in 0..3 {
-            let n = rx.recv(&mut buf).unwrap();
-            assert_eq!(&buf[..n], &message(i, 24)[..]);
-        }
-        assert_eq!(rx.recv(&mut buf), Err(Error::Disconnected));
-        producer.join().unwrap();
+        let rx = ring.consumer(futex.clone()).unwrap();
+        let tx = ring.producer(BusyFutex(futex)).unwrap();
+        three_blocking_messages(&memory, tx, rx);
     });
 }
