@@ -186,8 +186,7 @@ fn blocking_gate_loses_no_wakeup() {
         let (memory, ring) = new_ring(64);
         let futex = Futex::new();
         let tx = ring.producer(futex.clone()).unwrap();
-        let rx = ring.consumer(futex).unwrap();
-        three_blocking_messages(&memory, tx, rx);
+        three_blocking_messages(&memory, tx, || ring.consumer(futex).unwrap());
     });
 }
 
@@ -287,17 +286,19 @@ impl Wait for BusyFutex {
 
 /// Three 24-byte messages through a 64-byte ring with blocking calls on
 /// both sides (so the producer blocks on a full ring and the consumer on an
-/// empty one), then `Disconnected`.
+/// empty one), then `Disconnected`. `rx` gives the consumer once the
+/// producer's thread runs (so a claim made there races its sends).
 fn three_blocking_messages<P: Wait + Send + 'static, C: Wait>(
     memory: &Arc<Memory>,
     mut tx: shmlane_core::Producer<'static, P>,
-    mut rx: shmlane_core::Consumer<'static, C>,
+    rx: impl FnOnce() -> shmlane_core::Consumer<'static, C>,
 ) {
     let producer = spawn_keeping(memory, move || {
         for i in 0..3 {
             tx.send(&message(i, 24)).unwrap();
         }
     });
+    let mut rx = rx();
     let mut buf = [0; 24];
     for i in 0..3 {
         let n = rx.recv(&mut buf).unwrap();
@@ -317,8 +318,7 @@ fn a_busy_consumer_still_wakes_a_sleeping_producer() {
         let (memory, ring) = new_ring(64);
         let futex = Futex::new();
         let tx = ring.producer(futex.clone()).unwrap();
-        let rx = ring.consumer(BusyFutex(futex)).unwrap();
-        three_blocking_messages(&memory, tx, rx);
+        three_blocking_messages(&memory, tx, || ring.consumer(BusyFutex(futex)).unwrap());
     });
 }
 
@@ -331,6 +331,6 @@ fn a_busy_producer_still_wakes_a_sleeping_consumer() {
         let futex = Futex::new();
         let rx = ring.consumer(futex.clone()).unwrap();
         let tx = ring.producer(BusyFutex(futex)).unwrap();
-        three_blocking_messages(&memory, tx, rx);
+        three_blocking_messages(&memory, tx, move || rx);
     });
 }
