@@ -68,18 +68,18 @@ impl<T, R: MessageReceiver> MessageReceiver for Pair<T, R> {
 }
 
 /// Empty polls between two `sched_yield`s of a busy-polling [`recv`]
-/// confined to one CPU (some tens of microseconds of polling: longer than
-/// a round trip between two CPUs, so a process pinned to a CPU of its own,
-/// whose peer has another, practically never yields; a peer that shares
+/// (some tens of microseconds of polling: longer than a round trip between
+/// two CPUs, so a process whose peer runs on another CPU practically never
+/// yields, and when it does the call returns at once; a peer that shares
 /// the CPU runs after that instead of after a time slice). The ring's own
-/// busy-poll (`WaitMode::BusyPoll`) knows where its peer runs and yields at
-/// once when it shares the CPU; this loop cannot tell.
+/// busy-poll (`WaitMode::BusyPoll`) knows where its peer runs and yields
+/// sooner when it shares the CPU; this loop cannot tell.
 const POLLS_PER_YIELD: u32 = 4096;
 
 /// Receives one message into `buf`. With `spin`, busy-polls with
-/// non-blocking calls instead of waiting in the kernel; a process confined
-/// to one CPU (`taskset -c N`) yields it every [`POLLS_PER_YIELD`] empty
-/// polls, so that both ends on one CPU still take turns.
+/// non-blocking calls instead of waiting in the kernel, yielding the CPU
+/// every [`POLLS_PER_YIELD`] empty polls so that two ends on one CPU still
+/// take turns.
 pub fn recv(conn: &mut impl MessageReceiver, buf: &mut [u8], spin: bool) -> Result<usize, Error> {
     if !spin {
         return conn.recv(buf);
@@ -137,6 +137,55 @@ impl Plan {
             max: count,
         }
     }
+
+    /// Runs `trip` for round trip 0, 1, 2 … as the plan says, and returns
+    /// the sorted times of the timed ones. `trip(i)` does round trip `i`
+    /// and returns how long it took (what it does before it starts the
+    /// clock, such as an idle gap, is not counted); an error ends the run.
+    /// The clock that ends the plan is read every 16 timed round trips.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmlane_examples::rtt::Plan;
+    ///
+    /// let mut seen = Vec::new();
+    /// let times = Plan::count(20).run(|i| {
+    ///     seen.push(i);
+    ///     Ok::<_, ()>(Duration::from_nanos(100 - i))
+    /// })?;
+    /// assert_eq!(seen.len(), 22); // 2 untimed, then 20 timed
+    /// assert_eq!(times.len(), 20);
+    /// assert!(times.is_sorted());
+    /// # Ok::<(), ()>(())
+    /// ```
+    pub fn run<E>(
+        &self,
+        mut trip: impl FnMut(u64) -> Result<Duration, E>,
+    ) -> Result<Vec<Duration>, E> {
+        let mut rtts = Vec::with_capacity(self.min.min(1 << 20));
+        let mut begun = Instant::now();
+        for i in 0u64.. {
+            let timed = i as usize >= self.warmup;
+            if i as usize == self.warmup {
+                begun = Instant::now();
+            }
+            if timed {
+                let n = rtts.len();
+                let enough = n >= self.min && n % 16 == 0 && begun.elapsed() >= self.time;
+                if n >= self.max || enough {
+                    break;
+                }
+            }
+            let rtt = trip(i)?;
+            if timed {
+                rtts.push(rtt);
+            }
+        }
+        rtts.sort_unstable();
+        Ok(rtts)
+    }
 }
 
 /// Sends `size`-byte messages one at a time, each to be echoed back, and
@@ -168,18 +217,7 @@ pub fn round_trips(
     // echo is caught.
     let mut msg: Vec<u8> = (0..size).map(|i| i as u8).collect();
     let mut buf = vec![0; MessageReceiver::max_message(conn)];
-    let mut rtts = Vec::with_capacity(plan.min.min(1 << 20));
-    let mut started = None;
-    for i in 0.. {
-        if i >= plan.warmup {
-            let timed = rtts.len();
-            let begun = *started.get_or_insert_with(Instant::now);
-            // The clock is read every 64 round trips, not every one.
-            let enough = timed >= plan.min && timed % 64 == 0 && begun.elapsed() >= plan.time;
-            if timed >= plan.max || enough {
-                break;
-            }
-        }
+    plan.run(|i| {
         if let Some(first) = msg.first_mut() {
             *first = i as u8;
         }
@@ -190,12 +228,8 @@ pub fn round_trips(
         if buf.get(..n) != Some(&msg[..]) {
             return Err(Error::Corrupt(shmlane_posix::Corruption::RecordLength));
         }
-        if i >= plan.warmup {
-            rtts.push(rtt);
-        }
-    }
-    rtts.sort_unstable();
-    Ok(rtts)
+        Ok(rtt)
+    })
 }
 
 /// The `p`-quantile (0.0 ..= 1.0) of sorted samples, by nearest rank;

@@ -120,12 +120,6 @@ fn orphaned(parent: Option<rustix::process::Pid>) -> bool {
     rustix::process::getppid() != parent
 }
 
-/// Whether a timed loop is done: `plan`'s round trips made (`timed` so
-/// far, clock started at `begun`).
-fn plan_done(plan: &Plan, timed: usize, begun: Instant) -> bool {
-    timed >= plan.max || (timed >= plan.min && timed % 16 == 0 && begun.elapsed() >= plan.time)
-}
-
 /// Spins until `word` holds `value`, asking `gone` now and then (true:
 /// the other side died, an error).
 fn spin_until(
@@ -154,25 +148,14 @@ pub fn atomic_parent(
     gone: &mut dyn FnMut() -> bool,
 ) -> Result<Vec<Duration>, String> {
     let word = page.word64(0);
-    let mut rtts = Vec::with_capacity(plan.min);
-    let mut begun = Instant::now();
-    for i in 0u64.. {
-        if i as usize == plan.warmup {
-            begun = Instant::now();
-        }
-        if i as usize >= plan.warmup && plan_done(&plan, rtts.len(), begun) {
-            break;
-        }
+    let rtts = plan.run(|i| {
         let start = Instant::now();
         word.store(2 * i + 1, Ordering::Release);
         spin_until(word, 2 * i + 2, gone, "atomic")?;
-        if i as usize >= plan.warmup {
-            rtts.push(start.elapsed());
-        }
-    }
+        Ok(start.elapsed())
+    });
     word.store(DONE, Ordering::Release);
-    rtts.sort_unstable();
-    Ok(rtts)
+    rtts
 }
 
 /// The peer's half of the atomic ping-pong.
@@ -225,15 +208,8 @@ pub fn futex_parent(
     gone: &mut dyn FnMut() -> bool,
 ) -> Result<Vec<Duration>, String> {
     let word = page.word32();
-    let mut rtts = Vec::with_capacity(plan.min);
-    let mut begun = Instant::now();
-    for i in 0u32.. {
-        if i as usize == plan.warmup {
-            begun = Instant::now();
-        }
-        if i as usize >= plan.warmup && plan_done(&plan, rtts.len(), begun) {
-            break;
-        }
+    let rtts = plan.run(|i| {
+        let i = i as u32;
         if !gap.is_zero() {
             std::thread::sleep(gap);
         }
@@ -249,14 +225,11 @@ pub fn futex_parent(
                 return Err("the futex floor's peer is gone".to_owned());
             }
         }
-        if i as usize >= plan.warmup {
-            rtts.push(start.elapsed());
-        }
-    }
+        Ok(start.elapsed())
+    });
     word.store(DONE as u32, Ordering::Release);
     futex_wake(word);
-    rtts.sort_unstable();
-    Ok(rtts)
+    rtts
 }
 
 /// The peer's half of the futex ping-pong.
@@ -420,15 +393,7 @@ pub fn cross_copy_parent(
     let (to_peer, from_peer) = (shared.word64(1), shared.word64(2));
     let stride = size.next_multiple_of(4096);
     let (out, back) = (shared.bytes(0, size), shared.bytes(stride, size));
-    let mut rtts = Vec::with_capacity(plan.min);
-    let mut begun = Instant::now();
-    for i in 0u64.. {
-        if i as usize == plan.warmup {
-            begun = Instant::now();
-        }
-        if i as usize >= plan.warmup && plan_done(&plan, rtts.len(), begun) {
-            break;
-        }
+    let rtts = plan.run(|i| {
         let value = i as u8;
         let start = Instant::now();
         // SAFETY: `out` is ours until the Release store below hands it to
@@ -443,13 +408,10 @@ pub fn cross_copy_parent(
         if !unsafe { all_are(back, size, value) } {
             return Err(format!("cross-core copy: round trip {i} came back changed"));
         }
-        if i as usize >= plan.warmup {
-            rtts.push(start.elapsed());
-        }
-    }
+        Ok(start.elapsed())
+    });
     to_peer.store(DONE, Ordering::Release);
-    rtts.sort_unstable();
-    Ok(rtts)
+    rtts
 }
 
 /// The peer's half of the cross-core copy: reads all of each buffer the

@@ -78,19 +78,7 @@ pub fn round_trips(
     gap: Duration,
     read_all: bool,
 ) -> Result<Vec<Duration>, String> {
-    let mut rtts = Vec::with_capacity(plan.min.min(1 << 20));
-    let mut begun = Instant::now();
-    for i in 0usize.. {
-        if i == plan.warmup {
-            begun = Instant::now();
-        }
-        let timed = rtts.len();
-        if i >= plan.warmup
-            && (timed >= plan.max
-                || (timed >= plan.min && timed % 16 == 0 && begun.elapsed() >= plan.time))
-        {
-            break;
-        }
+    plan.run(|i| {
         if !gap.is_zero() {
             std::thread::sleep(gap);
         }
@@ -106,12 +94,8 @@ pub fn round_trips(
         if !ok {
             return Err(format!("round trip {i}: the echo came back changed"));
         }
-        if i >= plan.warmup {
-            rtts.push(rtt);
-        }
-    }
-    rtts.sort_unstable();
-    Ok(rtts)
+        Ok(rtt)
+    })
 }
 
 /// The peer of [`round_trips`]: checks every message as the job says
