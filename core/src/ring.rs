@@ -604,6 +604,10 @@ enum PeerSleep {
 /// What the `waits` bits `peer` (already shifted down) say about a peer of a
 /// side that sleeps (`sleeps`) and wakes (`wakes`) as given.
 ///
+/// The record is the peer's word: a peer that says it never sleeps and then
+/// sleeps is never woken, which harms only itself (this side's calls are
+/// unaffected).
+///
 /// Only a record compatible with this side's is trusted to stay: an
 /// incompatible peer unclaims its role and may be followed by another,
 /// which may sleep. (A compatible record is never taken back: a claim
