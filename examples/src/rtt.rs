@@ -78,7 +78,7 @@ const POLLS_PER_YIELD: u32 = 4096;
 
 /// Receives one message into `buf`. With `spin`, busy-polls with
 /// non-blocking calls instead of waiting in the kernel, yielding the CPU
-/// every [`POLLS_PER_YIELD`] empty polls so that two ends on one CPU still
+/// every 4096 empty polls so that two ends on one CPU still
 /// take turns.
 pub fn recv(conn: &mut impl MessageReceiver, buf: &mut [u8], spin: bool) -> Result<usize, Error> {
     if !spin {

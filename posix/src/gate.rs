@@ -295,7 +295,7 @@ impl Wait for Gate {
     }
 
     /// A few spin hints; for a side confined to the same CPU as its peer,
-    /// every [`PAUSES_PER_YIELD`]th time `sched_yield` instead, so that the
+    /// every 16th time `sched_yield` instead, so that the
     /// peer is not kept from running (with both processes on one CPU,
     /// spinning alone made a round trip take two time slices: 8 ms busy-
     /// polling, 87 µs spinning before a futex sleep).
