@@ -30,9 +30,9 @@
 //!   ends, by `exit`, a panic, SIGKILL or the OOM killer. Compare a lock
 //!   *file* (`open(O_CREAT | O_EXCL)`, removed when done), which a crash
 //!   leaves behind for ever. This is how shmlane detects a dead peer: each
-//!   side holds an OFD lock on one byte of the segment
-//!   ([`shmlane_posix::lock`]), and "the ring says the side is active but
-//!   nobody holds its byte" means it died. Here the waiter blocks on the
+//!   side holds an OFD lock on one byte of the segment (`posix/src/lock.rs`;
+//!   this program's own calls are in `shmlane_examples::ofd`), and "the
+//!   ring says the side is active but nobody holds its byte" means it died. Here the waiter blocks on the
 //!   lock instead of testing it.
 //! - Who owns a lock decides when it is released and who conflicts:
 //!   - `flock(2)` locks the whole file and belongs to the *open file
