@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+mod support;
+
 fn pingpong(addr: &str, mode: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_pingpong"))
         .args([
@@ -22,7 +24,7 @@ fn pingpong(addr: &str, mode: &str) -> String {
 
 #[test]
 fn every_transport_completes_and_reports_percentiles() {
-    let id = std::process::id();
+    let id = support::run_id();
     let tmp = std::env::temp_dir();
     let addresses = [
         format!("shm:/shmlane-pp-{id}"),

@@ -10,7 +10,7 @@ use shmlane_core::{Corruption, region_size};
 use shmlane_posix::{Error, Options, Receiver, Role, Segment, Sender, WaitMode};
 
 fn name(test: &str) -> String {
-    format!("/shmlane-bad-{test}-{}", std::process::id())
+    format!("/shmlane-bad-{test}-{}", support::run_id())
 }
 
 use support::shm_path;
@@ -52,8 +52,8 @@ fn invalid_names_are_refused_by_every_constructor() {
         assert!(is_invalid(Segment::unlink(bad)), "{bad:?}");
     }
     // The longest valid name works.
-    // (Ending in the pid: two runs of this test at once do not collide.)
-    let pid = std::process::id().to_string();
+    // (Ending in the run id: two runs of this test at once do not collide.)
+    let pid = support::run_id().replace('-', "");
     let longest = format!("/{}{pid}", "y".repeat(254 - pid.len()));
     assert_eq!(longest.len(), 255);
     assert!(Segment::create(&longest, 64, 0o600).is_ok());
@@ -486,7 +486,7 @@ fn errors_name_the_object_they_are_about() {
     use shmlane_posix::{Framed, Object};
 
     let dir = std::env::temp_dir();
-    let pid = std::process::id();
+    let pid = support::run_id();
     let cases: Vec<(Error, Object, &str)> = vec![
         (
             Segment::open(&name("no-such-segment")).unwrap_err(),

@@ -322,7 +322,7 @@ fn a_blocked_pipe_send_ends_when_the_reader_closes() {
 /// Two bound datagram sockets, joined: `a` (the client) sending to `b`.
 fn datagram_pair(test: &str, max: usize) -> (Datagram, Datagram, std::path::PathBuf) {
     let dir = std::env::temp_dir();
-    let id = std::process::id();
+    let id = support::run_id();
     let mut a = Datagram::bind(dir.join(format!("shmlane-blk-{test}-a-{id}")), max).unwrap();
     let b_path = dir.join(format!("shmlane-blk-{test}-b-{id}"));
     let mut b = Datagram::bind(&b_path, max).unwrap();

@@ -13,7 +13,7 @@ use support::{NOBODY, Peer, block_on_stdin, next, report, serial};
 
 /// A unique segment name for this test run.
 fn name(test: &str) -> String {
-    format!("/shmlane-test-{test}-{}", std::process::id())
+    format!("/shmlane-test-{test}-{}", support::run_id())
 }
 
 fn mode_of(word: &str) -> WaitMode {
@@ -276,7 +276,7 @@ fn another_uid_is_refused() {
 #[test]
 fn anonymous_segment_passed_over_a_unix_socket() {
     let _serial = serial();
-    let dir = std::env::temp_dir().join(format!("shmlane-test-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("shmlane-test-{}", support::run_id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("anon.sock");
     let _ = std::fs::remove_file(&path);

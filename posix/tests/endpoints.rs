@@ -30,7 +30,7 @@ fn peer_process() {
 }
 
 fn addresses() -> Vec<String> {
-    let id = std::process::id();
+    let id = support::run_id();
     let tmp = std::env::temp_dir();
     vec![
         format!("shm:/shmlane-ep-{id}"),
@@ -112,7 +112,7 @@ fn malformed_and_unsuitable_addresses_are_typed_errors() {
 
 #[test]
 fn bad_shm_capacities_are_typed_errors_not_panics() {
-    let id = std::process::id();
+    let id = support::run_id();
     for capacity in [0, 1, 3, 8, 16, 100, usize::MAX / 2 + 1, usize::MAX] {
         let address = format!("shm:/shmlane-ep-capacity-{id}");
         let options = EndpointOptions {
@@ -164,7 +164,7 @@ fn names_are_checked_with_the_suffixes_an_endpoint_adds() {
 
 /// Addresses of the transports whose listener creates named objects.
 fn named_addresses(test: &str) -> Vec<String> {
-    let id = std::process::id();
+    let id = support::run_id();
     let tmp = std::env::temp_dir();
     vec![
         format!("shm:/shmlane-ep-{test}-{id}"),
@@ -245,7 +245,7 @@ fn a_one_client_listener_refuses_a_second_client_and_a_second_accept() {
 #[test]
 fn unix_listeners_name_their_peers_and_can_refuse_other_uids() {
     let _serial = serial();
-    let id = std::process::id();
+    let id = support::run_id();
     for scheme in ["unix", "unix-dgram"] {
         let dir = std::path::Path::new("/tmp").join(format!("shmlane-ep-uid-{scheme}-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -280,7 +280,11 @@ fn unix_listeners_name_their_peers_and_can_refuse_other_uids() {
         let peer = conn
             .peer_credentials()
             .expect("the kernel names a unix peer");
-        assert_eq!((peer.pid, peer.uid), (id as i32, me), "{scheme}");
+        assert_eq!(
+            (peer.pid, peer.uid),
+            (std::process::id() as i32, me),
+            "{scheme}"
+        );
         drop(client);
         drop(listener);
         let _ = std::fs::remove_dir_all(&dir);

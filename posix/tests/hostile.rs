@@ -23,7 +23,7 @@ use support::{HUNG, NOBODY, Peer, block_on_stdin, must_return, report, serial, s
 
 /// A segment name unique to this test and this process.
 fn name(test: &str) -> String {
-    format!("/shmlane-hostile-{test}-{}", std::process::id())
+    format!("/shmlane-hostile-{test}-{}", support::run_id())
 }
 
 /// Small rings: the tests are about names and processes, not bandwidth.

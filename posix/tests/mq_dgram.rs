@@ -72,7 +72,7 @@ fn peer_process() {
 
 /// A queue name unique to this test and process.
 fn qname(test: &str) -> String {
-    format!("/shmlane-mqdg-{test}-{}", std::process::id())
+    format!("/shmlane-mqdg-{test}-{}", support::run_id())
 }
 
 /// Removes a queue name when dropped (also on panic).
@@ -170,6 +170,7 @@ fn is_poll(syscall: i64) -> bool {
 #[test]
 fn queue_timeouts_wait_in_poll_and_wake_for_the_event() {
     let name = qname("monotonic");
+    let _cleanup = QueueName(name.clone());
     let mut rx =
         MessageQueue::create(&name, &MqOptions::new().capacity(1).max_message(16)).unwrap();
     let tx = MessageQueue::open(&name).unwrap();
@@ -226,6 +227,7 @@ fn queue_timeouts_wait_in_poll_and_wake_for_the_event() {
 #[test]
 fn a_blocking_queue_receive_wakes_for_a_message() {
     let name = qname("blocking-wake");
+    let _cleanup = QueueName(name.clone());
     let mut rx = MessageQueue::create(&name, &MqOptions::new().max_message(16)).unwrap();
     let tx = MessageQueue::open(&name).unwrap();
     let receiver = blocked_in(move || {
@@ -236,18 +238,19 @@ fn a_blocking_queue_receive_wakes_for_a_message() {
     assert_eq!(receiver.result().unwrap(), (b"here".to_vec(), 3));
 }
 
-/// A channel's two ends on a new queue of `capacity` messages.
-fn mq_pair(test: &str, capacity: usize) -> (MqChannel, MqChannel) {
+/// A channel's two ends on a new queue of `capacity` messages, and the
+/// guard that removes its name however the test ends.
+fn mq_pair(test: &str, capacity: usize) -> (MqChannel, MqChannel, QueueName) {
     let name = qname(test);
     let rx =
         MqChannel::create(&name, &MqOptions::new().capacity(capacity).max_message(65)).unwrap();
     let tx = MqChannel::open(&name).unwrap();
-    (tx, rx)
+    (tx, rx, QueueName(name))
 }
 
 #[test]
 fn an_mq_channel_receiver_wakes_for_a_message_and_at_the_close() {
-    let (mut tx, mut rx) = mq_pair("wake", 4);
+    let (mut tx, mut rx, _cleanup) = mq_pair("wake", 4);
     let receiver = blocked_in(move || {
         let mut buf = [0u8; 64];
         let first = rx.recv(&mut buf).map(|n| buf[..n].to_vec());
@@ -263,7 +266,7 @@ fn an_mq_channel_receiver_wakes_for_a_message_and_at_the_close() {
 
 #[test]
 fn an_mq_sender_that_sent_nothing_ends_a_blocked_receiver() {
-    let (tx, mut rx) = mq_pair("sent-nothing", 4);
+    let (tx, mut rx, _cleanup) = mq_pair("sent-nothing", 4);
     let receiver = blocked_in(move || {
         let r = rx.recv(&mut [0u8; 64]);
         (r, rx.try_recv(&mut [0u8; 64]))
@@ -276,7 +279,7 @@ fn an_mq_sender_that_sent_nothing_ends_a_blocked_receiver() {
 
 #[test]
 fn a_full_queue_ends_with_every_message_then_disconnected() {
-    let (mut tx, mut rx) = mq_pair("full-close", 3);
+    let (mut tx, mut rx, _cleanup) = mq_pair("full-close", 3);
     let mut sent = 0u32;
     loop {
         match tx.try_send(&sent.to_le_bytes()) {
@@ -304,7 +307,7 @@ fn a_full_queue_ends_with_every_message_then_disconnected() {
 
 #[test]
 fn a_blocked_mq_sender_ends_when_the_receiver_closes() {
-    let (mut tx, rx) = mq_pair("rx-close", 1);
+    let (mut tx, rx, _cleanup) = mq_pair("rx-close", 1);
     tx.send(b"fills it").unwrap();
     // The sender sees the receiver first (a probe), then waits for room.
     let sender = blocked_in(move || tx.send(b"waits"));
@@ -316,6 +319,7 @@ fn a_blocked_mq_sender_ends_when_the_receiver_closes() {
 fn a_killed_mq_sender_ends_a_blocked_receiver_after_all_it_sent() {
     let _serial = serial();
     let name = qname("killed");
+    let _cleanup = QueueName(name.clone());
     let mut rx = MqChannel::create(&name, &MqOptions::new().capacity(10).max_message(65)).unwrap();
     const COUNT: u32 = 25; // more than the queue holds: the peer waits for room
     let mut peer = Peer::spawn(&format!("mq-send {name} {COUNT}"));

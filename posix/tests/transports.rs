@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+mod support;
+
 use shmlane_posix::{Error, Options, Receiver, Sender};
 use shmlane_posix::{Framed, FramedListener, MessageReceiver, MessageSender};
 
@@ -90,7 +92,7 @@ fn edges(tx: &mut impl MessageSender, rx: &mut impl MessageReceiver) {
 
 #[test]
 fn shm() {
-    let name = format!("/shmlane-transport-{}", std::process::id());
+    let name = format!("/shmlane-transport-{}", support::run_id());
     let options = Options::new().capacity(8192);
     let mut tx = Sender::create(&name, &options).unwrap();
     let mut rx = Receiver::open(&name, &options).unwrap();
@@ -107,7 +109,7 @@ fn pipe() {
 
 #[test]
 fn unix_stream() {
-    let path = std::env::temp_dir().join(format!("shmlane-transport-{}.sock", std::process::id()));
+    let path = std::env::temp_dir().join(format!("shmlane-transport-{}.sock", support::run_id()));
     let listener = FramedListener::bind_unix(&path, 4096).unwrap();
     let mut client = Framed::connect_unix(&path, 4096).unwrap();
     let mut server = listener.accept().unwrap();
@@ -175,7 +177,7 @@ fn an_oversized_frame_from_the_peer_is_an_error_not_an_allocation() {
 #[test]
 fn a_live_unix_socket_is_not_stolen_and_a_stale_one_is_replaced() {
     let dir = std::env::temp_dir();
-    let id = std::process::id();
+    let id = support::run_id();
     let path = dir.join(format!("shmlane-live-{id}.sock"));
     let live = FramedListener::bind_unix(&path, 64).unwrap();
     assert!(matches!(
@@ -204,7 +206,7 @@ fn a_live_unix_socket_is_not_stolen_and_a_stale_one_is_replaced() {
 
 #[test]
 fn fifo() {
-    let path = std::env::temp_dir().join(format!("shmlane-transport-fifo-{}", std::process::id()));
+    let path = std::env::temp_dir().join(format!("shmlane-transport-fifo-{}", support::run_id()));
     let writer_path = path.clone();
     // Each end's open waits for the other: open the writer in a thread.
     let writer = std::thread::spawn(move || {
@@ -227,7 +229,7 @@ fn fifo() {
 fn unix_datagram() {
     use shmlane_posix::dgram::Datagram;
     let dir = std::env::temp_dir();
-    let id = std::process::id();
+    let id = support::run_id();
     let mut rx = Datagram::bind(dir.join(format!("shmlane-dg-rx-{id}")), 4096).unwrap();
     let mut tx = Datagram::bind(dir.join(format!("shmlane-dg-tx-{id}")), 4096).unwrap();
     tx.connect(dir.join(format!("shmlane-dg-rx-{id}"))).unwrap();
@@ -241,7 +243,7 @@ fn unix_datagram() {
 fn mqueue() {
     use shmlane_posix::mqueue::MqChannel;
     use shmlane_posix::mqueue::MqOptions;
-    let name = format!("/shmlane-transport-mq-{}", std::process::id());
+    let name = format!("/shmlane-transport-mq-{}", support::run_id());
     let mut rx =
         MqChannel::create(&name, &MqOptions::new().capacity(10).max_message(4097)).unwrap();
     let mut tx = MqChannel::open(&name).unwrap();

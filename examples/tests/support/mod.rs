@@ -339,8 +339,7 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(test: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("shmlane-course-{test}-{}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("shmlane-course-{test}-{}", run_id()));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir(&path).expect("create the test directory");
         TempDir(path)
@@ -377,7 +376,7 @@ pub struct ShmName(pub String);
 
 impl ShmName {
     pub fn new(test: &str) -> ShmName {
-        ShmName(format!("/shmlane-course-{test}-{}", std::process::id()))
+        ShmName(format!("/shmlane-course-{test}-{}", run_id()))
     }
 
     /// Whether the name exists: named segments are files in `/dev/shm`.
@@ -399,7 +398,7 @@ pub struct QueueName(pub String);
 
 impl QueueName {
     pub fn new(test: &str) -> QueueName {
-        QueueName(format!("/shmlane-classics-{test}-{}", std::process::id()))
+        QueueName(format!("/shmlane-classics-{test}-{}", run_id()))
     }
 
     pub fn exists(&self) -> bool {
@@ -425,4 +424,23 @@ pub fn umask() -> u32 {
         .find_map(|l| l.strip_prefix("Umask:"))
         .expect("a Umask line in /proc/self/status");
     u32::from_str_radix(line.trim(), 8).expect("an octal umask")
+}
+
+/// A tag for the names this test process creates: its pid and the time it
+/// started. The pid alone is not enough: pids repeat (a fresh container
+/// numbers its processes the same way each run), and a queue or segment an
+/// earlier run left behind — in an IPC namespace or `/dev/shm` that outlives
+/// the container — would collide with this run's.
+pub fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!(
+            "{}-{:x}",
+            std::process::id(),
+            nanos as u64 & 0xffff_ffff_ffff
+        )
+    })
 }

@@ -205,11 +205,7 @@ pub struct TestDir(PathBuf);
 
 impl TestDir {
     pub fn new(test: &str, mode: u32) -> TestDir {
-        let dir = Path::new("/tmp").join(format!(
-            "shmlane-{test}-{}-{}",
-            std::process::id(),
-            unique()
-        ));
+        let dir = Path::new("/tmp").join(format!("shmlane-{test}-{}-{}", run_id(), unique()));
         std::fs::create_dir(&dir).expect("create a test directory");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
         TestDir(dir)
@@ -339,4 +335,23 @@ pub fn umask() -> u32 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
     u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+}
+
+/// A tag for the names this test process creates: its pid and the time it
+/// started. The pid alone is not enough: pids repeat (a fresh container
+/// numbers its processes the same way each run), and a queue or segment an
+/// earlier run left behind — in an IPC namespace or `/dev/shm` that outlives
+/// the container — would collide with this run's.
+pub fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!(
+            "{}-{:x}",
+            std::process::id(),
+            nanos as u64 & 0xffff_ffff_ffff
+        )
+    })
 }
