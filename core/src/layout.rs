@@ -33,6 +33,20 @@
 //! producer first writes a padding record (kind [`KIND_PADDING`], `len` =
 //! the bytes to the end) that the consumer skips.
 //!
+//! The header is also the record's publication: the consumer polls the
+//! header at its read position, not the producer's position (one line moves
+//! between the cores per message instead of two). A record's `kind` carries
+//! the lap of the ring it was written in ([`record_kind`]: bits 8..16 are
+//! `(position / capacity) mod 256`), and the header word at the producer's
+//! published position is always 0 or a header of the previous lap, never
+//! stale payload: before the producer publishes records up to position
+//! `w` (by storing the first one's header with Release), it stores 0 at `w`
+//! when the ring has room for that word. (When it has not, the word at `w`
+//! is the header at the consumer's position one lap ago.) So a consumer
+//! tells "nothing yet" (0, or the previous lap's tag) from a record (this
+//! lap's tag) by the header alone. The producer still publishes its position
+//! (Release, after the header), for `len` and for the end of a closed ring.
+//!
 //! The role states live in the identity line, not next to the positions:
 //! they are written only when a side claims or closes, so each side can check
 //! the other's state on every operation without pulling the peer's hot line
@@ -45,14 +59,37 @@ use crate::sync::{AtomicU32, AtomicU64};
 
 /// `b"SHMLANE\0"` as the `u64` whose in-memory bytes spell it.
 pub const MAGIC: u64 = u64::from_ne_bytes(*b"SHMLANE\0");
-/// Version of this layout; bumped on any incompatible change.
-pub const LAYOUT_VERSION: u32 = 2;
+/// Version of this layout; bumped on any incompatible change (3: records
+/// carry their lap, and the consumer polls them).
+pub const LAYOUT_VERSION: u32 = 3;
 /// Value of the init word once the creator has finished initialising.
 pub const INIT_READY: u32 = 0x5244_5952; // "RYDR"
-/// Record kind of a message.
-pub const KIND_MESSAGE: u32 = 0x4d53_4c01;
-/// Record kind of a padding record that fills the tail of the data area.
-pub const KIND_PADDING: u32 = 0x4d53_4c02;
+/// Record kind of a message, in lap 0 (see [`record_kind`]).
+pub const KIND_MESSAGE: u32 = 0x4d53_0001;
+/// Record kind of a padding record that fills the tail of the data area, in
+/// lap 0 (see [`record_kind`]).
+pub const KIND_PADDING: u32 = 0x4d53_0002;
+/// The bits of a record kind that hold its lap tag.
+pub const KIND_LAP_MASK: u32 = 0xff00;
+
+/// The `kind` of a record of kind `base` ([`KIND_MESSAGE`] or
+/// [`KIND_PADDING`]) whose header is at ring position `position` in a ring
+/// of capacity `1 << capacity_shift`: `base` with the lap,
+/// `(position >> capacity_shift) mod 256`, in bits 8..16.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_core::layout::{record_kind, KIND_MESSAGE};
+///
+/// // A 4 KiB ring (shift 12): position 4096 + 8 is in lap 1.
+/// assert_eq!(record_kind(KIND_MESSAGE, 4104, 12), KIND_MESSAGE | 0x100);
+/// assert_eq!(record_kind(KIND_MESSAGE, 256 << 12, 12), KIND_MESSAGE); // lap 256 = 0
+/// ```
+#[inline(always)]
+pub const fn record_kind(base: u32, position: u64, capacity_shift: u32) -> u32 {
+    base | (((position >> capacity_shift) as u32) << 8 & KIND_LAP_MASK)
+}
 /// Bytes of a record header.
 pub const RECORD_HEADER: u64 = 8;
 
@@ -147,6 +184,11 @@ pub(crate) struct Header {
     /// producer and consumer is then reported as a causality violation.
     #[cfg(loom)]
     pub cells: [loom::cell::UnsafeCell<()>; LOOM_CELLS],
+    /// And every 8-byte word of the data area that may hold a record header
+    /// gets a modelled atomic, since the headers publish the records: loom
+    /// must see their Release stores and Acquire loads.
+    #[cfg(loom)]
+    pub records: [AtomicU64; LOOM_CELLS],
 }
 
 /// Number of tracked 8-byte words under loom (so capacity ≤ 8 × this).
@@ -182,6 +224,7 @@ impl Header {
             producer: line(),
             consumer: line(),
             cells: core::array::from_fn(|_| loom::cell::UnsafeCell::new(())),
+            records: core::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
@@ -198,17 +241,23 @@ impl Header {
         id.max_message.store(max_message, Relaxed);
     }
 
-    /// Tells loom that `len` bytes of the data area at `offset` are read
-    /// (`write == false`) or written now. Nothing outside loom.
+    /// Tells loom that `len` payload bytes of the data area at `offset` are
+    /// read (`write == false`) or written now. Nothing outside loom.
+    ///
+    /// A payload write also puts junk in the modelled record words it
+    /// covers, as real payload bytes would: a consumer that took stale
+    /// payload for a header would then see it (as a corrupt record).
     #[inline(always)]
     pub(crate) fn track(&self, offset: u64, len: u64, write: bool) {
         #[cfg(loom)]
         {
-            let first = (offset / 8) as usize;
-            let end = offset.saturating_add(len).div_ceil(8) as usize;
-            for cell in &self.cells[first.min(LOOM_CELLS)..end.min(LOOM_CELLS)] {
+            let first = ((offset / 8) as usize).min(LOOM_CELLS);
+            let end = (offset.saturating_add(len).div_ceil(8) as usize).min(LOOM_CELLS);
+            for (cell, record) in self.cells[first..end].iter().zip(&self.records[first..end]) {
                 if write {
                     cell.with_mut(|_| ());
+                    // Relaxed: junk, as unordered as the payload bytes.
+                    record.store(0xdead_beef_dead_beef, Relaxed);
                 } else {
                     cell.with(|_| ());
                 }

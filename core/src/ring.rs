@@ -8,8 +8,13 @@
 //! - bytes `[read, write)` hold whole records, each inside the data area
 //!   (a padding record fills a tail that a record would straddle);
 //! - the producer writes only `[write, read + capacity)`, the consumer reads
-//!   only `[read, write)`; each side learns the other's position through an
-//!   Acquire load of a Release store, which orders the data accesses.
+//!   only `[read, write)`. The consumer learns of records through the
+//!   record headers (an Acquire load of the Release store of the first
+//!   header of what was published; see [`crate::layout`] for how "nothing
+//!   yet" reads), the producer of room through the consumer's position
+//!   (an Acquire load of its Release store), loaded only when its cached
+//!   copy says the ring is full. So in a round trip only the lines of the
+//!   records move between the cores.
 //!
 //! Each side keeps its own position in a local and publishes it; it never
 //! reads its own position back from shared memory, and every value it does
@@ -26,7 +31,7 @@ use core::ptr::NonNull;
 
 use crate::error::{Corruption, Error, Role};
 use crate::layout::*;
-use crate::sync::{AtomicU32, Ordering::*, fence};
+use crate::sync::{AtomicU32, AtomicU64, Ordering::*, fence};
 use crate::wait::{Spin, Wait};
 
 /// Where a role of a ring stands; see [`Ring::role_state`].
@@ -149,6 +154,8 @@ pub struct Ring<'a> {
     header: NonNull<Header>,
     data: NonNull<u8>,
     capacity: u64,
+    /// `capacity.trailing_zeros()`: positions shifted by it give the lap.
+    shift: u32,
     max_message: u64,
     _region: PhantomData<&'a [core::cell::UnsafeCell<u8>]>,
 }
@@ -364,6 +371,7 @@ impl<'a> Ring<'a> {
             // inside it (the region holds at least HEADER_SIZE + capacity).
             data: unsafe { region.add(HEADER_SIZE) },
             capacity,
+            shift: capacity.trailing_zeros(),
             max_message,
             _region: PhantomData,
         }
@@ -471,6 +479,7 @@ impl<'a> Ring<'a> {
             wait,
             write,
             published: write,
+            first: 0,
             cached_read: read,
             peer,
             poisoned: None,
@@ -496,7 +505,6 @@ impl<'a> Ring<'a> {
             wait,
             read,
             released: read,
-            cached_write: read,
             peer,
             poisoned: None,
         })
@@ -534,23 +542,56 @@ impl<'a> Ring<'a> {
         unsafe { NonNull::new_unchecked(self.data_at(offset)) }
     }
 
-    /// Loads the record header at data offset `offset` (8-aligned, < capacity).
+    /// The record-header word at data offset `offset` (8-aligned, <
+    /// capacity), as an atomic (under loom, the modelled one of that word).
     #[inline(always)]
-    pub(crate) fn load_record(&self, offset: u64) -> u64 {
+    fn record_word(&self, offset: u64) -> &'a AtomicU64 {
+        #[cfg(loom)]
+        {
+            &self.header().records[(offset / 8) as usize]
+        }
         // SAFETY: the data area starts 8-aligned (HEADER_SIZE % 8 == 0 on a
         // REGION_ALIGN-aligned region) and offset is a multiple of 8 below
-        // capacity, so 8 aligned bytes inside the region. An atomic load
-        // reads them exactly once, whatever the peer does concurrently.
-        let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(self.data_at(offset).cast()) };
-        word.load(Relaxed)
+        // capacity, so 8 aligned bytes inside the region, valid for 'a.
+        // Whenever this word may hold a header both sides access it only
+        // through atomics; the payload writes and reads that reuse its bytes
+        // in other laps are ordered with those by the position protocol.
+        #[cfg(not(loom))]
+        unsafe {
+            AtomicU64::from_ptr(self.data_at(offset).cast())
+        }
     }
 
-    /// Stores a record header at data offset `offset` (8-aligned, < capacity).
+    /// Loads the record header at data offset `offset` (8-aligned, <
+    /// capacity): read once, whatever the peer does concurrently. Acquire:
+    /// a header is the publication of its record (see [`crate::layout`]).
+    #[inline(always)]
+    pub(crate) fn load_record(&self, offset: u64) -> u64 {
+        self.record_word(offset).load(Acquire)
+    }
+
+    /// Stores a record header at data offset `offset` (8-aligned, <
+    /// capacity), unpublished: a later Release store publishes it.
     #[inline(always)]
     pub(crate) fn store_record(&self, offset: u64, kind: u32, len: u64) {
-        // SAFETY: as in `load_record`.
-        let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(self.data_at(offset).cast()) };
-        word.store(((kind as u64) << 32) | len, Relaxed);
+        // Relaxed: the first header of what is published is stored last,
+        // with Release (`publish_record`), and carries this one.
+        self.record_word(offset)
+            .store(((kind as u64) << 32) | len, Relaxed);
+    }
+
+    /// Publishes a header word at `offset`: every record header and payload
+    /// stored before it becomes visible with it.
+    #[inline(always)]
+    fn publish_record(&self, offset: u64, word: u64) {
+        // Release: pairs with the consumer's Acquire `load_record`.
+        self.record_word(offset).store(word, Release);
+    }
+
+    /// The kind word of a `base` record whose header sits at `position`.
+    #[inline(always)]
+    fn kind_at(&self, base: u32, position: u64) -> u32 {
+        record_kind(base, position, self.shift)
     }
 }
 
@@ -742,6 +783,9 @@ pub struct Producer<'a, W: Wait = Spin> {
     pub(crate) write: u64,
     /// Last value stored to the shared write position.
     published: u64,
+    /// The header word of the first record after `published`, stored only
+    /// when the records up to `write` are published (see `publish_committed`).
+    first: u64,
     /// Last consumer position seen; reloaded only when the ring looks full.
     cached_read: u64,
     /// Whether the consumer may sleep (and so must be looked at, after a
@@ -882,9 +926,10 @@ impl<'a, W: Wait> Producer<'a, W> {
     fn reserve_slot(&mut self, len: usize) -> Result<Slot, Error> {
         self.check_len(len)?;
         let (pad, needed) = self.room_for(len)?;
-        let mask = self.ring.mask();
-        self.ring.header().track(self.write & mask, needed, true);
-        let ptr = self.ring.payload(self.write.wrapping_add(pad), len as u64);
+        let start = self.write.wrapping_add(pad);
+        let payload = (start & self.ring.mask()) + RECORD_HEADER;
+        self.ring.header().track(payload, len as u64, true);
+        let ptr = self.ring.payload(start, len as u64);
         Ok(Slot {
             ptr,
             len,
@@ -1041,8 +1086,9 @@ impl<'a, W: Wait> Producer<'a, W> {
             }
             let word = &self.ring.header().consumer.peer_wait;
             if !self.wait.sleeps() {
-                // A spinner needs no announcement: it re-checks by itself.
-                self.wait.wait(word, word.load(Acquire), deadline)?;
+                // A spinner needs no announcement: it re-checks by itself
+                // (and has no use for the word: see `Wait::wait`).
+                self.wait.wait(word, 0, deadline)?;
                 continue;
             }
             let ticket = announce_sleep(word);
@@ -1100,15 +1146,26 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     /// Writes the record headers of a message of `len` bytes reserved at
-    /// `write` (after `pad` bytes of padding), without moving `write`.
+    /// `write` (after `pad` bytes of padding), without moving `write`. The
+    /// first header after `published` is kept back in `first`: storing it
+    /// publishes everything up to `write` at once.
     #[inline(always)]
     fn store_records(&mut self, pad: u64, len: u64) {
         let mask = self.ring.mask();
-        if pad != 0 {
-            self.ring.store_record(self.write & mask, KIND_PADDING, pad);
-        }
         let start = self.write.wrapping_add(pad);
-        self.ring.store_record(start & mask, KIND_MESSAGE, len);
+        let kind = self.ring.kind_at(KIND_MESSAGE, start);
+        let mut word = ((kind as u64) << 32) | len;
+        if pad != 0 {
+            self.ring.store_record(start & mask, kind, len);
+            let kind = self.ring.kind_at(KIND_PADDING, self.write);
+            word = ((kind as u64) << 32) | pad;
+        }
+        if self.write == self.published {
+            self.first = word;
+        } else {
+            self.ring
+                .store_record(self.write & mask, (word >> 32) as u32, word & 0xffff_ffff);
+        }
     }
 
     /// Writes the record headers of a reserved message of (now) `len` bytes
@@ -1131,8 +1188,17 @@ impl<'a, W: Wait> Producer<'a, W> {
     #[inline(always)]
     fn publish_committed(&mut self) {
         let h = self.ring.header();
-        // Release: the records written above are visible to a consumer that
-        // loads this position with Acquire.
+        let mask = self.ring.mask();
+        // The word after the last record must read "nothing yet" when the
+        // consumer gets there: 0, if the ring has room for it (else it is
+        // the header at the consumer's position of one lap ago, whose lap
+        // tag says the same; see `crate::layout`).
+        if self.ring.capacity - self.write.wrapping_sub(self.cached_read) >= RECORD_HEADER {
+            self.ring.store_record(self.write & mask, 0, 0);
+        }
+        self.ring.publish_record(self.published & mask, self.first);
+        // Release: for `Consumer::len` and the end of a closed ring, the
+        // records are visible to a consumer that loads this position.
         h.producer.position.store(self.write, Release);
         self.published = self.write;
         if self.peer != PeerSleep::NeverSleeps {
@@ -1348,8 +1414,6 @@ pub struct Consumer<'a, W: Wait = Spin> {
     read: u64,
     /// Last value stored to the shared read position.
     released: u64,
-    /// Last producer position seen; reloaded only when `read` reaches it.
-    cached_write: u64,
     /// Whether the producer may sleep (see [`Producer`]'s field).
     peer: PeerSleep,
     /// The first corruption this side saw (see [`Producer`]'s field).
@@ -1366,7 +1430,6 @@ impl<W: Wait> fmt::Debug for Consumer<'_, W> {
             .field("ring", &self.ring)
             .field("read", &self.read)
             .field("released", &self.released)
-            .field("cached_write", &self.cached_write)
             .finish_non_exhaustive()
     }
 }
@@ -1387,54 +1450,11 @@ impl<'a, W: Wait> Consumer<'a, W> {
         &self.wait
     }
 
-    /// Reloads the producer's position when everything seen so far is
-    /// consumed. `Err(Empty)` / `Err(Disconnected)` when there is nothing.
-    #[inline(always)]
-    fn refresh(&mut self) -> Result<(), Error> {
-        // A poisoned consumer keeps `cached_write == read` (see `poison`),
-        // so every call comes here, off the path of a message in hand.
-        trusted(self.poisoned)?;
-        let h = self.ring.header();
-        let capacity = self.ring.capacity;
-        // Acquire: pairs with the producer's Release store after it wrote
-        // the records up to `write`.
-        let write = h.producer.position.load(Acquire);
-        if window(write, self.read, capacity).is_none() {
-            return Err(self.poison(Corruption::WritePosition));
-        }
-        if write != self.read {
-            self.cached_write = write;
-            return Ok(());
-        }
-        if self.peer == PeerSleep::Unknown {
-            self.peer = learn_peer_sleep(&h.identity, Role::Consumer, &self.wait);
-        }
-        // Acquire: a producer publishes before it closes; seeing CLOSED we
-        // see its last position.
-        match h.identity.producer_state.load(Acquire) {
-            STATE_IDLE | STATE_ACTIVE => Err(Error::Empty),
-            STATE_CLOSED => {
-                let write = h.producer.position.load(Acquire);
-                if window(write, self.read, capacity).is_none() {
-                    return Err(self.poison(Corruption::WritePosition));
-                }
-                if write == self.read {
-                    Err(Error::Disconnected)
-                } else {
-                    self.cached_write = write;
-                    Ok(())
-                }
-            }
-            _ => Err(self.poison(Corruption::State)),
-        }
-    }
-
-    /// Records a corruption (see the free [`poison`]) and makes every later
-    /// call go through [`Consumer::refresh`], which reports it.
+    /// Records a corruption (see the free [`poison`]); every later call
+    /// fails with it (checked first thing in [`Consumer::next_message`]).
     #[cold]
     #[inline(never)]
     fn poison(&mut self, what: Corruption) -> Error {
-        self.cached_write = self.read;
         poison(&mut self.poisoned, what)
     }
 
@@ -1442,43 +1462,91 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// record)` with `start == self.read` and `record` the bytes of its
     /// record. Consumes nothing but padding.
     ///
-    /// Bounded: at most two refreshes and one padding record per call
-    /// (padding must end at the buffer's end, so the record after it starts
-    /// at offset 0, where padding is refused).
+    /// The header at `read` says whether a record is there (see
+    /// [`crate::layout`]): the common case, a message of this lap, is
+    /// checked here; everything else in [`Consumer::next_message_slow`].
     #[inline(always)]
     fn next_message(&mut self) -> Result<(u64, u64, u64), Error> {
+        trusted(self.poisoned)?;
+        let offset = self.read & self.ring.mask();
+        // Read once (Acquire: the header publishes the record), then only
+        // the local copy is used.
+        let word = self.ring.load_record(offset);
+        if (word >> 32) as u32 == self.ring.kind_at(KIND_MESSAGE, self.read) {
+            let len = word & 0xffff_ffff;
+            let record = record_size(len);
+            if len <= self.ring.max_message && offset + record <= self.ring.capacity {
+                return Ok((self.read, len, record));
+            }
+            return Err(self.poison(Corruption::RecordLength));
+        }
+        self.next_message_slow(word)
+    }
+
+    /// [`Consumer::next_message`] for a header word that is not a message
+    /// of this lap: padding (skipped), nothing yet ([`Error::Empty`], or
+    /// [`Error::Disconnected`] once the producer closed), or corruption.
+    ///
+    /// Bounded: at most one padding record (padding must end at the data
+    /// area's end, so the record after it starts at offset 0, where padding
+    /// is refused) and one reload after seeing the producer closed.
+    #[inline(never)]
+    fn next_message_slow(&mut self, mut word: u64) -> Result<(u64, u64, u64), Error> {
         let capacity = self.ring.capacity;
         let mask = self.ring.mask();
         let mut skipped_padding = false;
+        let mut seen_closed = false;
         loop {
-            if self.read == self.cached_write {
-                self.refresh()?;
-            }
-            let avail = self.cached_write.wrapping_sub(self.read);
             let offset = self.read & mask;
-            self.ring.header().track(offset, RECORD_HEADER, false);
-            // Read once, then only the local copy is used.
-            let word = self.ring.load_record(offset);
             let (kind, len) = ((word >> 32) as u32, word & 0xffff_ffff);
-            match kind {
-                KIND_MESSAGE => {
-                    let record = record_size(len);
-                    if len > self.ring.max_message || record > avail || offset + record > capacity {
-                        return Err(self.poison(Corruption::RecordLength));
-                    }
-                    return Ok((self.read, len, record));
+            let here = |base| self.ring.kind_at(base, self.read);
+            let last_lap = |base| self.ring.kind_at(base, self.read.wrapping_sub(capacity));
+            if kind == here(KIND_MESSAGE) {
+                let record = record_size(len);
+                if len > self.ring.max_message || offset + record > capacity {
+                    return Err(self.poison(Corruption::RecordLength));
                 }
-                KIND_PADDING => {
-                    let tail = capacity - offset;
-                    if skipped_padding || offset == 0 || len != tail || tail > avail {
-                        return Err(self.poison(Corruption::Padding));
-                    }
-                    self.read = self.read.wrapping_add(tail);
-                    skipped_padding = true;
+                return Ok((self.read, len, record));
+            } else if kind == here(KIND_PADDING) {
+                let tail = capacity - offset;
+                if skipped_padding || offset == 0 || len != tail {
+                    return Err(self.poison(Corruption::Padding));
                 }
-                _ => return Err(self.poison(Corruption::RecordKind)),
+                self.read = self.read.wrapping_add(tail);
+                skipped_padding = true;
+            } else if word == 0 || kind == last_lap(KIND_MESSAGE) || kind == last_lap(KIND_PADDING)
+            {
+                // Nothing yet.
+                let id = &self.ring.header().identity;
+                if self.peer == PeerSleep::Unknown {
+                    self.peer = learn_peer_sleep(id, Role::Consumer, &self.wait);
+                }
+                // Acquire: a producer publishes before it closes; seeing
+                // CLOSED we see its last header (so look once more).
+                match id.producer_state.load(Acquire) {
+                    STATE_IDLE | STATE_ACTIVE => return Err(Error::Empty),
+                    STATE_CLOSED if seen_closed => return self.end_of_messages(),
+                    STATE_CLOSED => seen_closed = true,
+                    _ => return Err(self.poison(Corruption::State)),
+                }
+            } else {
+                return Err(self.poison(Corruption::RecordKind));
             }
+            word = self.ring.load_record(self.read & mask);
         }
+    }
+
+    /// The producer closed and no record follows `read`: its last published
+    /// position must be `read` (else the ring is corrupt), and then every
+    /// message was read.
+    #[cold]
+    fn end_of_messages(&mut self) -> Result<(u64, u64, u64), Error> {
+        // Acquire: ordered after the CLOSED state it followed (Release).
+        let write = self.ring.header().producer.position.load(Acquire);
+        if write != self.read {
+            return Err(self.poison(Corruption::WritePosition));
+        }
+        Err(Error::Disconnected)
     }
 
     /// Finds the next message and returns its payload's place, or fails at
@@ -1690,8 +1758,10 @@ impl<'a, W: Wait> Consumer<'a, W> {
                 }
                 self.wait.wait(word, ticket, deadline)
             } else {
-                // A spinner needs no announcement: it re-checks by itself.
-                self.wait.wait(word, word.load(Acquire), deadline)
+                // A spinner needs no announcement: it re-checks by itself,
+                // never loading the word, which shares the producer's hot
+                // line: a load per poll would pull it over once per message.
+                self.wait.wait(word, 0, deadline)
             };
             match waited {
                 Ok(()) => {}

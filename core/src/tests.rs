@@ -345,6 +345,11 @@ fn a_corrupt_position_counts_as_full_and_the_next_call_says_why() {
     // (The producer's sends stored good positions again.)
     h.producer.position.store(3, crate::sync::Ordering::Relaxed);
     assert_eq!(rx.len(), 256);
+    // The consumer follows the record headers, which are intact: it reads
+    // what was sent, and finds the position bad at the end of the ring.
+    let sent = 1 + (0..32).take_while(|_| rx.try_read().is_ok()).count();
+    assert!(sent >= 2, "{sent}");
+    drop(tx);
     assert_eq!(
         rx.try_read().err(),
         Some(Error::Corrupt(Corruption::WritePosition))
@@ -696,47 +701,51 @@ fn live(buf: &mut Buf) -> (Ring<'_>, Producer<'static, Spin>, Consumer<'static, 
 }
 
 #[test]
-fn consumer_refuses_a_bad_write_position() {
+fn a_bad_write_position_is_found_at_the_end_of_a_closed_ring() {
     use crate::sync::Ordering::Relaxed;
-    for write in [33, 128 + 8, u64::MAX, 0u64.wrapping_sub(8)] {
+    for write in [33, 128 + 8, u64::MAX, 0u64.wrapping_sub(8), 0] {
         let mut buf = Buf::for_capacity(128);
-        let (r, _tx, mut rx) = live(&mut buf);
+        let (r, tx, mut rx) = live(&mut buf);
         r.header().producer.position.store(write, Relaxed);
-        assert_eq!(
-            rx.try_read().err(),
-            Some(Error::Corrupt(Corruption::WritePosition)),
-            "{write}"
-        );
-        assert_eq!(
-            rx.read().err(),
-            Some(Error::Corrupt(Corruption::WritePosition))
-        );
+        // The consumer follows the headers: the messages still arrive, and
+        // an open producer's position is never needed.
+        assert_eq!(&*rx.try_read().unwrap(), b"first");
+        assert_eq!(&*rx.try_read().unwrap(), b"second");
+        assert_eq!(rx.try_read().err(), Some(Error::Empty));
+        // Once it closed, its last position must be where the records end.
+        drop(tx);
+        let want = Some(Error::Corrupt(Corruption::WritePosition));
+        assert_eq!(rx.try_read().err(), want, "{write}");
+        assert_eq!(rx.read().err(), want);
     }
 }
 
 #[test]
 fn consumer_refuses_bad_record_headers() {
-    let cases: [(u64, u64, Corruption); 7] = [
+    let word = |kind: u32, len: u64| ((kind as u64) << 32) | len;
+    let corrupt = |what| Error::Corrupt(what);
+    let cases = [
         // (offset, record word, expected)
-        (0, 0, Corruption::RecordKind),
-        (0, u64::MAX, Corruption::RecordKind),
+        (0, u64::MAX, corrupt(Corruption::RecordKind)),
+        (0, word(KIND_MESSAGE, 57), corrupt(Corruption::RecordLength)), // > max 56
         (
             0,
-            ((KIND_MESSAGE as u64) << 32) | 57,
-            Corruption::RecordLength,
-        ), // > max 56
-        (
-            0,
-            ((KIND_MESSAGE as u64) << 32) | 40,
-            Corruption::RecordLength,
-        ), // > published
-        (
-            0,
-            ((KIND_MESSAGE as u64) << 32) | 0xffff_ffff,
-            Corruption::RecordLength,
+            word(KIND_MESSAGE, 0xffff_ffff),
+            corrupt(Corruption::RecordLength),
         ),
-        (0, ((KIND_PADDING as u64) << 32) | 128, Corruption::Padding), // padding at offset 0
-        (16, ((KIND_PADDING as u64) << 32) | 112, Corruption::Padding), // tail beyond published
+        // A record of lap 1 at position 0, lap 0: neither now nor a lap ago.
+        (
+            0,
+            word(KIND_MESSAGE | 0x100, 5),
+            corrupt(Corruption::RecordKind),
+        ),
+        (0, word(KIND_PADDING, 128), corrupt(Corruption::Padding)), // padding at offset 0
+        (16, word(KIND_PADDING, 104), corrupt(Corruption::Padding)), // not to the end
+        // What the consumer takes for "nothing yet": 0, or a header of the
+        // lap before (position 0 - 128 is lap 0xff).
+        (0, 0, Error::Empty),
+        (0, word(KIND_MESSAGE | 0xff00, 5), Error::Empty),
+        (16, word(KIND_PADDING | 0xff00, 112), Error::Empty),
     ];
     for (offset, word, want) in cases {
         let mut buf = Buf::for_capacity(128);
@@ -745,8 +754,8 @@ fn consumer_refuses_bad_record_headers() {
             assert_eq!(&*rx.try_read().unwrap(), b"first");
         }
         r.store_record(offset, (word >> 32) as u32, word & 0xffff_ffff);
-        assert_eq!(rx.try_read().err(), Some(Error::Corrupt(want)), "{word:#x}");
-        assert_eq!(rx.try_recv(&mut [0; 64]), Err(Error::Corrupt(want)));
+        assert_eq!(rx.try_read().err(), Some(want), "{word:#x}");
+        assert_eq!(rx.try_recv(&mut [0; 64]), Err(want));
     }
 }
 
@@ -1317,5 +1326,59 @@ fn message_lengths_fit_the_record_header() {
             Config::new(capacity).check(),
             Err(Error::InvalidCapacity { capacity })
         );
+    }
+}
+
+#[test]
+fn a_drained_exactly_full_ring_is_empty_not_a_lap_old_message() {
+    let mut buf = Buf::for_capacity(64);
+    let r = ring(&mut buf, 64);
+    let (mut tx, mut rx) = pair(&r);
+    for lap in 0..4u8 {
+        // Two 32-byte records fill the ring to the byte: no room for the
+        // zero word after them, so the word there is the header of the
+        // message read at that offset one lap ago.
+        tx.try_send(&[lap; 24]).unwrap();
+        tx.try_send(&[lap + 100; 24]).unwrap();
+        assert_eq!(tx.try_send(&[]), Err(Error::Full));
+        assert_eq!(&*rx.try_read().unwrap(), &[lap; 24]);
+        assert_eq!(&*rx.try_read().unwrap(), &[lap + 100; 24]);
+        assert_eq!(rx.try_read().err(), Some(Error::Empty), "lap {lap}");
+    }
+}
+
+#[test]
+fn payload_that_looks_like_the_next_laps_headers_is_never_read_as_one() {
+    // Every payload word is a valid header of a message in the lap after
+    // its own, which is what the consumer looks for when it reaches that
+    // offset again: only the zero word the producer stores after each
+    // publication tells it that nothing is there yet.
+    const CAPACITY: u64 = 256;
+    let mut buf = Buf::for_capacity(CAPACITY as usize);
+    let r = ring(&mut buf, CAPACITY as usize);
+    let (mut tx, mut rx) = pair(&r);
+    let mut position = 0u64;
+    for (i, len) in (0..200).map(|i| (i, [8usize, 40, 16, 96, 0, 24, 56][i % 7])) {
+        let mut g = tx.try_reserve(len).unwrap();
+        let lap = ((position + CAPACITY) >> 8) as u32;
+        let fake =
+            ((record_kind(KIND_MESSAGE, 0, 0) | (lap << 8 & KIND_LAP_MASK)) as u64) << 32 | 8;
+        for chunk in g.chunks_mut(8) {
+            chunk.copy_from_slice(&fake.to_ne_bytes()[..chunk.len()]);
+        }
+        g[..len.min(1)].fill(i as u8);
+        g.commit(len);
+        let m = rx.try_read().unwrap();
+        assert_eq!(m.len(), len);
+        assert!(m.first().is_none_or(|b| *b == i as u8));
+        drop(m);
+        assert_eq!(rx.try_read().err(), Some(Error::Empty), "after message {i}");
+        let tail = CAPACITY - position % CAPACITY;
+        let record = 8 + (len as u64).div_ceil(8) * 8;
+        position += if record <= tail {
+            record
+        } else {
+            tail + record
+        };
     }
 }

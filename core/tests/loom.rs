@@ -6,7 +6,10 @@
 //! Under loom the ring's atomics and fences are loom's, and every 8-byte
 //! word of the data area is shadowed by a tracked cell, so a missing
 //! happens-before edge between writing a record and reading it is reported
-//! as a causality violation. The blocking gate runs on a model of a futex
+//! as a causality violation. Each word also has a modelled atomic for the
+//! record header it may hold (the consumer polls headers: they publish the
+//! records), and a payload write stores junk there, as real payload bytes
+//! would: a consumer that took stale payload for a header would fail. The blocking gate runs on a model of a futex
 //! (a mutex and a condition variable: the value check and the sleep are
 //! atomic with respect to wakes), so a lost wake-up shows up as a deadlock.
 #![cfg(loom)]
@@ -141,7 +144,10 @@ fn fifo_across_wrap() {
 
 /// Full and empty edges: two maximum-size records fill the ring exactly;
 /// the third send must see `Full` until the consumer releases, and zero-copy
-/// grants on both sides see the bytes the other wrote.
+/// grants on both sides see the bytes the other wrote. (Filled to the byte,
+/// the ring has no room for the zero word after the records: the consumer
+/// that drained it finds the previous lap's header at its position, and
+/// must take it for "nothing yet".)
 #[test]
 fn full_and_empty_edges_with_grants() {
     loom::model(|| {

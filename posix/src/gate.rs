@@ -28,22 +28,21 @@ use crate::lock;
 /// How often a blocked call checks whether its peer is still alive.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 
-/// Rounds of spinning on the ring (each a few spin
-/// hints and a re-check, about 0.1-0.2 µs) before a spin-then-futex side
-/// sleeps: some 50 µs.
-pub(crate) const SPIN_ROUNDS_BEFORE_SLEEP: u32 = 400;
+/// Rounds of spinning on the ring (each a spin hint and a re-check, some
+/// 30 ns) before a spin-then-futex side sleeps: some 50 µs.
+pub(crate) const SPIN_ROUNDS_BEFORE_SLEEP: u32 = 1600;
 
 /// For a side confined to the same CPU as its peer: every this many pauses
 /// of spinning (a microsecond or two), it yields the CPU (`sched_yield`),
 /// so that the peer runs now instead of after the spinner's time slice
 /// (milliseconds).
-pub(crate) const PAUSES_PER_YIELD: u32 = 16;
+pub(crate) const PAUSES_PER_YIELD: u32 = 64;
 
 /// A busy-polling side looks at the clock, to see whether a probe of its
 /// peer's liveness is due, once per this many pauses (some microseconds):
 /// the clock read (a vDSO call) on every pause cost about 40 ns of a 64 B
 /// round trip.
-const PAUSES_PER_PROBE_CHECK: u32 = 64;
+const PAUSES_PER_PROBE_CHECK: u32 = 256;
 
 /// The CPU this thread is confined to, if its affinity mask (as
 /// `taskset -c N` sets it, or a machine with one CPU) allows only one.
@@ -294,8 +293,10 @@ impl Wait for Gate {
         SPIN_ROUNDS_BEFORE_SLEEP
     }
 
-    /// A few spin hints; for a side confined to the same CPU as its peer,
-    /// every 16th time `sched_yield` instead, so that the
+    /// One spin hint (a message is seen within one hint and a re-check of
+    /// its publication: four hints per poll cost some 70 ns of a 64 B round
+    /// trip); for a side confined to the same CPU as its peer, every 64th
+    /// time `sched_yield` instead, so that the
     /// peer is not kept from running (with both processes on one CPU,
     /// spinning alone made a round trip take two time slices: 8 ms busy-
     /// polling, 87 µs spinning before a futex sleep).
@@ -305,9 +306,7 @@ impl Wait for Gate {
         if n % PAUSES_PER_YIELD == 0 && self.shares_cpu_with_peer() {
             rustix::thread::sched_yield();
         } else {
-            for _ in 0..4 {
-                std::hint::spin_loop();
-            }
+            std::hint::spin_loop();
         }
     }
 }
