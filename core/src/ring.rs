@@ -154,6 +154,8 @@ pub struct Ring<'a> {
     header: NonNull<Header>,
     data: NonNull<u8>,
     capacity: u64,
+    /// `capacity - 1`: positions masked with it give the data offset.
+    mask: u64,
     /// `capacity.trailing_zeros()`: positions shifted by it give the lap.
     shift: u32,
     max_message: u64,
@@ -371,6 +373,7 @@ impl<'a> Ring<'a> {
             // inside it (the region holds at least HEADER_SIZE + capacity).
             data: unsafe { region.add(HEADER_SIZE) },
             capacity,
+            mask: capacity - 1,
             shift: capacity.trailing_zeros(),
             max_message,
             _region: PhantomData,
@@ -474,16 +477,20 @@ impl<'a> Ring<'a> {
             return Err(Error::Corrupt(Corruption::WritePosition));
         }
         let peer = claim(&h.identity, Role::Producer, &wait)?;
-        Ok(Producer {
+        let mut producer = Producer {
             ring: *self,
             wait,
             write,
             published: write,
             first: 0,
             cached_read: read,
+            limit: write,
+            kind: 0,
             peer,
             poisoned: None,
-        })
+        };
+        producer.set_limit();
+        Ok(producer)
     }
 
     /// Claims the consumer role. A second claim, while the first consumer
@@ -505,6 +512,7 @@ impl<'a> Ring<'a> {
             wait,
             read,
             released: read,
+            expect: (self.kind_at(KIND_MESSAGE, read) as u64) << 32,
             peer,
             poisoned: None,
         })
@@ -519,7 +527,7 @@ impl<'a> Ring<'a> {
 
     #[inline(always)]
     fn mask(&self) -> u64 {
-        self.capacity - 1
+        self.mask
     }
 
     /// Pointer to data byte `offset` (< capacity).
@@ -788,6 +796,14 @@ pub struct Producer<'a, W: Wait = Spin> {
     first: u64,
     /// Last consumer position seen; reloaded only when the ring looks full.
     cached_read: u64,
+    /// How far `write` may move with no padding and no look at the
+    /// consumer's position: to `cached_read + capacity` or the end of
+    /// `write`'s lap, whichever comes first (`write` itself once poisoned).
+    /// Recomputed by every slow path (`Producer::set_limit`).
+    limit: u64,
+    /// The kind of a message record in `write`'s lap, shifted into a header
+    /// word's upper half: valid below `limit`.
+    kind: u64,
     /// Whether the consumer may sleep (and so must be looked at, after a
     /// fence, on every publication).
     peer: PeerSleep,
@@ -861,7 +877,19 @@ impl<'a, W: Wait> Producer<'a, W> {
     #[inline(never)]
     fn poison(&mut self, what: Corruption) -> Error {
         self.cached_read = self.write.wrapping_sub(self.ring.capacity);
+        self.limit = self.write;
         poison(&mut self.poisoned, what)
+    }
+
+    /// Recomputes `limit` and `kind` for the current `write` and
+    /// `cached_read`.
+    #[inline(never)]
+    fn set_limit(&mut self) {
+        let capacity = self.ring.capacity;
+        let room = capacity - self.write.wrapping_sub(self.cached_read).min(capacity);
+        let tail = capacity - (self.write & self.ring.mask());
+        self.limit = self.write.wrapping_add(room.min(tail));
+        self.kind = (self.ring.kind_at(KIND_MESSAGE, self.write) as u64) << 32;
     }
 
     /// Where a `len`-byte message goes: (padding before it, bytes needed).
@@ -911,11 +939,25 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     /// Where a `len`-byte message goes if it fits now: (padding, bytes).
+    /// The common case (it fits below `limit`) is one comparison.
     #[inline(always)]
     fn room_for(&mut self, len: usize) -> Result<(u64, u64), Error> {
         self.check_peer()?;
-        let (pad, needed) = self.placement(len as u64);
-        if !self.has_room(needed)? {
+        let record = record_size(len as u64);
+        if self.limit.wrapping_sub(self.write) >= record {
+            return Ok((0, record));
+        }
+        self.make_room(len as u64)
+    }
+
+    /// [`Producer::room_for`] past `limit`: padding to the lap's end, a
+    /// look at the consumer's position; then a new `limit`.
+    #[inline(never)]
+    fn make_room(&mut self, len: u64) -> Result<(u64, u64), Error> {
+        let (pad, needed) = self.placement(len);
+        let room = self.has_room(needed)?;
+        self.set_limit();
+        if !room {
             return Err(Error::Full);
         }
         Ok((pad, needed))
@@ -989,18 +1031,14 @@ impl<'a, W: Wait> Producer<'a, W> {
         self.try_reserve(len)
     }
 
-    /// Copies `msg` into `slot`, reserved for it, and commits it (without
-    /// publishing it yet).
+    /// Copies `msg` into `slot`, reserved for it.
     #[inline(always)]
-    fn commit_copy(&mut self, slot: Slot, msg: &[u8]) {
+    fn copy_in(slot: &Slot, msg: &[u8]) {
         debug_assert_eq!(slot.len, msg.len());
         // SAFETY: the slot's `len == msg.len()` bytes at `ptr` are inside
         // the data area and reserved for us; `msg` is a distinct borrow
         // (a `&[u8]` can't point into the slot, which nothing else sees).
         unsafe { core::ptr::copy_nonoverlapping(msg.as_ptr(), slot.ptr.as_ptr(), msg.len()) };
-        self.store_records(slot.pad, msg.len() as u64);
-        // The whole reservation: its size is known, no need to compute it.
-        self.write = self.write.wrapping_add(slot.needed);
     }
 
     /// Copies `msg` into the ring and publishes it, or fails at once
@@ -1024,8 +1062,9 @@ impl<'a, W: Wait> Producer<'a, W> {
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
         let slot = self.reserve_slot(msg.len())?;
-        self.commit_copy(slot, msg);
-        self.publish_committed();
+        Self::copy_in(&slot, msg);
+        // The whole reservation: its size is known, no need to compute it.
+        self.commit_now(slot.pad, msg.len() as u64, slot.needed);
         Ok(())
     }
 
@@ -1145,58 +1184,96 @@ impl<'a, W: Wait> Producer<'a, W> {
         }
     }
 
-    /// Writes the record headers of a message of `len` bytes reserved at
-    /// `write` (after `pad` bytes of padding), without moving `write`. The
-    /// first header after `published` is kept back in `first`: storing it
+    /// The header word of a message of `len` bytes reserved at `write`
+    /// (after `pad` bytes of padding: then the padding record's, and the
+    /// message's own header is stored).
+    #[inline(always)]
+    fn record_word(&mut self, pad: u64, len: u64) -> u64 {
+        if pad == 0 {
+            // Below `limit`: in `write`'s lap.
+            self.kind | len
+        } else {
+            self.store_padded(pad, len)
+        }
+    }
+
+    /// Commits a message of `len` bytes reserved at `write` (after `pad`
+    /// bytes of padding), taking `bytes` in all, and publishes it: the
+    /// path of a message sent alone.
+    #[inline(always)]
+    fn commit_now(&mut self, pad: u64, len: u64, bytes: u64) {
+        if self.write != self.published {
+            // Staged messages of a batch that was leaked (`mem::forget`)
+            // instead of ended: publish them first, in order.
+            self.stage(pad, len, bytes);
+            return self.publish();
+        }
+        let word = self.record_word(pad, len);
+        self.advance(pad, bytes);
+        self.publish_records(word);
+    }
+
+    /// Stages a message of `len` bytes reserved at `write` (after `pad`
+    /// bytes of padding), taking `bytes` in all, for a batch. The first
+    /// header after `published` is kept back in `first`: storing it
     /// publishes everything up to `write` at once.
     #[inline(always)]
-    fn store_records(&mut self, pad: u64, len: u64) {
-        let mask = self.ring.mask();
-        let start = self.write.wrapping_add(pad);
-        let kind = self.ring.kind_at(KIND_MESSAGE, start);
-        let mut word = ((kind as u64) << 32) | len;
-        if pad != 0 {
-            self.ring.store_record(start & mask, kind, len);
-            let kind = self.ring.kind_at(KIND_PADDING, self.write);
-            word = ((kind as u64) << 32) | pad;
-        }
+    fn stage(&mut self, pad: u64, len: u64, bytes: u64) {
+        let word = self.record_word(pad, len);
         if self.write == self.published {
             self.first = word;
         } else {
+            let offset = self.write & self.ring.mask();
             self.ring
-                .store_record(self.write & mask, (word >> 32) as u32, word & 0xffff_ffff);
+                .store_record(offset, (word >> 32) as u32, word & 0xffff_ffff);
+        }
+        self.advance(pad, bytes);
+    }
+
+    /// Stores the message header of a padded record (the message starts the
+    /// next lap); returns the padding record's header word.
+    #[inline(never)]
+    fn store_padded(&mut self, pad: u64, len: u64) -> u64 {
+        let start = self.write.wrapping_add(pad);
+        let kind = self.ring.kind_at(KIND_MESSAGE, start);
+        self.ring.store_record(start & self.ring.mask(), kind, len);
+        ((self.ring.kind_at(KIND_PADDING, self.write) as u64) << 32) | pad
+    }
+
+    /// Moves `write` by `bytes`, past a committed record (and its padding).
+    #[inline(always)]
+    fn advance(&mut self, pad: u64, bytes: u64) {
+        self.write = self.write.wrapping_add(bytes);
+        if pad != 0 {
+            // Into the next lap: a new limit and kind.
+            self.set_limit();
         }
     }
 
-    /// Writes the record headers of a reserved message of (now) `len` bytes
-    /// and moves `write` past it; the next publication publishes it.
-    #[inline(always)]
-    fn commit_record(&mut self, pad: u64, len: u64) {
-        self.store_records(pad, len);
-        self.write = self.write.wrapping_add(pad + record_size(len));
-    }
-
-    /// Publishes every committed message, if any; wakes a sleeping consumer.
+    /// Publishes every staged message, if any; wakes a sleeping consumer.
     #[inline(always)]
     fn publish(&mut self) {
         if self.write != self.published {
-            self.publish_committed();
+            self.publish_records(self.first);
         }
     }
 
-    /// [`Producer::publish`], for a caller that just committed a message.
+    /// Publishes the records from `published` to `write`, the first of
+    /// which has the header word `first`; wakes a sleeping consumer.
     #[inline(always)]
-    fn publish_committed(&mut self) {
+    fn publish_records(&mut self, first: u64) {
         let h = self.ring.header();
         let mask = self.ring.mask();
         // The word after the last record must read "nothing yet" when the
         // consumer gets there: 0, if the ring has room for it (else it is
         // the header at the consumer's position of one lap ago, whose lap
         // tag says the same; see `crate::layout`).
-        if self.ring.capacity - self.write.wrapping_sub(self.cached_read) >= RECORD_HEADER {
+        if self.limit.wrapping_sub(self.write) >= RECORD_HEADER
+            || self.ring.capacity - self.write.wrapping_sub(self.cached_read) >= RECORD_HEADER
+        {
             self.ring.store_record(self.write & mask, 0, 0);
         }
-        self.ring.publish_record(self.published & mask, self.first);
+        self.ring.publish_record(self.published & mask, first);
         // Release: for `Consumer::len` and the end of a closed ring, the
         // records are visible to a consumer that loads this position.
         h.producer.position.store(self.write, Release);
@@ -1282,8 +1359,8 @@ impl<W: Wait> WriteGrant<'_, '_, W> {
     #[inline]
     pub fn commit(self, len: usize) {
         let len = len.min(self.slot.len) as u64;
-        self.producer.commit_record(self.slot.pad, len);
-        self.producer.publish_committed();
+        let pad = self.slot.pad;
+        self.producer.commit_now(pad, len, pad + record_size(len));
     }
 }
 
@@ -1303,7 +1380,8 @@ impl<W: Wait> BatchWriteGrant<'_, '_, W> {
     /// reserved length); the batch publishes it when it ends.
     pub fn commit(self, len: usize) {
         let len = len.min(self.slot.len) as u64;
-        self.producer.commit_record(self.slot.pad, len);
+        let pad = self.slot.pad;
+        self.producer.stage(pad, len, pad + record_size(len));
         *self.staged += 1;
     }
 }
@@ -1362,7 +1440,8 @@ impl<'a, W: Wait> SendBatch<'_, 'a, W> {
     /// Like [`Producer::try_send`]; the message waits for the batch.
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
         let slot = self.producer.reserve_slot(msg.len())?;
-        self.producer.commit_copy(slot, msg);
+        Producer::<W>::copy_in(&slot, msg);
+        self.producer.stage(slot.pad, msg.len() as u64, slot.needed);
         self.staged += 1;
         Ok(())
     }
@@ -1414,6 +1493,11 @@ pub struct Consumer<'a, W: Wait = Spin> {
     read: u64,
     /// Last value stored to the shared read position.
     released: u64,
+    /// The upper half of the header of a message at `read`, in its lap:
+    /// what the fast path of [`Consumer::next_message`] compares with.
+    /// Recomputed by the slow path; `u64::MAX` (no header's upper half)
+    /// once poisoned, so that every call takes the slow path.
+    expect: u64,
     /// Whether the producer may sleep (see [`Producer`]'s field).
     peer: PeerSleep,
     /// The first corruption this side saw (see [`Producer`]'s field).
@@ -1455,6 +1539,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     #[cold]
     #[inline(never)]
     fn poison(&mut self, what: Corruption) -> Error {
+        self.expect = u64::MAX;
         poison(&mut self.poisoned, what)
     }
 
@@ -1467,12 +1552,11 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// checked here; everything else in [`Consumer::next_message_slow`].
     #[inline(always)]
     fn next_message(&mut self) -> Result<(u64, u64, u64), Error> {
-        trusted(self.poisoned)?;
         let offset = self.read & self.ring.mask();
         // Read once (Acquire: the header publishes the record), then only
         // the local copy is used.
         let word = self.ring.load_record(offset);
-        if (word >> 32) as u32 == self.ring.kind_at(KIND_MESSAGE, self.read) {
+        if word & !0xffff_ffff == self.expect {
             let len = word & 0xffff_ffff;
             let record = record_size(len);
             if len <= self.ring.max_message && offset + record <= self.ring.capacity {
@@ -1492,11 +1576,15 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// is refused) and one reload after seeing the producer closed.
     #[inline(never)]
     fn next_message_slow(&mut self, mut word: u64) -> Result<(u64, u64, u64), Error> {
+        trusted(self.poisoned)?;
         let capacity = self.ring.capacity;
         let mask = self.ring.mask();
         let mut skipped_padding = false;
         let mut seen_closed = false;
         loop {
+            // `read` may be in a new lap (after a record that ended at the
+            // lap's end, or the padding below).
+            self.expect = (self.ring.kind_at(KIND_MESSAGE, self.read) as u64) << 32;
             let offset = self.read & mask;
             let (kind, len) = ((word >> 32) as u32, word & 0xffff_ffff);
             let here = |base| self.ring.kind_at(base, self.read);
@@ -1810,6 +1898,19 @@ impl<'a, W: Wait> Consumer<'a, W> {
     #[inline(always)]
     fn advance(&mut self, record: u64) {
         self.read = self.read.wrapping_add(record);
+        if self.read & self.ring.mask() == 0 {
+            // A new lap: the header here from the lap before (a record
+            // already read) must not match `expect`.
+            self.new_lap();
+        }
+    }
+
+    /// `expect` for a `read` that just entered a new lap.
+    #[inline(never)]
+    fn new_lap(&mut self) {
+        if self.poisoned.is_none() {
+            self.expect = (self.ring.kind_at(KIND_MESSAGE, self.read) as u64) << 32;
+        }
     }
 
     /// Frees every consumed record's room, if any; wakes a sleeping producer.

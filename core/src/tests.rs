@@ -1382,3 +1382,23 @@ fn payload_that_looks_like_the_next_laps_headers_is_never_read_as_one() {
         };
     }
 }
+
+#[test]
+fn a_leaked_batch_is_published_before_the_next_message() {
+    let mut buf = Buf::for_capacity(256);
+    let r = ring(&mut buf, 256);
+    let (mut tx, mut rx) = pair(&r);
+    let mut batch = tx.batch();
+    batch.try_send(b"one").unwrap();
+    batch.try_send(b"two").unwrap();
+    core::mem::forget(batch);
+    assert_eq!(rx.try_read().err(), Some(Error::Empty));
+    tx.try_send(b"three").unwrap();
+    let mut g = tx.try_reserve(4).unwrap();
+    g.copy_from_slice(b"four");
+    g.commit(4);
+    for want in [&b"one"[..], b"two", b"three", b"four"] {
+        assert_eq!(&*rx.try_read().unwrap(), want);
+    }
+    assert_eq!(rx.try_read().err(), Some(Error::Empty));
+}
