@@ -250,11 +250,11 @@ impl Wait for Gate {
         }
         match self.mode {
             WaitMode::BusyPoll => {
-                // One pause, then the ring re-checks its positions: a
-                // message is seen within about one pause of its
-                // publication. (A busy-polling side never announces sleep,
-                // so nobody bumps the word for it; and reading it on every
-                // pause would steal the cache line the peer publishes on.)
+                // One pause, then the ring looks again (at the record
+                // header, or the consumer's position): a message is seen
+                // within about one pause of its publication. (A busy-polling
+                // side never announces sleep, so nobody bumps the word for
+                // it, and the ring does not even load it: see `Wait::wait`.)
                 let _ = (word, expected);
                 self.pause();
             }
