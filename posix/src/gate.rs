@@ -38,6 +38,11 @@ pub(crate) const SPIN_ROUNDS_BEFORE_SLEEP: u32 = 1600;
 /// round trip.
 const PAUSES_PER_PROBE_CHECK: u32 = 256;
 
+/// The same for a busy-polling side confined to one CPU, whose pauses may
+/// be yields to a peer on that CPU (a microsecond or more each): a deadline
+/// is then seen within some ten microseconds.
+const YIELDS_PER_CHECK: u32 = 8;
+
 /// The CPU this thread is confined to, if its affinity mask (as
 /// `taskset -c N` sets it, or a machine with one CPU) allows only one.
 ///
@@ -235,18 +240,30 @@ impl Wait for Gate {
         expected: u32,
         deadline: Option<Instant>,
     ) -> Result<(), CoreError> {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(CoreError::TimedOut);
-        }
         // A busy-polling side comes here once per pause: it reads the clock
-        // (to rate-limit the probe of its peer) only every
-        // PAUSES_PER_PROBE_CHECK pauses, a sleeping side before every sleep.
+        // (for its deadline, and to rate-limit the probe of its peer) only
+        // every PAUSES_PER_PROBE_CHECK pauses, some microseconds, so that a
+        // timed receive polls as fast as an untimed one; a side confined to
+        // one CPU every YIELDS_PER_CHECK pauses, since its pauses may be
+        // yields of a microsecond or more. A sleeping side reads it before
+        // every sleep.
         let check = match self.mode {
-            WaitMode::BusyPoll => self.pauses.get() % PAUSES_PER_PROBE_CHECK == 0,
+            WaitMode::BusyPoll => {
+                let period = match self.cpu {
+                    Some(_) => YIELDS_PER_CHECK,
+                    None => PAUSES_PER_PROBE_CHECK,
+                };
+                self.pauses.get() % period == 0
+            }
             WaitMode::SpinThenFutex => true,
         };
-        if check && self.peer_died_rate_limited() {
-            return Err(CoreError::Disconnected);
+        if check {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(CoreError::TimedOut);
+            }
+            if self.peer_died_rate_limited() {
+                return Err(CoreError::Disconnected);
+            }
         }
         match self.mode {
             WaitMode::BusyPoll => {
