@@ -1158,7 +1158,8 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     /// Starts a batch: messages sent or committed through it are published
-    /// together, with one Release store, when it is published or dropped.
+    /// together, when it is published or dropped, by one Release store (the
+    /// header of the first, written last).
     ///
     /// # Examples
     ///
@@ -1456,8 +1457,9 @@ impl<'a, W: Wait> SendBatch<'_, 'a, W> {
         self.staged == 0
     }
 
-    /// Publishes the staged messages with one Release store and returns
-    /// how many there were. Dropping the batch publishes them too.
+    /// Publishes the staged messages (the first one's header, written last,
+    /// with Release) and returns how many there were. Dropping the batch
+    /// publishes them too.
     pub fn publish(self) -> usize {
         let mut this = ManuallyDrop::new(self);
         this.producer.publish();
