@@ -1144,9 +1144,6 @@ impl<'a, W: Wait> Producer<'a, W> {
 
     /// Spins (unannounced) for room, as many rounds as the wait asks for.
     fn spin_for_room(&mut self, needed: u64) -> Result<bool, Error> {
-        if !self.wait.sleeps() {
-            return Ok(false);
-        }
         for _ in 0..self.wait.spin_rounds() {
             self.wait.pause();
             self.check_peer()?;
@@ -1819,7 +1816,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
         // Spin first, unannounced, but only before the first sleep: a sleep
         // that ends without a message (a time slice of the wait ran out)
         // goes straight back to sleep, so an idle side costs no CPU.
-        let mut spin = self.wait.sleeps();
+        let mut spin = true;
         loop {
             match self.next_message() {
                 Err(Error::Empty) => {}

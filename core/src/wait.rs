@@ -70,10 +70,13 @@ pub trait Wait {
         true
     }
 
-    /// For a waiter that sleeps: how many rounds of spinning (a few spin
-    /// hints and a re-check of the ring) to spend before announcing itself and
-    /// sleeping. Spinning first, unannounced, spares the peer a wake-up call
-    /// for a wait that ends within microseconds.
+    /// How many rounds of spinning ([`Wait::pause`] and a re-check of the
+    /// ring) a blocking call spends before its first [`Wait::wait`]. For a
+    /// waiter that sleeps, that is before it announces itself: spinning
+    /// first, unannounced, spares the peer a wake-up call for a wait that
+    /// ends within microseconds. For one that does not, it spares a wait
+    /// that ends soon the per-call work of `wait` (its deadline and other
+    /// checks, which the spin rounds skip).
     fn spin_rounds(&self) -> u32 {
         0
     }

@@ -428,3 +428,65 @@ fn a_datagram_socket_bound_again_at_the_peers_path_is_not_the_peer() {
         Err(Error::NotFound { .. })
     ));
 }
+
+/// A spin-then-futex (or busy-polling) receiver whose sender shares its
+/// CPU and keeps it busy without sending: every pause of the spin phase
+/// is a yield to the sender, and its deadline is not looked at during the
+/// spin phase. On a scheduler that gave the yielded-to thread a whole time
+/// slice, a spin phase of 1600 rounds would keep a timed receive waiting
+/// for seconds; here (Linux 6.18, EEVDF) a yield costs tens of
+/// microseconds. Either way it must give up near its deadline.
+#[test]
+fn a_timed_receive_sharing_its_cpu_with_a_busy_sender_returns_near_its_deadline() {
+    use shmlane_posix::{Options, Receiver, Sender, WaitMode};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    let allowed = rustix::thread::sched_getaffinity(None).unwrap();
+    let cpu = (0..rustix::thread::CpuSet::MAX_CPU)
+        .find(|&c| allowed.is_set(c))
+        .unwrap();
+    let pin = || {
+        let mut one = rustix::thread::CpuSet::new();
+        one.set(cpu);
+        rustix::thread::sched_setaffinity(None, &one).unwrap();
+    };
+    for mode in [WaitMode::SpinThenFutex, WaitMode::BusyPoll] {
+        let name = format!("/shmlane-blk-shared-cpu-{}", support::run_id());
+        let options = Options::new().wait_mode(mode);
+        let stop = AtomicBool::new(false);
+        let (name_ref, options, stop) = (&name, &options, &stop);
+        let waited = std::thread::scope(|s| {
+            let (claimed_tx, claimed) = std::sync::mpsc::channel();
+            let receiver = s.spawn(move || {
+                pin();
+                let mut rx = Receiver::create(name_ref, options).unwrap();
+                claimed_tx.send(()).unwrap();
+                // The sender is claimed and spinning once it says so.
+                let started = Instant::now();
+                let r = rx.recv_timeout(&mut [0; 64], Duration::from_millis(50));
+                let waited = started.elapsed();
+                stop.store(true, Ordering::Relaxed);
+                (r, waited)
+            });
+            claimed.recv().unwrap();
+            s.spawn(move || {
+                pin();
+                let _tx = Sender::open(name_ref, options).unwrap();
+                // Busy, on the receiver's CPU, sending nothing.
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            });
+            receiver.join().unwrap()
+        });
+        let _ = shmlane_posix::Segment::unlink(&name);
+        let (r, waited) = waited;
+        assert!(matches!(r, Err(Error::TimedOut)), "{mode:?}: {r:?}");
+        // A failure detector, not a speed test.
+        assert!(
+            waited < Duration::from_millis(1000),
+            "{mode:?}: a 50 ms timed receive returned after {waited:?}"
+        );
+    }
+}
