@@ -29,7 +29,9 @@ use crate::lock;
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Rounds of spinning on the ring (each a spin hint and a re-check, some
-/// 30 ns) before a spin-then-futex side sleeps: some 50 µs.
+/// 30 ns) before a blocked call's first wait: for a spin-then-futex side,
+/// some 50 µs before it sleeps; for a busy-polling one, before its polls
+/// go through `Gate::wait` (deadline and peer checks).
 pub(crate) const SPIN_ROUNDS_BEFORE_SLEEP: u32 = 1600;
 
 /// A busy-polling side looks at the clock, to see whether a probe of its
