@@ -792,7 +792,7 @@ pub struct Producer<'a, W: Wait = Spin> {
     /// Last value stored to the shared write position.
     published: u64,
     /// The header word of the first record after `published`, stored only
-    /// when the records up to `write` are published (see `publish_committed`).
+    /// when the records up to `write` are published (see `Producer::stage`).
     first: u64,
     /// Last consumer position seen; reloaded only when the ring looks full.
     cached_read: u64,
