@@ -1266,9 +1266,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         // consumer gets there: 0, if the ring has room for it (else it is
         // the header at the consumer's position of one lap ago, whose lap
         // tag says the same; see `crate::layout`).
-        if self.limit.wrapping_sub(self.write) >= RECORD_HEADER
-            || self.ring.capacity - self.write.wrapping_sub(self.cached_read) >= RECORD_HEADER
-        {
+        if self.ring.capacity - self.write.wrapping_sub(self.cached_read) >= RECORD_HEADER {
             self.ring.store_record(self.write & mask, 0, 0);
         }
         self.ring.publish_record(self.published & mask, first);
