@@ -8,16 +8,13 @@ use std::time::Instant;
 mod lifecycle;
 mod messages;
 
-/// A queue name unique to this test and this run of the process: the pid
-/// and the time the first name was made (pids repeat across runs in fresh
-/// containers, while a leaked queue outlives them in the IPC namespace).
+#[path = "../../../tests/support/run_id.rs"]
+mod run_id;
+
+/// A queue name unique to this test and this run of the process (see
+/// [`run_id::run_id`]).
 fn qname(tag: &str) -> String {
-    static RUN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let run = RUN.get_or_init(|| {
-        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        since.map_or(0, |d| d.as_nanos() as u64 & 0xffff_ffff_ffff)
-    });
-    format!("/shmlane-mq-test-{}-{run:x}-{tag}", std::process::id())
+    format!("/shmlane-mq-test-{}-{tag}", run_id::run_id())
 }
 
 /// Removes a name when dropped, for tests that keep a queue past its
