@@ -14,6 +14,8 @@
 //!                44  waits          u32  how each side waits (WAITS_* bits)
 //!                48  producer_cpu   u32  hint: the CPU the producer is confined to, + 1
 //!                52  consumer_cpu   u32  hint: the same for the consumer (0: none)
+//!                56  producer_pid   u32  the producer's holder id (shmlane-posix: its pid; 0: none)
+//!                60  consumer_pid   u32  the same for the consumer
 //!    128   128  producer line: write position u64 @0, peer_wait word u32 @8
 //!    256   128  consumer line: read position u64 @0, peer_wait word u32 @8
 //!    384     …  data area, `capacity` bytes of 8-byte aligned records
@@ -60,8 +62,9 @@ use crate::sync::{AtomicU32, AtomicU64};
 /// `b"SHMLANE\0"` as the `u64` whose in-memory bytes spell it.
 pub const MAGIC: u64 = u64::from_ne_bytes(*b"SHMLANE\0");
 /// Version of this layout; bumped on any incompatible change (3: records
-/// carry their lap, and the consumer polls them).
-pub const LAYOUT_VERSION: u32 = 3;
+/// carry their lap, and the consumer polls them; 4: a claim records its
+/// holder's id and wakes a waiting peer, which may then watch the holder).
+pub const LAYOUT_VERSION: u32 = 4;
 /// Value of the init word once the creator has finished initialising.
 pub const INIT_READY: u32 = 0x5244_5952; // "RYDR"
 /// Record kind of a message, in lap 0 (see [`record_kind`]).
@@ -156,6 +159,14 @@ pub(crate) struct Identity {
     pub producer_cpu: AtomicU32,
     /// The same for the consumer.
     pub consumer_cpu: AtomicU32,
+    /// The producer's holder id ([`crate::Wait::holder_id`]: in
+    /// shmlane-posix, its process id), stored when it claims its role; 0
+    /// when it gave none. Written by the peer: a peer that watches this
+    /// side's liveness through it must check what it finds (see
+    /// [`crate::Ring::holder_id`]).
+    pub producer_pid: AtomicU32,
+    /// The same for the consumer.
+    pub consumer_pid: AtomicU32,
 }
 
 /// One side's hot line: its position and the word its peer sleeps on.
@@ -220,6 +231,8 @@ impl Header {
                 waits: AtomicU32::new(0),
                 producer_cpu: AtomicU32::new(0),
                 consumer_cpu: AtomicU32::new(0),
+                producer_pid: AtomicU32::new(0),
+                consumer_pid: AtomicU32::new(0),
             }),
             producer: line(),
             consumer: line(),
@@ -368,7 +381,7 @@ mod pinned {
     use core::mem::offset_of;
     use static_assertions::{const_assert, const_assert_eq};
 
-    const_assert_eq!(size_of::<Identity>(), 56);
+    const_assert_eq!(size_of::<Identity>(), 64);
     const_assert_eq!(offset_of!(Identity, magic), 0);
     const_assert_eq!(offset_of!(Identity, version), 8);
     const_assert_eq!(offset_of!(Identity, header_size), 12);
@@ -380,6 +393,8 @@ mod pinned {
     const_assert_eq!(offset_of!(Identity, waits), 44);
     const_assert_eq!(offset_of!(Identity, producer_cpu), 48);
     const_assert_eq!(offset_of!(Identity, consumer_cpu), 52);
+    const_assert_eq!(offset_of!(Identity, producer_pid), 56);
+    const_assert_eq!(offset_of!(Identity, consumer_pid), 60);
 
     const_assert_eq!(size_of::<Line>(), 16);
     const_assert_eq!(offset_of!(Line, position), 0);

@@ -433,6 +433,40 @@ impl<'a> Ring<'a> {
         word.load(Relaxed).checked_sub(1)
     }
 
+    /// The holder id the side holding `role` recorded when it claimed it
+    /// ([`Wait::holder_id`]: in shmlane-posix, its process id), or `None`
+    /// when it gave none or has not claimed yet.
+    ///
+    /// Written by the peer, so only a hint: a side that watches its peer's
+    /// liveness through it must confirm what it finds by other means (the
+    /// posix gate opens a pidfd for it, then checks that the peer's role
+    /// lock is still held, so that a reused pid is not taken for the peer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Config, Region, Ring, Role, Spin};
+    ///
+    /// let mut region = Region::<{ region_size(256) }>::new();
+    /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(256))?;
+    /// assert_eq!(ring.holder_id(Role::Producer), None);
+    /// let _tx = ring.producer(Spin::new())?; // Spin gives no id
+    /// assert_eq!(ring.holder_id(Role::Producer), None);
+    /// # Ok::<(), shmlane_core::Error>(())
+    /// ```
+    pub fn holder_id(&self, role: Role) -> Option<u32> {
+        let id = &self.header().identity;
+        let word = match role {
+            Role::Producer => &id.producer_pid,
+            Role::Consumer => &id.consumer_pid,
+        };
+        // Acquire: pairs with the claim's Release store (see `claim`).
+        match word.load(Acquire) {
+            0 => None,
+            holder => Some(holder),
+        }
+    }
+
     /// Says which CPU the holder of `role` (this side) is confined to, if
     /// any, for its peer's waits: a peer confined to the same CPU gives it
     /// up while it spins, instead of keeping this side from running.
@@ -477,6 +511,7 @@ impl<'a> Ring<'a> {
             return Err(Error::Corrupt(Corruption::WritePosition));
         }
         let peer = claim(&h.identity, Role::Producer, &wait)?;
+        wake_after_claim(&wait, &h.producer.peer_wait);
         let mut producer = Producer {
             ring: *self,
             wait,
@@ -507,6 +542,7 @@ impl<'a> Ring<'a> {
             return Err(Error::Corrupt(Corruption::ReadPosition));
         }
         let peer = claim(&h.identity, Role::Consumer, &wait)?;
+        wake_after_claim(&wait, &h.consumer.peer_wait);
         Ok(Consumer {
             ring: *self,
             wait,
@@ -710,7 +746,26 @@ fn claim<W: Wait>(id: &Identity, role: Role, wait: &W) -> Result<PeerSleep, Erro
         unclaim(id, role);
         return Err(Error::IncompatibleWait);
     }
+    // Release: a peer that reads the id with Acquire after our claim's
+    // wake-up (see `wake_after_claim`) reads this one, not a stale 0. The id
+    // is a hint the peer checks (see `Ring::holder_id`).
+    let holder = match role {
+        Role::Producer => &id.producer_pid,
+        Role::Consumer => &id.consumer_pid,
+    };
+    holder.store(wait.holder_id(), Release);
     Ok(peer_sleep(peer, sleeps != 0, wakes != 0))
+}
+
+/// After a claim: moves the count of this side's line word on (keeping the
+/// sleeper bit, as a close does) and wakes the peer, so that a peer that
+/// went to sleep before this side existed looks again: at the role now
+/// active, and at this side's holder id, if it watches its peer's liveness.
+fn wake_after_claim<W: Wait>(wait: &W, word: &AtomicU32) {
+    // Release (of the RMW): a peer that sees the new count (Acquire) sees
+    // the claim and the holder id stored before it.
+    word.fetch_add(2, AcqRel);
+    wait.wake(word);
 }
 
 /// Gives back a role claimed by [`claim`] that its side could not use.

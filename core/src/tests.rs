@@ -1020,19 +1020,63 @@ fn no_wake_call_while_nobody_sleeps_and_one_when_someone_does() {
     let r = ring(&mut buf, 256);
     let mut tx = r.producer(CountingWait::default()).unwrap();
     let mut rx = r.consumer(CountingWait::default()).unwrap();
+    // Each claim woke whoever might wait on the claimer's word, once.
+    assert_eq!((tx.waiter().wakes.get(), rx.waiter().wakes.get()), (1, 1));
     for i in 0..100u8 {
         tx.try_send(&[i; 40]).unwrap();
         assert_eq!(rx.try_recv(&mut [0; 40]), Ok(40));
     }
     // The fast path never called into the wait implementation.
-    assert_eq!((tx.waiter().wakes.get(), rx.waiter().wakes.get()), (0, 0));
+    assert_eq!((tx.waiter().wakes.get(), rx.waiter().wakes.get()), (1, 1));
     // A consumer that timed out waiting left its announcement: the next
     // send wakes it (once), and clears the announcement.
     let d = rx.waiter().inner.deadline_after(1);
     assert_eq!(rx.read_timeout(d).err(), Some(Error::TimedOut));
     tx.try_send(b"wake").unwrap();
     tx.try_send(b"no wake").unwrap();
-    assert_eq!(tx.waiter().wakes.get(), 1);
+    assert_eq!(tx.waiter().wakes.get(), 2);
+}
+
+/// Gives a holder id, and counts wakes.
+#[derive(Default)]
+struct Identified {
+    inner: CountingWait,
+}
+
+impl crate::Wait for Identified {
+    type Deadline = u64;
+    fn wait(&self, word: &crate::AtomicU32, expected: u32, d: Option<u64>) -> Result<(), Error> {
+        self.inner.wait(word, expected, d)
+    }
+    fn wake(&self, word: &crate::AtomicU32) {
+        self.inner.wake(word);
+    }
+    fn holder_id(&self) -> u32 {
+        4242
+    }
+}
+
+#[test]
+fn a_claim_records_the_holder_id_and_moves_the_word_a_waiting_peer_sleeps_on() {
+    let mut buf = Buf::for_capacity(256);
+    let r = ring(&mut buf, 256);
+    let h = r.header();
+    // A consumer that announced sleep before any producer existed.
+    mark_sleeping(&h.producer.peer_wait);
+    let before = h.producer.peer_wait.load(crate::sync::Ordering::Relaxed);
+    let tx = r.producer(Identified::default()).unwrap();
+    assert_eq!(r.holder_id(Role::Producer), Some(4242));
+    assert_eq!(r.holder_id(Role::Consumer), None);
+    // Moved on (so a futex wait on the old value returns), sleeper bit kept,
+    // and woken once.
+    assert_eq!(
+        h.producer.peer_wait.load(crate::sync::Ordering::Relaxed),
+        before + 2
+    );
+    assert_eq!(tx.waiter().inner.wakes.get(), 1);
+    let _rx = r.consumer(Identified::default()).unwrap();
+    assert_eq!(r.holder_id(Role::Consumer), Some(4242));
+    assert_eq!(h.consumer.peer_wait.load(crate::sync::Ordering::Relaxed), 2);
 }
 
 /// Spins and never sleeps, but wakes (like a busy-polling side of a futex
@@ -1068,10 +1112,11 @@ fn a_peer_that_never_sleeps_is_never_looked_at_after_a_publication() {
     // The consumer spins; the producer claims second and knows it at once.
     let mut rx = r.consumer(Spin::new()).unwrap();
     let mut tx = r.producer(BusyWaker::default()).unwrap();
+    let claimed = tx.waiter().wakes.get(); // the claim's wake-up
     mark_sleeping(&r.header().producer.peer_wait); // a bit it never sets
     tx.try_send(b"a").unwrap();
     assert_eq!(
-        tx.waiter().wakes.get(),
+        tx.waiter().wakes.get() - claimed,
         0,
         "no check of a non-sleeper's bit"
     );
@@ -1081,9 +1126,10 @@ fn a_peer_that_never_sleeps_is_never_looked_at_after_a_publication() {
     let r = ring(&mut buf, 256);
     let _rx = r.consumer(CountingWait::default()).unwrap();
     let mut tx = r.producer(BusyWaker::default()).unwrap();
+    let claimed = tx.waiter().wakes.get();
     mark_sleeping(&r.header().producer.peer_wait);
     tx.try_send(b"a").unwrap();
-    assert_eq!(tx.waiter().wakes.get(), 1);
+    assert_eq!(tx.waiter().wakes.get() - claimed, 1);
 }
 
 #[test]
@@ -1091,19 +1137,20 @@ fn a_side_that_claimed_first_learns_how_its_peer_waits() {
     let mut buf = Buf::for_capacity(256);
     let r = ring(&mut buf, 256);
     let mut rx = r.consumer(BusyWaker::default()).unwrap();
+    let claimed = rx.waiter().wakes.get();
     let mut tx = r.producer(Spin::new()).unwrap();
     // Not known yet (the producer came later): a release looks.
     tx.try_send(b"a").unwrap();
     mark_sleeping(&r.header().consumer.peer_wait);
     assert_eq!(rx.try_recv(&mut [0; 8]), Ok(1));
-    assert_eq!(rx.waiter().wakes.get(), 1);
+    assert_eq!(rx.waiter().wakes.get() - claimed, 1);
     // An empty ring makes the consumer look at the record: from then on a
     // release skips the spinning producer.
     assert_eq!(rx.try_recv(&mut [0; 8]), Err(Error::Empty));
     tx.try_send(b"b").unwrap();
     mark_sleeping(&r.header().consumer.peer_wait);
     assert_eq!(rx.try_recv(&mut [0; 8]), Ok(1));
-    assert_eq!(rx.waiter().wakes.get(), 1);
+    assert_eq!(rx.waiter().wakes.get() - claimed, 1);
 }
 
 #[test]
@@ -1162,18 +1209,20 @@ fn an_announcement_whose_recheck_succeeds_is_withdrawn() {
     *rx.waiter().tx.borrow_mut() = Some(r.producer(BusyWaker::default()).unwrap());
     let mut got = [0; 16];
     assert_eq!(rx.recv(&mut got), Ok(12));
-    // It announced (0 -> 1, the sleeper bit) and took it back the way a
-    // waker would (1 -> 2): the producer's next publication wakes nobody.
+    // The producer's claim moved the word (0 -> 2); the consumer announced
+    // (2 -> 3, the sleeper bit) and took it back the way a waker would
+    // (3 -> 4): the producer's next publication wakes nobody.
     let word = r
         .header()
         .producer
         .peer_wait
         .load(crate::sync::Ordering::Relaxed);
-    assert_eq!(word, 2);
+    assert_eq!(word, 4);
     let tx = rx.waiter().tx.borrow_mut().take().unwrap();
     let mut tx = tx;
+    let claimed = tx.waiter().wakes.get();
     tx.try_send(b"next").unwrap();
-    assert_eq!(tx.waiter().wakes.get(), 0);
+    assert_eq!(tx.waiter().wakes.get() - claimed, 0);
 }
 
 /// Sleeps (for the ring's purposes) by returning at once, `slices` times,

@@ -70,6 +70,13 @@ pub trait Wait {
         true
     }
 
+    /// An id the ring records for this side when it claims its role, for a
+    /// peer that watches this side's liveness ([`crate::Ring::holder_id`]):
+    /// shmlane-posix gives its process id. 0, the default, records none.
+    fn holder_id(&self) -> u32 {
+        0
+    }
+
     /// How many rounds of spinning ([`Wait::pause`] and a re-check of the
     /// ring) a blocking call spends before its first [`Wait::wait`]. For a
     /// waiter that sleeps, that is before it announces itself: spinning

@@ -5,9 +5,10 @@
 //! or an fd-passing peer) and the other opens it. Each side holds its role
 //! lock on the segment for as long as it lives, so that the other side can
 //! tell a crash from a quiet peer: a blocked call on the survivor returns
-//! [`Error::Disconnected`] within a few
-//! [`PROBE_INTERVAL`](crate::gate::PROBE_INTERVAL)s of the death,
-//! after every message committed before it was received.
+//! [`Error::Disconnected`] as soon as the kernel makes the peer's pidfd
+//! readable (well under a millisecond; see [`crate::gate`] for how, and for
+//! the [`PROBE_INTERVAL`](crate::gate::PROBE_INTERVAL) fallback), after
+//! every message committed before it was received.
 //!
 //! The invariant: a side reports [`Error::Disconnected`] only when its peer
 //! closed or provably died (its role lock is gone), and a receiver only

@@ -4,18 +4,35 @@
 //! [`Gate`] implements [`shmlane_core::Wait`] on the ring's shared wait
 //! words: spin on the ring a little, then sleep in `futex(FUTEX_WAIT)` (shared, not
 //! `FUTEX_PRIVATE`, because the word is in memory mapped by two processes).
-//! Sleeps are cut into slices of [`PROBE_INTERVAL`]; between slices the gate
-//! checks the peer's role lock (an open-file-description lock). A peer whose role is
-//! active in the ring but whose lock nobody holds has died, and the blocked
-//! call returns `Disconnected` (a receiver first drains what the peer
-//! committed).
+//!
+//! Death is told by the peer's role lock (an open-file-description lock): a
+//! peer whose role is active in the ring but whose lock nobody holds has
+//! died, and the blocked call returns `Disconnected` (a receiver first
+//! drains what the peer committed). To learn *when* to look, a side about
+//! to wait watches its peer's process: each side records its pid in the
+//! ring when it claims its role (and the claim wakes a peer already
+//! waiting), the waiting side opens a pidfd for that pid, checks that the
+//! role lock is still held (so that a pid reused by another process is not
+//! taken for the peer: while the lock is held, the peer lives and its pid
+//! cannot be reused), and hands the pidfd to the process's watch thread
+//! (`posix/src/watch.rs`), which wakes the sleeper when the process ends. So a
+//! sleeping side sleeps with no timeout and wakes 0 times a second while
+//! idle, and a SIGKILL is noticed within the kernel's exit path (some tens
+//! of microseconds here; the bench measures it).
+//!
+//! Where no watch can be had (no pid recorded, `pidfd_open` refused, or a
+//! watch that fired while the lock stayed held: a forked child of the peer
+//! holds it, or the pid belongs to another pid namespace), the gate falls
+//! back to sleeping in slices of [`PROBE_INTERVAL`] and probing the lock
+//! between them.
 //!
 //! The invariant: a wake-up is never lost (the ring's eventcount protocol,
-//! see [`shmlane_core::Wait`]), a sleeping side wakes at least every
-//! [`PROBE_INTERVAL`] to look at its peer's lock, and a deadline ends a
-//! wait on time however often the word changes.
+//! see [`shmlane_core::Wait`]; the watch thread moves the word too), a
+//! sleeping side either has a live watch on its peer or wakes at least
+//! every [`PROBE_INTERVAL`] to look at its lock, and a deadline ends a wait
+//! on time however often the word changes.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
@@ -24,8 +41,10 @@ use rustix::thread::{CpuSet, futex};
 use shmlane_core::{AtomicU32, Error as CoreError, Ring, Role, RoleState, Wait};
 
 use crate::lock;
+use crate::watch::{self, Watch};
 
-/// How often a blocked call checks whether its peer is still alive.
+/// How often a blocked call checks whether its peer is still alive when it
+/// cannot watch the peer's process (see the module doc).
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Rounds of spinning on the ring (each a spin hint and a re-check, some
@@ -128,6 +147,20 @@ pub struct Gate {
     /// The CPU this side is confined to ([`confined_cpu`], when the side
     /// was made): it yields while spinning when its peer says the same.
     cpu: Option<u32>,
+    /// The watch on the peer's process, once there is one.
+    death: RefCell<Death>,
+}
+
+/// How far a gate got in watching its peer's process.
+#[derive(Debug)]
+enum Death {
+    /// Not yet: the peer has not claimed its role, or has not recorded its
+    /// pid yet. Tried again before each wait.
+    Unwatched,
+    /// The watch thread wakes this side when the peer's process ends.
+    Watched(Watch),
+    /// No watch can be had: probe every [`PROBE_INTERVAL`].
+    Unwatchable,
 }
 
 /// The coarse monotonic clock in ns: a read of the vDSO's page, no `rdtsc`
@@ -157,6 +190,10 @@ impl fmt::Debug for Gate {
 
 impl Gate {
     pub(crate) fn new(mode: WaitMode, watch: Option<PeerWatch>) -> Self {
+        let death = match watch {
+            Some(_) => Death::Unwatched,
+            None => Death::Unwatchable,
+        };
         Gate {
             mode,
             watch,
@@ -164,6 +201,7 @@ impl Gate {
             pauses: Cell::new(0),
             cpu: confined_cpu(),
             peer_gone: Cell::new(false),
+            death: RefCell::new(death),
         }
     }
 
@@ -209,13 +247,92 @@ impl Gate {
         gone
     }
 
-    /// [`Gate::peer_died`], at most once per [`PROBE_INTERVAL`] (cheap
-    /// enough for every failed non-blocking call).
+    /// [`Gate::peer_died`] when there is reason to ask: while the peer's
+    /// process is watched, once the watch fired (one load otherwise);
+    /// without a watch, at most once per [`PROBE_INTERVAL`]. Cheap enough
+    /// for every failed non-blocking call.
     pub(crate) fn peer_died_rate_limited(&self) -> bool {
         if self.peer_gone.get() {
             return true;
         }
-        probe_due(self.last_probe.get()) && self.peer_died()
+        let fired = match &*self.death.borrow() {
+            Death::Watched(watch) => Some(watch.fired()),
+            Death::Unwatched | Death::Unwatchable => None,
+        };
+        match fired {
+            Some(false) => false,
+            Some(true) => {
+                let dead = self.peer_died();
+                if !dead {
+                    // The process ended but the lock is still held: a
+                    // forked child of the peer holds it, or the pid was
+                    // another namespace's. The lock is the truth; probe it.
+                    *self.death.borrow_mut() = Death::Unwatchable;
+                }
+                dead
+            }
+            None => probe_due(self.last_probe.get()) && self.peer_died(),
+        }
+    }
+
+    /// Starts watching the peer's process, if that is possible now and not
+    /// done yet, for a side about to wait on `word` (see the module doc).
+    fn watch_peer(&self, word: &AtomicU32) {
+        if !matches!(*self.death.borrow(), Death::Unwatched) {
+            return;
+        }
+        let Some(peer) = &self.watch else {
+            return;
+        };
+        if peer.ring.role_state(peer.peer) != Ok(RoleState::Active) {
+            return; // idle: its claim wakes us; closed: the ring says so
+        }
+        let Some(pid) = peer.ring.holder_id(peer.peer) else {
+            return; // recorded right after the claim: next time
+        };
+        let pidfd = rustix::process::Pid::from_raw(pid as i32)
+            .ok_or(rustix::io::Errno::SRCH)
+            .and_then(|pid| rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()));
+        let pidfd = match pidfd {
+            Ok(pidfd) => pidfd,
+            // No such process: it ended (the probe that follows says so,
+            // unless a forked child holds the lock); or no pidfds here.
+            Err(_) => {
+                *self.death.borrow_mut() = Death::Unwatchable;
+                self.peer_died();
+                return;
+            }
+        };
+        // The pidfd is the peer's only if the peer lives now, after it was
+        // opened: while its role lock is held its pid cannot be reused.
+        // (A dead peer is noticed here, by the probe, and the wait returns.)
+        if self.peer_died() {
+            return;
+        }
+        // SAFETY: `word` is one of the wait words in the header of the ring
+        // this gate waits on (the ring hands its own words to `Wait::wait`),
+        // and that mapping outlives the gate: the gate lives inside the
+        // ring's producer or consumer, which the channel drops before its
+        // segment. The watch is a field of the gate.
+        let watched = unsafe { watch::watch(pidfd, word) };
+        *self.death.borrow_mut() = match watched {
+            Ok(watch) => Death::Watched(watch),
+            Err(_) => Death::Unwatchable,
+        };
+    }
+
+    /// Whether a sleep must end by itself to probe the peer's lock: not
+    /// while its process is watched, nor while it has not claimed its role
+    /// (its claim moves the word).
+    fn needs_probe_slices(&self) -> bool {
+        match &*self.death.borrow() {
+            Death::Watched(_) => false,
+            Death::Unwatchable => self.watch.is_some(),
+            Death::Unwatched => self
+                .watch
+                .as_ref()
+                .is_some_and(|peer| peer.ring.role_state(peer.peer) != Ok(RoleState::Idle)),
+        }
     }
 }
 
@@ -269,6 +386,7 @@ impl Wait for Gate {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(CoreError::TimedOut);
             }
+            self.watch_peer(word);
             if self.peer_died_rate_limited() {
                 return Err(CoreError::Disconnected);
             }
@@ -284,18 +402,22 @@ impl Wait for Gate {
                 self.pause();
             }
             WaitMode::SpinThenFutex => {
-                // The spin phase is done (see `spin_rounds`); sleep.
-                let mut slice = PROBE_INTERVAL;
+                // The spin phase is done (see `spin_rounds`); sleep: until
+                // woken (by the peer, its claim or close, or the watch
+                // thread) or the deadline, or for a probe slice when the
+                // peer's process is not watched.
+                let mut slice = self.needs_probe_slices().then_some(PROBE_INTERVAL);
                 if let Some(d) = deadline {
-                    slice = slice.min(d.saturating_duration_since(Instant::now()));
+                    let left = d.saturating_duration_since(Instant::now());
+                    slice = Some(slice.map_or(left, |s| s.min(left)));
                 }
-                let timeout = futex::Timespec {
+                let timeout = slice.map(|slice| futex::Timespec {
                     tv_sec: slice.as_secs() as i64,
                     tv_nsec: slice.subsec_nanos() as i64,
-                };
+                });
                 // EAGAIN (the word changed), EINTR, ETIMEDOUT: all mean
                 // "look again", which the ring does.
-                let _ = futex::wait(word, futex::Flags::empty(), expected, Some(&timeout));
+                let _ = futex::wait(word, futex::Flags::empty(), expected, timeout.as_ref());
             }
         }
         Ok(())
@@ -307,6 +429,12 @@ impl Wait for Gate {
 
     fn sleeps(&self) -> bool {
         self.mode == WaitMode::SpinThenFutex
+    }
+
+    /// The process id: the peer watches this process's end through it (see
+    /// the module doc).
+    fn holder_id(&self) -> u32 {
+        std::process::id()
     }
 
     fn spin_rounds(&self) -> u32 {

@@ -48,6 +48,7 @@ pub mod stream;
 pub mod tcp;
 pub mod transport;
 pub mod unix;
+mod watch;
 
 pub use channel::{
     BatchReadGrant, BatchWriteGrant, Options, ReadGrant, Receiver, RecvBatch, SendBatch, Sender,

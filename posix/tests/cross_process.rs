@@ -230,6 +230,83 @@ fn consumer_killed_while_producer_blocked_on_full() {
     eprintln!("dead consumer noticed {latency:?} after the kill");
 }
 
+/// Context switches of thread `tid` of this process so far, voluntary and
+/// not: each wake-up of a sleeping thread is one.
+fn switches(tid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
+        .expect("the thread ended: the call it was in returned");
+    status
+        .lines()
+        .filter(|l| l.contains("ctxt_switches:"))
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// How long an idle blocked side is watched for wake-ups: a side that
+/// probed its peer every 10 ms would wake some 30 times in it. (An
+/// observation window, not a synchronisation: nothing waits for it.)
+const IDLE_WINDOW: Duration = Duration::from_millis(300);
+
+/// Watches thread `tid`, asleep in a futex wait, for [`IDLE_WINDOW`] and
+/// asserts that it was not woken.
+fn assert_never_woken(tid: i32) {
+    support::wait_until_asleep_in(tid, libc::SYS_futex);
+    let before = switches(tid);
+    std::thread::sleep(IDLE_WINDOW);
+    let woken = switches(tid) - before;
+    assert!(
+        woken <= 1,
+        "an idle blocked side woke {woken} times in {IDLE_WINDOW:?}"
+    );
+}
+
+#[test]
+fn an_idle_blocked_receiver_is_never_woken_and_still_sees_its_sender_die() {
+    let _serial = serial();
+    let name = name("idle-receiver");
+    let mut rx = Receiver::create(&name, &Options::new()).unwrap();
+    let mut peer = Peer::spawn(&format!("send-then-block {name} 1"));
+    assert_eq!(peer.report(), "sent");
+    assert_eq!(rx.recv_vec().unwrap(), 0u64.to_le_bytes());
+    let blocked = support::blocked_in(move || rx.recv_vec());
+    assert_never_woken(blocked.tid);
+    peer.kill9();
+    let result = blocked.result();
+    assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+}
+
+#[test]
+fn an_idle_blocked_sender_is_never_woken_and_still_sees_its_receiver_die() {
+    let _serial = serial();
+    let name = name("idle-sender");
+    let mut tx = Sender::create(&name, &Options::new().capacity(4096)).unwrap();
+    let mut peer = Peer::spawn(&format!("attach-then-block {name}"));
+    assert_eq!(peer.report(), "attached");
+    while tx.try_send(&[7; 100]).is_ok() {}
+    let blocked = support::blocked_in(move || tx.send(&[8; 100]));
+    assert_never_woken(blocked.tid);
+    peer.kill9();
+    let result = blocked.result();
+    assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+}
+
+/// A side that went to sleep before its peer existed has nobody to watch
+/// and probes nothing; the peer's claim wakes it, so that it watches the
+/// peer from then on.
+#[test]
+fn a_receiver_asleep_before_its_sender_attached_sees_the_sender_die() {
+    let _serial = serial();
+    let name = name("asleep-before-attach");
+    let mut rx = Receiver::create(&name, &Options::new()).unwrap();
+    let blocked = support::blocked_in(move || rx.recv_vec());
+    assert_never_woken(blocked.tid);
+    let mut peer = Peer::spawn(&format!("send-then-block {name} 0"));
+    assert_eq!(peer.report(), "sent");
+    peer.kill9();
+    let result = blocked.result();
+    assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+}
+
 #[test]
 fn stale_segment_is_reclaimed_and_live_one_is_not() {
     let _serial = serial();
