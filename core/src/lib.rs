@@ -79,7 +79,7 @@ pub use layout::{
     region_size,
 };
 pub use ring::{
-    BatchReadGrant, BatchWriteGrant, Config, Consumer, Producer, ReadGrant, RecvBatch, Ring,
+    Armed, BatchReadGrant, BatchWriteGrant, Config, Consumer, Producer, ReadGrant, RecvBatch, Ring,
     RoleState, SendBatch, WriteGrant,
 };
 pub use sync::AtomicU32;

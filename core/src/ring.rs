@@ -34,6 +34,21 @@ use crate::layout::*;
 use crate::sync::{AtomicU32, AtomicU64, Ordering::*, fence};
 use crate::wait::{Spin, Wait};
 
+/// What [`Consumer::arm`] or [`Producer::arm`] found: whether a side that
+/// waits outside the ring (on a readiness file descriptor, in an event
+/// loop) may go to sleep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Armed {
+    /// There is something to do now: a message (or room), or the peer
+    /// closed, or the ring is corrupt. The next non-blocking call says which.
+    Ready,
+    /// Nothing now, and the peer was told (this side's announcement is in
+    /// the wait word): it moves the word (`wait_word`) away from this
+    /// ticket, and calls [`Wait::wake`], when that changes. So a side may
+    /// sleep until the word no longer holds the ticket, then try again.
+    Waiting(u32),
+}
+
 /// Where a role of a ring stands; see [`Ring::role_state`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RoleState {
@@ -1197,6 +1212,59 @@ impl<'a, W: Wait> Producer<'a, W> {
         }
     }
 
+    /// Prepares to wait for room for a `len`-byte message outside the ring
+    /// (on a readiness fd, say): announces this side on the consumer's wait
+    /// word, then re-checks, the way a blocking send does before it sleeps.
+    /// Returns [`Armed::Waiting`] with the value to wait on if there is
+    /// still no room, else [`Armed::Ready`] (the announcement withdrawn).
+    ///
+    /// A ticket from a wait that did not happen costs at most one needless
+    /// [`Wait::wake`] call by the consumer. Fails with
+    /// [`Error::IncompatibleWait`] for a side whose wait does not
+    /// [sleep](Wait::sleeps): its peer may skip looking at announcements.
+    /// Fails as [`Producer::try_send`] would for a `len` it can never send.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Armed, Config, Error, Region, Ring, Spin};
+    ///
+    /// let mut region = Region::<{ region_size(64) }>::new();
+    /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(64))?;
+    /// let mut tx = ring.producer(Spin::new())?;
+    /// // A spinner never arms: nobody would look at its announcement.
+    /// assert_eq!(tx.arm(8), Err(Error::IncompatibleWait));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn arm(&mut self, len: usize) -> Result<Armed, Error> {
+        if !self.wait.sleeps() {
+            return Err(Error::IncompatibleWait);
+        }
+        self.check_len(len)?;
+        let (_, needed) = self.placement(len as u64);
+        let ready = |this: &mut Self| -> bool {
+            // An error (the consumer closed, a corrupt position) is for
+            // the next send to report: "ready".
+            this.check_peer().is_err() || this.has_room(needed).unwrap_or(true)
+        };
+        if ready(self) {
+            return Ok(Armed::Ready);
+        }
+        let word = &self.ring.header().consumer.peer_wait;
+        let ticket = announce_sleep(word);
+        if ready(self) {
+            withdraw_sleep(word, ticket);
+            return Ok(Armed::Ready);
+        }
+        Ok(Armed::Waiting(ticket))
+    }
+
+    /// The word a waiting producer sleeps on: [`Producer::arm`]'s ticket is
+    /// a value of it.
+    pub fn wait_word(&self) -> &'a AtomicU32 {
+        &self.ring.header().consumer.peer_wait
+    }
+
     /// Spins (unannounced) for room, as many rounds as the wait asks for.
     fn spin_for_room(&mut self, needed: u64) -> Result<bool, Error> {
         for _ in 0..self.wait.spin_rounds() {
@@ -1863,6 +1931,52 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// [`Consumer::len`].
     pub fn free_bytes(&self) -> usize {
         self.capacity() - self.len()
+    }
+
+    /// Prepares to wait for a message outside the ring (on a readiness fd,
+    /// in an event loop): announces this side on the producer's wait word,
+    /// then re-checks, the way a blocking receive does before it sleeps.
+    /// Returns [`Armed::Waiting`] with the value to wait on if there is
+    /// still nothing, else [`Armed::Ready`] (the announcement withdrawn):
+    /// a message, the producer's close, or a corrupt ring, which the next
+    /// [`Consumer::try_read`] reports.
+    ///
+    /// A ticket from a wait that did not happen costs at most one needless
+    /// [`Wait::wake`] call by the producer. Fails with
+    /// [`Error::IncompatibleWait`] for a side whose wait does not
+    /// [sleep](Wait::sleeps): its peer may skip looking at announcements.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{region_size, Armed, Config, Error, Region, Ring, Spin};
+    ///
+    /// let mut region = Region::<{ region_size(64) }>::new();
+    /// let ring = Ring::create_in(region.as_mut_slice(), Config::new(64))?;
+    /// let mut rx = ring.consumer(Spin::new())?;
+    /// assert_eq!(rx.arm(), Err(Error::IncompatibleWait));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn arm(&mut self) -> Result<Armed, Error> {
+        if !self.wait.sleeps() {
+            return Err(Error::IncompatibleWait);
+        }
+        if !matches!(self.next_message(), Err(Error::Empty)) {
+            return Ok(Armed::Ready);
+        }
+        let word = &self.ring.header().producer.peer_wait;
+        let ticket = announce_sleep(word);
+        if !matches!(self.next_message(), Err(Error::Empty)) {
+            withdraw_sleep(word, ticket);
+            return Ok(Armed::Ready);
+        }
+        Ok(Armed::Waiting(ticket))
+    }
+
+    /// The word a waiting consumer sleeps on: [`Consumer::arm`]'s ticket is
+    /// a value of it.
+    pub fn wait_word(&self) -> &'a AtomicU32 {
+        &self.ring.header().producer.peer_wait
     }
 
     fn wait_for_message(&mut self, deadline: Option<W::Deadline>) -> Result<(), Error> {

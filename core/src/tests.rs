@@ -1451,3 +1451,56 @@ fn a_leaked_batch_is_published_before_the_next_message() {
     }
     assert_eq!(rx.try_read().err(), Some(Error::Empty));
 }
+
+#[test]
+fn an_armed_consumer_is_woken_by_the_next_publication_and_a_ready_ring_is_not_armed() {
+    use crate::Armed;
+    let mut buf = Buf::for_capacity(256);
+    let r = ring(&mut buf, 256);
+    let mut tx = r.producer(CountingWait::default()).unwrap();
+    let mut rx = r.consumer(CountingWait::default()).unwrap();
+    let wakes = tx.waiter().wakes.get();
+    let Ok(Armed::Waiting(ticket)) = rx.arm() else {
+        panic!("an empty ring arms");
+    };
+    assert_eq!(rx.wait_word().load(crate::sync::Ordering::Relaxed), ticket);
+    assert_eq!(ticket & SLEEPING, SLEEPING, "announced");
+    tx.try_send(b"one").unwrap();
+    // The word moved off the ticket and the waker was called: a side
+    // sleeping until "word != ticket" wakes.
+    assert_ne!(rx.wait_word().load(crate::sync::Ordering::Relaxed), ticket);
+    assert_eq!(tx.waiter().wakes.get() - wakes, 1);
+    // Something to read: not armed, nothing announced.
+    let before = rx.wait_word().load(crate::sync::Ordering::Relaxed);
+    assert_eq!(rx.arm(), Ok(Armed::Ready));
+    assert_eq!(rx.wait_word().load(crate::sync::Ordering::Relaxed), before);
+    assert_eq!(rx.try_recv(&mut [0; 8]), Ok(3));
+    tx.try_send(b"two").unwrap();
+    assert_eq!(tx.waiter().wakes.get() - wakes, 1, "nobody armed: no wake");
+    assert_eq!(rx.try_recv(&mut [0; 8]), Ok(3));
+    // A close is "ready": the next receive reports it.
+    drop(tx);
+    assert_eq!(rx.arm(), Ok(Armed::Ready));
+    assert_eq!(rx.try_recv(&mut [0; 8]), Err(Error::Disconnected));
+}
+
+#[test]
+fn an_armed_producer_is_woken_by_the_next_release() {
+    use crate::Armed;
+    let mut buf = Buf::for_capacity(64);
+    let r = ring(&mut buf, 64);
+    let mut tx = r.producer(CountingWait::default()).unwrap();
+    let mut rx = r.consumer(CountingWait::default()).unwrap();
+    assert_eq!(tx.arm(8), Ok(Armed::Ready));
+    while tx.try_send(&[1; 8]).is_ok() {}
+    let wakes = rx.waiter().wakes.get();
+    let Ok(Armed::Waiting(ticket)) = tx.arm(8) else {
+        panic!("a full ring arms");
+    };
+    assert_eq!(rx.try_recv(&mut [0; 8]), Ok(8));
+    assert_ne!(tx.wait_word().load(crate::sync::Ordering::Relaxed), ticket);
+    assert_eq!(rx.waiter().wakes.get() - wakes, 1);
+    assert_eq!(tx.arm(8), Ok(Armed::Ready));
+    // A message that never fits is refused, not armed for.
+    assert_eq!(tx.arm(1000), Err(Error::TooLarge { len: 1000, max: 24 }));
+}

@@ -19,7 +19,7 @@ use std::ptr::NonNull;
 
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
-use shmlane_core::{AtomicU32, Config, Error, REGION_ALIGN, Ring, Wait, region_size};
+use shmlane_core::{Armed, AtomicU32, Config, Error, REGION_ALIGN, Ring, Wait, region_size};
 
 /// A heap region that outlives every thread holding an `Arc` of it.
 struct Memory {
@@ -338,5 +338,56 @@ fn a_busy_producer_still_wakes_a_sleeping_consumer() {
         let rx = ring.consumer(futex.clone()).unwrap();
         let tx = ring.producer(BusyFutex(futex)).unwrap();
         three_blocking_messages(&memory, tx, move || rx);
+    });
+}
+
+/// Receives the way an event loop does: try, and when the ring is empty,
+/// arm (announce, re-check) and sleep until the word leaves the ticket, as
+/// a readiness fd's waiter would (the posix bridge futex-waits on exactly
+/// that). A lost wake-up deadlocks the model.
+fn recv_armed(rx: &mut shmlane_core::Consumer<'_, Futex>, buf: &mut [u8]) -> Result<usize, Error> {
+    loop {
+        match rx.try_recv(buf) {
+            Err(Error::Empty) => {}
+            other => return other,
+        }
+        match rx.arm()? {
+            Armed::Ready => {}
+            Armed::Waiting(ticket) => rx.waiter().wait(rx.wait_word(), ticket, None)?,
+        }
+    }
+}
+
+/// The arm / re-check / signal protocol of readiness: an armed consumer is
+/// always woken for a message, and an armed producer for room.
+#[test]
+fn armed_sides_lose_no_wakeup() {
+    loom::model(|| {
+        let (memory, ring) = new_ring(64);
+        let futex = Futex::new();
+        let mut tx = ring.producer(futex.clone()).unwrap();
+        let producer = spawn_keeping(&memory, move || {
+            for i in 0..3 {
+                // Two 32-byte records fit: with the consumer behind, the
+                // third waits for room, armed.
+                loop {
+                    match tx.try_send(&message(i, 24)) {
+                        Ok(()) => break,
+                        Err(Error::Full) => {}
+                        Err(e) => panic!("{e:?}"),
+                    }
+                    if let Armed::Waiting(ticket) = tx.arm(24).unwrap() {
+                        tx.waiter().wait(tx.wait_word(), ticket, None).unwrap();
+                    }
+                }
+            }
+        });
+        let mut rx = ring.consumer(futex).unwrap();
+        let mut buf = [0; 24];
+        for i in 0..3 {
+            assert_eq!(recv_armed(&mut rx, &mut buf), Ok(24));
+            assert_eq!(buf[..], message(i, 24)[..]);
+        }
+        producer.join().unwrap();
     });
 }
