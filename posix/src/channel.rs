@@ -31,14 +31,16 @@
 //! handle (two processes would drive one side). Create channels after
 //! forking, or let the child `exec` or exit.
 
+use std::cell::OnceCell;
 use std::fmt;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use shmlane_core::{Config, Consumer, Producer, Ring, Role, region_size};
+use shmlane_core::{Armed, AtomicU32, Config, Consumer, Producer, Ring, Role, region_size};
 
 use crate::gate::{Gate, PeerWatch, WaitMode};
 use crate::names::Expect;
+use crate::ready::Doorbell;
 use crate::segment::{DEFAULT_MODE, Segment};
 use crate::{Error, Result, lock};
 
@@ -299,6 +301,43 @@ fn deadline(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
+/// A side's doorbell, made on first use (a side that never waits on a
+/// readiness fd spends no descriptor on one).
+fn doorbell(bell: &OnceCell<Doorbell>) -> Result<&Doorbell> {
+    if bell.get().is_none() {
+        let made = Doorbell::new().map_err(|e| Error::io("eventfd", e))?;
+        let _ = bell.set(made);
+    }
+    Ok(bell.get().expect("set just above"))
+}
+
+/// The common end of [`Sender::arm`] and [`Receiver::arm`]: what the ring's
+/// `arm` found, turned into an armed doorbell (or "ready").
+///
+/// # Safety
+///
+/// `word` must be the side's wait word in the ring whose mapping outlives
+/// `bell` (the field order of Sender and Receiver).
+unsafe fn arm_doorbell(
+    bell: &Doorbell,
+    gate: &Gate,
+    armed: std::result::Result<Armed, shmlane_core::Error>,
+    word: &AtomicU32,
+) -> Result<bool> {
+    let ticket = match armed? {
+        Armed::Ready => return Ok(false),
+        Armed::Waiting(ticket) => ticket,
+    };
+    // Watch the peer's process as a sleeping side would, so that its death
+    // moves the word (and so rings the bell).
+    if gate.prepare_to_wait(word) {
+        return Ok(false); // died: the next call drains, then says so
+    }
+    // SAFETY: the caller's contract.
+    unsafe { bell.arm(word, ticket) }.map_err(|e| Error::io("futex_waitv", e))?;
+    Ok(true)
+}
+
 // ---------------------------------------------------------------------------
 
 /// The sending side of a channel.
@@ -317,8 +356,10 @@ fn deadline(timeout: Duration) -> Option<Instant> {
 /// # Ok::<(), shmlane_posix::Error>(())
 /// ```
 pub struct Sender {
-    // Field order matters: the producer borrows the segment's mapping.
+    // Field order matters: the producer and the doorbell's arm borrow the
+    // segment's mapping.
     producer: Producer<'static, Gate>,
+    bell: OnceCell<Doorbell>,
     segment: Segment,
 }
 
@@ -335,6 +376,7 @@ impl Sender {
     fn start(side: Side<Producer<'static, Gate>>) -> Sender {
         Sender {
             producer: side.end,
+            bell: OnceCell::new(),
             segment: side.segment,
         }
     }
@@ -598,6 +640,45 @@ impl Sender {
         self.producer.is_disconnected() || self.producer.waiter().peer_died()
     }
 
+    /// The readiness fd of this sender: readable once [`Sender::arm`]
+    /// armed it and then room came, or the receiver closed or died. The
+    /// same contract as [`Receiver::ready_fd`], with sends for receives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rustix::event::{poll, PollFd, PollFlags};
+    /// use shmlane_posix::{Options, Receiver, Sender};
+    ///
+    /// let mut tx = Sender::create("/doc-send-ready", &Options::new().capacity(4096))?;
+    /// let mut rx = Receiver::open("/doc-send-ready", &Options::new())?;
+    /// while tx.try_send(&[0; 1000]).is_ok() {}
+    /// assert!(tx.arm(1000)?); // full: wait for room
+    /// rx.try_recv_vec()?; // usually another process
+    /// let fd = tx.ready_fd()?;
+    /// let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    /// assert_eq!(poll(&mut fds, None).unwrap(), 1);
+    /// tx.try_send(&[0; 1000])?;
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
+        Ok(doorbell(&self.bell)?.fd())
+    }
+
+    /// Prepares to wait on [`Sender::ready_fd`] for room for a `len`-byte
+    /// message: `true` when armed (no room now), `false` when there is
+    /// something to do now (room, or the receiver closed or died). See
+    /// [`Receiver::arm`].
+    pub fn arm(&mut self, len: usize) -> Result<bool> {
+        let bell = doorbell(&self.bell)?;
+        bell.clear();
+        let armed = self.producer.arm(len);
+        let word = self.producer.wait_word();
+        // SAFETY: `word` is this ring's wait word; the mapping outlives the
+        // doorbell (field order of `Sender`).
+        unsafe { arm_doorbell(bell, self.producer.waiter(), armed, word) }
+    }
+
     /// Bytes of the ring in use now (messages the receiver has not freed,
     /// with their 8-byte headers and padding); see
     /// [`shmlane_core::Producer::len`].
@@ -664,8 +745,10 @@ impl Sender {
 /// # Ok::<(), shmlane_posix::Error>(())
 /// ```
 pub struct Receiver {
-    // Field order matters: the consumer borrows the segment's mapping.
+    // Field order matters: the consumer and the doorbell's arm borrow the
+    // segment's mapping.
     consumer: Consumer<'static, Gate>,
+    bell: OnceCell<Doorbell>,
     segment: Segment,
     failed: bool,
 }
@@ -683,6 +766,7 @@ impl Receiver {
     fn start(side: Side<Consumer<'static, Gate>>) -> Receiver {
         Receiver {
             consumer: side.end,
+            bell: OnceCell::new(),
             segment: side.segment,
             failed: false,
         }
@@ -922,6 +1006,72 @@ impl Receiver {
     /// closing). Messages it committed may still be queued.
     pub fn sender_died(&self) -> bool {
         self.consumer.waiter().peer_died()
+    }
+
+    /// The readiness fd of this receiver, for `poll`, `epoll`, mio or
+    /// tokio: readable once [`Receiver::arm`] armed it and then a message
+    /// came, or the sender closed or died (see [`crate::Selector`] for a
+    /// ready-made loop). Made on first use (an `eventfd`, named nowhere:
+    /// see the `ready` module's design notes in `posix/src/ready.rs`), then
+    /// the same fd for the receiver's life.
+    ///
+    /// The contract, the same for level- and edge-triggered registrations:
+    /// call [`Receiver::arm`]; if it says armed (`true`), wait for the fd;
+    /// when it is readable (or `arm` said `false`), receive with
+    /// [`Receiver::try_recv`] / [`Receiver::try_read`] until `Empty`, then
+    /// arm again. `arm` resets the fd, so a level-triggered loop does not
+    /// spin on a stale readiness. Readable means "try again": a stale arm
+    /// may make it readable with nothing to receive.
+    ///
+    /// Only a side that sleeps ([`WaitMode::SpinThenFutex`], the default)
+    /// has readiness: a busy-polling side's peer never looks at its
+    /// announcements ([`Error::IncompatibleWait`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rustix::event::{poll, PollFd, PollFlags};
+    /// use shmlane_posix::{Options, Receiver, Sender};
+    ///
+    /// let mut rx = Receiver::create("/doc-ready-fd", &Options::new())?;
+    /// let mut tx = Sender::open("/doc-ready-fd", &Options::new())?;
+    /// assert!(rx.arm()?); // nothing yet: wait for the fd
+    /// tx.send(b"ding")?; // usually another process
+    /// let fd = rx.ready_fd()?;
+    /// let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    /// assert_eq!(poll(&mut fds, None).unwrap(), 1);
+    /// assert_eq!(rx.try_recv_vec()?, b"ding");
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
+        Ok(doorbell(&self.bell)?.fd())
+    }
+
+    /// Prepares to wait on [`Receiver::ready_fd`]: resets the fd, then
+    /// announces this side to the sender and re-checks the ring. Returns
+    /// `true` when armed (nothing to receive now: the fd becomes readable
+    /// when that changes), `false` when there is something to do now (a
+    /// message, or the sender closed or died: the next `try_recv` says
+    /// which). See [`Receiver::ready_fd`] for the contract.
+    ///
+    /// Costs a few atomic operations and, when it arms, a `futex` wake of
+    /// the process's bridge thread; the sender's next publication pays one
+    /// `futex` wake. Nothing is paid while nobody arms.
+    pub fn arm(&mut self) -> Result<bool> {
+        let bell = doorbell(&self.bell)?;
+        bell.clear();
+        let armed = self.consumer.arm();
+        let word = self.consumer.wait_word();
+        // SAFETY: `word` is this ring's wait word; the mapping outlives the
+        // doorbell (field order of `Receiver`).
+        unsafe { arm_doorbell(bell, self.consumer.waiter(), armed, word) }
+    }
+
+    /// [`Receiver::try_recv`] into a new vector: the message, or `Empty`
+    /// at once.
+    pub fn try_recv_vec(&mut self) -> Result<Vec<u8>> {
+        let grant = self.try_read()?;
+        Ok(grant.to_vec())
     }
 
     /// Looks at the next message in place without consuming it, if there is

@@ -310,8 +310,9 @@ pub struct Listener {
 
 #[derive(Debug)]
 enum Kind {
-    /// Shared-memory channels, created, waiting for their client.
-    Shm(Option<(Sender, Receiver)>),
+    /// Shared-memory channels, created, waiting for their client (boxed:
+    /// two channel sides are far larger than the other variants).
+    Shm(Option<Box<(Sender, Receiver)>>),
     /// Two FIFOs: the reading end of `c2s` (which the listener holds from
     /// the start: a client's writer opens at once, and its presence lock
     /// tells a live listener from a dead one), and `s2c`, made, opened by
@@ -369,7 +370,7 @@ pub fn listen(address: &str, options: &EndpointOptions) -> Result<Listener> {
             let shm = options.shm();
             let rx = Receiver::create(&suffixed(Object::Segment, &name, "c2s")?, &shm)?;
             let tx = Sender::create(&suffixed(Object::Segment, &name, "s2c")?, &shm)?;
-            Kind::Shm(Some((tx, rx)))
+            Kind::Shm(Some(Box::new((tx, rx))))
         }
         Address::Fifo(path) => {
             let (c2s, s2c) = (path_suffixed(&path, "c2s"), path_suffixed(&path, "s2c"));
@@ -431,7 +432,7 @@ impl Listener {
         let taken = || Error::RoleTaken(Role::Consumer);
         match &mut self.kind {
             Kind::Shm(pair) => {
-                let (tx, rx) = pair.take().ok_or_else(taken)?;
+                let (tx, rx) = *pair.take().ok_or_else(taken)?;
                 Ok(Connection::new(tx, rx, "shm"))
             }
             Kind::Fifo { rx, s2c, max, .. } => {
@@ -474,8 +475,8 @@ impl Listener {
     /// The address clients connect to (for `tcp:…:0`, with the real port).
     pub fn local_address(&self) -> Result<String> {
         match &self.kind {
-            Kind::Shm(Some((tx, _))) => {
-                let name = tx.segment().name().unwrap_or_default();
+            Kind::Shm(Some(pair)) => {
+                let name = pair.0.segment().name().unwrap_or_default();
                 Ok(format!("shm:{}", name.trim_end_matches(".s2c")))
             }
             Kind::Fifo { s2c, .. } => Ok(format!(

@@ -321,6 +321,14 @@ impl Gate {
         };
     }
 
+    /// For a side about to wait outside the ring (a readiness fd): watches
+    /// the peer's process as [`Wait::wait`] would before sleeping, and says
+    /// whether the peer died.
+    pub(crate) fn prepare_to_wait(&self, word: &AtomicU32) -> bool {
+        self.watch_peer(word);
+        self.peer_died_rate_limited()
+    }
+
     /// Whether a sleep must end by itself to probe the peer's lock: not
     /// while its process is watched, nor while it has not claimed its role
     /// (its claim moves the word).

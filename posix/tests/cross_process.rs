@@ -385,3 +385,105 @@ fn second_receiver_is_refused_across_processes() {
     ));
     peer.finish(); // let it exit
 }
+
+/// Whether `fd` is readable within `timeout` (`None`: [`support::HUNG`],
+/// a failure detector).
+fn readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Option<Duration>) -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let timeout = timeout.unwrap_or(support::HUNG);
+    let spec = rustix::time::Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: timeout.subsec_nanos() as i64,
+    };
+    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+    poll(&mut fds, Some(&spec)).unwrap() == 1
+}
+
+#[test]
+fn a_readiness_fd_turns_readable_for_messages_from_another_process_and_for_its_death() {
+    let _serial = serial();
+    let name = name("ready-fd");
+    let mut rx = Receiver::create(&name, &Options::new()).unwrap();
+    assert!(rx.arm().unwrap(), "nothing to receive: armed");
+    assert!(!readable(rx.ready_fd().unwrap(), Some(Duration::ZERO)));
+    let mut peer = Peer::spawn(&format!("send-then-block {name} 3"));
+    assert_eq!(peer.report(), "sent");
+    assert!(readable(rx.ready_fd().unwrap(), None));
+    for i in 0..3u64 {
+        assert_eq!(rx.try_recv_vec().unwrap(), i.to_le_bytes());
+    }
+    assert!(matches!(rx.try_recv_vec(), Err(Error::Empty)));
+    // Armed again: arming reset the fd, and the idle sender rings nothing.
+    assert!(rx.arm().unwrap());
+    assert!(!readable(rx.ready_fd().unwrap(), Some(Duration::ZERO)));
+    peer.kill9();
+    assert!(readable(rx.ready_fd().unwrap(), None), "death rings the fd");
+    assert!(matches!(rx.try_recv_vec(), Err(Error::Disconnected)));
+    assert!(
+        !rx.arm().unwrap(),
+        "a dead sender is 'ready': nothing to wait for"
+    );
+}
+
+#[test]
+fn a_readiness_fd_turns_readable_when_the_sender_closes() {
+    let _serial = serial();
+    let name = name("ready-close");
+    let mut rx = Receiver::create(&name, &Options::new()).unwrap();
+    let peer = Peer::spawn(&format!("send-then-block {name} 1"));
+    // Whatever the timing: receive what comes, arm when empty.
+    let mut got = 0;
+    while got < 1 {
+        match rx.try_recv_vec() {
+            Ok(msg) => {
+                assert_eq!(msg, 0u64.to_le_bytes());
+                got += 1;
+            }
+            Err(Error::Empty) => {
+                if rx.arm().unwrap() {
+                    assert!(readable(rx.ready_fd().unwrap(), None));
+                }
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(rx.arm().unwrap());
+    peer.finish(); // closes cleanly
+    assert!(readable(rx.ready_fd().unwrap(), None));
+    assert!(matches!(rx.try_recv_vec(), Err(Error::Disconnected)));
+}
+
+#[test]
+fn a_selector_names_the_receiver_another_process_sent_to_and_no_other() {
+    let _serial = serial();
+    let names: Vec<String> = (0..4).map(|i| name(&format!("select-{i}"))).collect();
+    let mut rxs: Vec<Receiver> = names
+        .iter()
+        .map(|n| Receiver::create(n, &Options::new()).unwrap())
+        .collect();
+    let mut selector = shmlane_posix::Selector::new();
+    {
+        let mut sides: Vec<&mut dyn shmlane_posix::select::Ready> =
+            rxs.iter_mut().map(|rx| rx as _).collect();
+        assert!(
+            selector
+                .select(&mut sides, Some(Duration::from_millis(1)))
+                .unwrap()
+                .is_empty()
+        );
+    }
+    let mut peer = Peer::spawn(&format!("send-then-block {} 2", names[2]));
+    assert_eq!(peer.report(), "sent");
+    let mut sides: Vec<&mut dyn shmlane_posix::select::Ready> =
+        rxs.iter_mut().map(|rx| rx as _).collect();
+    assert_eq!(selector.select(&mut sides, None).unwrap(), [2]);
+    drop(sides);
+    assert_eq!(rxs[2].try_recv_vec().unwrap(), 0u64.to_le_bytes());
+    assert_eq!(rxs[2].try_recv_vec().unwrap(), 1u64.to_le_bytes());
+    peer.kill9();
+    let mut sides: Vec<&mut dyn shmlane_posix::select::Ready> =
+        rxs.iter_mut().map(|rx| rx as _).collect();
+    assert_eq!(selector.select(&mut sides, None).unwrap(), [2], "the death");
+    drop(sides);
+    assert!(matches!(rxs[2].try_recv_vec(), Err(Error::Disconnected)));
+}
