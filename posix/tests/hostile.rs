@@ -485,6 +485,25 @@ fn a_forked_child_keeps_the_role_alive_until_it_exits_or_execs() {
     kill_and_reap(child);
     let result = rx.recv_timeout(&mut [0; 8], HUNG);
     assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+
+    // The same with the receiver already asleep, watching the sender's
+    // process, when the sender is killed: the watch fires, but the lock is
+    // still held (by the child), so the receiver goes on waiting (probing
+    // the lock from then on) and sees the death only when the child exits.
+    let name_watched = name("fork-watched");
+    let mut rx = Receiver::create(&name_watched, &small()).unwrap();
+    let mut peer = Peer::spawn(&format!("fork-hold {name_watched} fork"));
+    let child: i32 = peer.report()["forked ".len()..].parse().unwrap();
+    let blocked = support::blocked_in(move || {
+        let result = rx.recv_timeout(&mut [0; 8], Duration::from_millis(500));
+        (result, rx)
+    });
+    peer.kill9();
+    let (result, mut rx) = blocked.result();
+    assert!(matches!(result, Err(Error::TimedOut)), "{result:?}");
+    kill_and_reap(child);
+    let result = rx.recv_timeout(&mut [0; 8], HUNG);
+    assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
 }
 
 /// SIGKILLs `pid`, a grandchild of this process (the peer's child, now
