@@ -29,6 +29,8 @@
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
 pub mod address;
+#[cfg(feature = "tokio")]
+pub mod async_channel;
 pub mod channel;
 pub mod dgram;
 pub mod endpoint;

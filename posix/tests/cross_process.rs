@@ -487,3 +487,108 @@ fn a_selector_names_the_receiver_another_process_sent_to_and_no_other() {
     drop(sides);
     assert!(matches!(rxs[2].try_recv_vec(), Err(Error::Disconnected)));
 }
+
+// ---------------------------------------------------------------------------
+// tokio (feature `tokio`)
+
+#[cfg(feature = "tokio")]
+mod with_tokio {
+    use super::*;
+    use shmlane_posix::async_channel::{AsyncReceiver, AsyncSender};
+
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_async_receiver_gets_what_another_process_sent_then_its_death() {
+        let _serial = serial();
+        let name = name("async-kill");
+        current_thread().block_on(async {
+            let rx = Receiver::create(&name, &Options::new()).unwrap();
+            let mut rx = AsyncReceiver::new(rx).unwrap();
+            let mut peer = Peer::spawn(&format!("send-then-block {name} 100"));
+            for i in 0..100u64 {
+                assert_eq!(rx.recv_vec().await.unwrap(), i.to_le_bytes());
+            }
+            assert_eq!(peer.report(), "sent");
+            peer.kill9();
+            let result = rx.recv_vec().await;
+            assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+        });
+    }
+
+    #[test]
+    fn a_cancelled_receive_takes_nothing_and_the_next_one_gets_the_message() {
+        let _serial = serial();
+        let name = name("async-cancel");
+        current_thread().block_on(async {
+            let rx = Receiver::create(&name, &Options::new()).unwrap();
+            let mut rx = AsyncReceiver::with_spin(rx, Duration::ZERO).unwrap();
+            let mut tx = Sender::open(&name, &Options::new()).unwrap();
+            // A receive dropped while it waits (armed, awaiting the fd).
+            let timed_out = tokio::time::timeout(Duration::from_millis(5), rx.recv_vec()).await;
+            assert!(timed_out.is_err());
+            tx.send(b"kept").unwrap();
+            // And one dropped after the message came but before it was
+            // polled again: nothing is taken until the future completes.
+            tx.send(b"also kept").unwrap();
+            drop(rx.recv_vec());
+            assert_eq!(rx.recv_vec().await.unwrap(), b"kept");
+            assert_eq!(&*rx.read().await.unwrap(), b"also kept");
+        });
+    }
+
+    #[test]
+    fn async_sides_on_a_multi_thread_runtime_move_many_messages_both_ways_with_room_waits() {
+        let _serial = serial();
+        let name = name("async-mt");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let small = Options::new().capacity(4096);
+            let rx = Receiver::create(&name, &small).unwrap();
+            let tx = Sender::open(&name, &small).unwrap();
+            let (mut rx, mut tx) = (
+                AsyncReceiver::new(rx).unwrap(),
+                AsyncSender::new(tx).unwrap(),
+            );
+            // 20 000 messages through a 4 KiB ring: the sender waits for
+            // room again and again, the receiver for messages.
+            let sender = tokio::spawn(async move {
+                for i in 0..20_000u64 {
+                    if i % 2 == 0 {
+                        tx.send(&i.to_le_bytes()).await.unwrap();
+                    } else {
+                        let mut grant = tx.reserve(8).await.unwrap();
+                        grant.copy_from_slice(&i.to_le_bytes());
+                        grant.commit(8);
+                    }
+                }
+            });
+            let receiver = tokio::spawn(async move {
+                for i in 0..20_000u64 {
+                    assert_eq!(rx.recv_vec().await.unwrap(), i.to_le_bytes());
+                }
+                let end = rx.recv_vec().await;
+                assert!(matches!(end, Err(Error::Disconnected)), "{end:?}");
+            });
+            sender.await.unwrap();
+            receiver.await.unwrap();
+        });
+    }
+
+    #[test]
+    fn an_async_side_outside_a_runtime_is_a_typed_error_not_a_panic() {
+        let _serial = serial();
+        let name = name("async-no-rt");
+        let rx = Receiver::create(&name, &Options::new()).unwrap();
+        assert!(matches!(AsyncReceiver::new(rx), Err(Error::Io { .. })));
+    }
+}

@@ -1,0 +1,273 @@
+//! Channel sides for the tokio runtime (feature `tokio`): `.await` a
+//! message or room without a system call per message.
+//!
+//! [`AsyncReceiver`] and [`AsyncSender`] wrap a [`Receiver`] / [`Sender`]
+//! and its readiness fd ([`Receiver::ready_fd`]) in tokio's `AsyncFd`. A
+//! receive first looks at the ring; when it is empty it polls the ring for
+//! a short spin window, yielding to the runtime between looks (other tasks
+//! run meanwhile), and only then arms the fd and awaits it. So a busy
+//! channel costs no system call and no wake-up; an idle one costs the
+//! sender one `futex` wake per message that finds the receiver armed, and
+//! the receiver nothing at all while it waits. The zero-copy grants are the
+//! synchronous ones: `read().await` returns the same [`ReadGrant`].
+//!
+//! **Cancel safety.** Every method is cancel-safe: a message is taken
+//! (received, read, sent, reserved) only inside one poll, by the
+//! synchronous call that returns it, so a future dropped before it
+//! completes has taken nothing and lost nothing. What a dropped `read` or
+//! `reserve` future leaves is at most an armed readiness fd, which the next
+//! call resets.
+//!
+//! Timeouts are tokio's: `tokio::time::timeout(d, rx.recv_vec())` (and
+//! cancel safety makes that lossless).
+//!
+//! The invariant: an async side awaits its fd only after arming it found
+//! nothing to do (announce, then re-check: see [`Receiver::arm`]), so it
+//! never sleeps past a message, a close or a death.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use crate::{Error, ReadGrant, Receiver, Result, Sender, WriteGrant};
+
+/// How long an async side polls the ring, yielding to the runtime between
+/// looks, before it arms its fd and awaits it: the same window as a
+/// blocking side's spin phase (some 50 µs), so that a reply that comes
+/// within it costs neither side a system call.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+
+/// The readiness fd as tokio registers it. The fd itself belongs to the
+/// channel side, which outlives this (field order of the async sides).
+struct Bell(RawFd);
+
+impl AsRawFd for Bell {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// Registers a side's readiness fd with the current tokio runtime.
+///
+/// # Safety
+///
+/// `fd` must stay open, the same file, until the returned `AsyncFd` drops:
+/// the side that owns it must outlive it (both async sides keep the
+/// registration in a field before the side's).
+unsafe fn registered(fd: RawFd) -> Result<AsyncFd<Bell>> {
+    // tokio panics without a runtime; this is a typed error instead.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::io(
+            "tokio AsyncFd",
+            std::io::Error::other("not called within a tokio runtime"),
+        ));
+    }
+    // SAFETY: the caller keeps `fd` open and the same until the AsyncFd drops.
+    unsafe { AsyncFd::register_with_interest(Bell(fd), Interest::READABLE) }
+        .map_err(|e| Error::io("epoll_ctl (tokio AsyncFd)", e.into_parts().1))
+}
+
+/// Waits for `fd` to be readable, then forgets that readiness (the arm
+/// that follows resets the fd itself).
+async fn wait_readable(fd: &AsyncFd<Bell>) -> Result<()> {
+    let mut guard = fd
+        .readable()
+        .await
+        .map_err(|e| Error::io("epoll_wait (tokio)", e))?;
+    guard.clear_ready();
+    Ok(())
+}
+
+/// The receiving side of a channel, for tokio.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::async_channel::{AsyncReceiver, AsyncSender};
+/// use shmlane_posix::{Options, Receiver, Sender};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let rx = Receiver::create("/doc-async-rx", &Options::new())?;
+/// let tx = Sender::open("/doc-async-rx", &Options::new())?; // usually another process
+/// let (mut rx, mut tx) = (AsyncReceiver::new(rx)?, AsyncSender::new(tx)?);
+/// tx.send(b"hello").await?;
+/// assert_eq!(rx.recv_vec().await?, b"hello");
+/// let mut grant = tx.reserve(5).await?; // zero copy, both ways
+/// grant.copy_from_slice(b"world");
+/// grant.commit(5);
+/// assert_eq!(&*rx.read().await?, b"world");
+/// # Ok::<(), shmlane_posix::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct AsyncReceiver {
+    // Field order matters: the registration is dropped before the fd.
+    fd: AsyncFd<Bell>,
+    inner: Receiver,
+    spin: Duration,
+}
+
+impl std::fmt::Debug for AsyncReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncReceiver")
+            .field("inner", &self.inner)
+            .field("spin", &self.spin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncReceiver {
+    /// Wraps `rx`, registering its readiness fd with the current tokio
+    /// runtime (an I/O-enabled runtime must be running: else an
+    /// [`Error::Io`]). `rx` must sleep when it waits
+    /// ([`crate::WaitMode::SpinThenFutex`], the default): a busy-polling
+    /// side has no readiness.
+    pub fn new(rx: Receiver) -> Result<Self> {
+        Self::with_spin(rx, DEFAULT_SPIN)
+    }
+
+    /// [`AsyncReceiver::new`] with a spin window of `spin` instead of
+    /// [`DEFAULT_SPIN`] (zero: arm at once, the lowest CPU per idle wait).
+    pub fn with_spin(rx: Receiver, spin: Duration) -> Result<Self> {
+        // SAFETY: the fd is `rx`'s readiness fd, open as long as `rx`, which
+        // the AsyncReceiver drops after the registration (field order).
+        let fd = unsafe { registered(rx.ready_fd()?.as_raw_fd()) }?;
+        Ok(AsyncReceiver {
+            fd,
+            inner: rx,
+            spin,
+        })
+    }
+
+    /// Waits until there is something to do: a message, or the sender
+    /// closed or died (which the synchronous call then reports).
+    async fn ready(&mut self) -> Result<()> {
+        if !matches!(self.inner.peek(), Err(Error::Empty)) {
+            return Ok(());
+        }
+        let start = Instant::now();
+        while start.elapsed() < self.spin {
+            tokio::task::yield_now().await;
+            if !matches!(self.inner.peek(), Err(Error::Empty)) {
+                return Ok(());
+            }
+        }
+        while self.inner.arm()? {
+            wait_readable(&self.fd).await?;
+        }
+        Ok(())
+    }
+
+    /// Receives the next message into `buf`: its length. As
+    /// [`Receiver::recv`], awaiting instead of blocking. Cancel-safe.
+    pub async fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        loop {
+            self.ready().await?;
+            match self.inner.try_recv(buf) {
+                Err(Error::Empty) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Receives the next message into a new vector. Cancel-safe.
+    pub async fn recv_vec(&mut self) -> Result<Vec<u8>> {
+        loop {
+            self.ready().await?;
+            match self.inner.try_recv_vec() {
+                Err(Error::Empty) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// The next message in place, zero-copy: the same grant as
+    /// [`Receiver::read`]. Cancel-safe (the grant is taken when the future
+    /// completes).
+    pub async fn read(&mut self) -> Result<ReadGrant<'_>> {
+        loop {
+            self.ready().await?;
+            if !matches!(self.inner.peek(), Err(Error::Empty)) {
+                break;
+            }
+        }
+        self.inner.try_read()
+    }
+
+    /// The synchronous receiver (for `try_recv`, `len`, …).
+    pub fn get_mut(&mut self) -> &mut Receiver {
+        &mut self.inner
+    }
+
+    /// The synchronous receiver, unwrapped (deregistered from tokio).
+    pub fn into_inner(self) -> Receiver {
+        let AsyncReceiver { fd, inner, .. } = self;
+        drop(fd);
+        inner
+    }
+}
+
+/// The sending side of a channel, for tokio; see [`AsyncReceiver`].
+pub struct AsyncSender {
+    // Field order matters: the registration is dropped before the fd.
+    fd: AsyncFd<Bell>,
+    inner: Sender,
+}
+
+impl std::fmt::Debug for AsyncSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncSender")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncSender {
+    /// Wraps `tx`, registering its readiness fd with the current tokio
+    /// runtime; see [`AsyncReceiver::new`].
+    pub fn new(tx: Sender) -> Result<Self> {
+        // SAFETY: as in `AsyncReceiver::with_spin`, for `tx`.
+        let fd = unsafe { registered(tx.ready_fd()?.as_raw_fd()) }?;
+        Ok(AsyncSender { fd, inner: tx })
+    }
+
+    /// Waits until a `len`-byte message fits, or the receiver is gone.
+    async fn room(&mut self, len: usize) -> Result<()> {
+        while self.inner.arm(len)? {
+            wait_readable(&self.fd).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `msg`, awaiting room. As [`Sender::send`]. Cancel-safe.
+    pub async fn send(&mut self, msg: &[u8]) -> Result<()> {
+        loop {
+            match self.inner.try_send(msg) {
+                Err(Error::Full) => self.room(msg.len()).await?,
+                other => return other,
+            }
+        }
+    }
+
+    /// Room for a `len`-byte message, zero-copy: the same grant as
+    /// [`Sender::reserve`]. Cancel-safe.
+    pub async fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
+        // `room` returns once `arm` saw room (only this side takes it) or
+        // the receiver gone, which `try_reserve` then reports.
+        self.room(len).await?;
+        self.inner.try_reserve(len)
+    }
+
+    /// The synchronous sender.
+    pub fn get_mut(&mut self) -> &mut Sender {
+        &mut self.inner
+    }
+
+    /// The synchronous sender, unwrapped (deregistered from tokio).
+    pub fn into_inner(self) -> Sender {
+        let AsyncSender { fd, inner } = self;
+        drop(fd);
+        inner
+    }
+}
