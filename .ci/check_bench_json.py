@@ -93,9 +93,14 @@ for p in passes:
 idle = doc.get("idle_receiver")
 if not idle or not isinstance(idle.get("cpu_percent"), (int, float)):
     problems.append("no idle-receiver figure")
+elif not isinstance(idle.get("wakeups_per_s"), (int, float)):
+    problems.append("no idle-receiver wake-ups figure")
 targets = doc.get("targets")
 if not targets:
     problems.append("no targets")
+for needle in ("async 64 B round trip", "the same, arming at once", "death notice"):
+    if not any(t.get("target", "").startswith(needle) and t.get("rounds") for t in targets or []):
+        problems.append(f"no measured target {needle!r}")
 for t in targets or []:
     for key in ("target", "pass", "value", "min", "max", "rounds", "limit", "bound", "met"):
         if key not in t:

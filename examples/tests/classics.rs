@@ -428,3 +428,41 @@ fn socket_programs_refuse_bad_input() {
     Program::run("socket_server", &["tcp", &path]).assert_failure("unexpected arguments");
     assert!(dir.entries().is_empty());
 }
+
+#[test]
+fn async_echo_serves_many_clients_at_once_and_ends_when_they_do() {
+    let name = ShmName::new("async-echo");
+    let mut server = Program::start("async_echo", &["serve", &name.0, "4"]);
+    assert_eq!(server.line(), "ready");
+    let clients: Vec<Program> = (0..4)
+        .map(|i| Program::start("async_echo", &["client", &name.0, &i.to_string(), "500"]))
+        .collect();
+    for client in clients {
+        let out = client.finish();
+        out.assert_success();
+        assert_eq!(out.stdout, "connected\nechoed 500 messages\n");
+    }
+    let out = server.finish();
+    out.assert_success();
+    assert_eq!(out.stdout, "echoed 2000 messages from 4 clients\n");
+}
+
+#[test]
+fn async_echo_outlives_a_killed_client_and_refuses_bad_input() {
+    let name = ShmName::new("async-echo-kill");
+    let mut server = Program::start("async_echo", &["serve", &name.0, "2"]);
+    assert_eq!(server.line(), "ready");
+    let mut victim = Program::start("async_echo", &["client", &name.0, "0", "100000000"]);
+    assert_eq!(victim.line(), "connected");
+    victim.kill();
+    let out = Program::run("async_echo", &["client", &name.0, "1", "10"]);
+    out.assert_success();
+    let out = server.finish();
+    out.assert_success();
+    assert!(out.stdout.ends_with("from 2 clients\n"), "{}", out.stdout);
+    Program::run("async_echo", &["serve", &name.0, "0"])
+        .assert_failure("CLIENTS must be at least 1");
+    Program::run("async_echo", &["client"]).assert_failure("usage: async_echo");
+    Program::run("async_echo", &["client", "/shmlane-no-such-echo", "0", "1"])
+        .assert_failure("start the server first");
+}

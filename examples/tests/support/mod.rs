@@ -42,6 +42,7 @@ fn exe(name: &str) -> &'static str {
         "signals" => env!("CARGO_BIN_EXE_signals"),
         "file_lock" => env!("CARGO_BIN_EXE_file_lock"),
         "condvar" => env!("CARGO_BIN_EXE_condvar"),
+        "async_echo" => env!("CARGO_BIN_EXE_async_echo"),
         _ => panic!("no program {name}"),
     }
 }

@@ -44,6 +44,7 @@
 mod peer;
 mod plot;
 mod raw;
+mod readiness;
 mod report;
 mod rounds;
 mod shm;
@@ -918,17 +919,69 @@ fn idle_receiver(pass: &Pass) -> Result<Idle, String> {
     })?;
     // A few round trips: the peer is attached and in its receive loop.
     rtt::round_trips(&mut conn, 64, false, Plan::count(100)).map_err(|e| e.to_string())?;
+    readiness::wait_until_all_asleep(peer.pid())?;
     let before = cpu_ns(peer.pid())?;
+    let switched = readiness::switches(peer.pid())?;
     let start = Instant::now();
     std::thread::sleep(pass.budget.idle);
     let after = cpu_ns(peer.pid())?;
+    let woken = readiness::switches(peer.pid())? - switched;
     let seconds = start.elapsed().as_secs_f64();
     drop(conn);
     peer.finish()?;
     Ok(Idle {
         seconds,
         cpu_percent: (after - before) as f64 / 1e9 / seconds * 100.0,
+        wakeups_per_s: woken as f64 / seconds,
     })
+}
+
+/// This thread's id.
+fn tid() -> i32 {
+    rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+/// Whether thread `tid` of this process sleeps in a futex wait.
+fn asleep_in_futex(tid: i32) -> bool {
+    let state = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('S')));
+    let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok());
+    state == Some(true) && syscall == Some(libc::SYS_futex)
+}
+
+/// The time from a peer's SIGKILL to this side's `Disconnected`, in ms,
+/// one kill per round: the peer echoes, this side blocks in a receive
+/// (asleep in its futex), and another thread kills the peer.
+fn death_notice(pass: &Pass) -> Result<Summary, String> {
+    let mut times = Vec::with_capacity(pass.budget.rounds);
+    for _ in 0..pass.budget.rounds {
+        let mut job = pass.job("echo", "shm", 64, false);
+        job.capacity = rtt_capacity(64);
+        let (mut conn, peer) = open(pass, job).map_err(|e| match e {
+            Skip::Limit(e) | Skip::Failed(e) => e,
+        })?;
+        rtt::round_trips(&mut conn, 64, false, Plan::count(10)).map_err(|e| e.to_string())?;
+        let me = tid();
+        let killer = std::thread::spawn(move || {
+            while !asleep_in_futex(me) {
+                std::thread::yield_now();
+            }
+            peer.kill9()
+        });
+        let result = conn.recv(&mut [0; 64]);
+        let returned = Instant::now();
+        let killed = killer.join().map_err(|_| "the killer thread panicked")?;
+        match result {
+            Err(Error::Disconnected) => {
+                times.push(returned.saturating_duration_since(killed).as_secs_f64() * 1e3)
+            }
+            other => return Err(format!("a receive from a killed peer returned {other:?}")),
+        }
+    }
+    Ok(Summary::of(times))
 }
 
 /// The comparisons of a pass, each (floor, subject), in run order.
@@ -1249,7 +1302,59 @@ fn targets(
         at_most: true,
         unit: "%",
     });
+    out.push(Target {
+        name: "idle spin-then-futex receiver, wake-ups per second".to_owned(),
+        pass: idle.map_or(two, |(pass, _)| pass),
+        value: Summary::of(idle.map(|(_, i)| i.wakeups_per_s).into_iter().collect()),
+        limit: 1.0,
+        at_most: true,
+        unit: "/s",
+    });
     out
+}
+
+/// The readiness goals, measured in `pass`: the async round trip against
+/// tokio over a unix socket, and the death notice.
+fn readiness_targets(pass: &Pass, quick: bool) -> Result<Vec<Target>, String> {
+    let cpus = (pass.cpus[0], pass.peer_cpu.unwrap_or(pass.cpus[0]));
+    let trips = if quick { 2_000 } else { 20_000 };
+    let figures = readiness::async_ratios(cpus, pass.budget.rounds, trips)?;
+    peer::pin(&pass.cpus)?;
+    let death = death_notice(pass)?;
+    let (unix, spinning, arming) = figures.medians_ns;
+    Ok(vec![
+        Target {
+            name: format!(
+                "async 64 B round trip (tokio current-thread, {} ns) / tokio over a unix stream socket ({} ns)",
+                spinning.round(),
+                unix.round()
+            ),
+            pass: pass.name,
+            value: figures.spinning,
+            limit: 0.3,
+            at_most: true,
+            unit: "x",
+        },
+        Target {
+            name: format!(
+                "the same, arming at once (no spin window: every receive waits on its fd, {} ns)",
+                arming.round()
+            ),
+            pass: pass.name,
+            value: figures.arming,
+            limit: 0.3,
+            at_most: true,
+            unit: "x",
+        },
+        Target {
+            name: "death notice: a peer's SIGKILL to a blocked receive's Disconnected".to_owned(),
+            pass: pass.name,
+            value: death,
+            limit: 1.0,
+            at_most: true,
+            unit: "ms",
+        },
+    ])
 }
 
 fn size_name(size: usize) -> String {
@@ -1366,16 +1471,19 @@ fn main_run(args: Args) -> Result<(), String> {
     passes.push(pass("one-cpu", vec![cpus[0]], Some(cpus[0])));
     let mut records = Vec::new();
     let mut idle = None;
+    let mut readiness = Vec::new();
     for pass in &passes {
         peer::pin(&pass.cpus)?;
         run_pass(pass, &args, &mut records)?;
         if idle.is_none() && args.wants("shm") {
             idle = Some((pass.name, idle_receiver(pass)?));
+            readiness = readiness_targets(pass, args.quick)?;
         }
     }
     peer::pin(&cpus)?;
     let judged = if two { passes[0].name } else { "one-cpu" };
-    let targets = targets(&records, idle.as_ref().map(|(p, i)| (*p, i)), judged);
+    let mut targets = targets(&records, idle.as_ref().map(|(p, i)| (*p, i)), judged);
+    targets.extend(readiness);
     let report = Report {
         machine: Machine::probe(
             args.quick,

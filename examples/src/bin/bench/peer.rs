@@ -188,6 +188,14 @@ impl Peer {
         }
     }
 
+    /// Kills the peer with SIGKILL and reaps it: when the kill was sent.
+    pub fn kill9(mut self) -> std::time::Instant {
+        let _ = self.child.kill();
+        let at = std::time::Instant::now();
+        let _ = self.child.wait();
+        at
+    }
+
     /// Waits for the peer to exit; an error if it failed.
     pub fn finish(mut self) -> Result<(), String> {
         let status = self.child.wait().map_err(|e| format!("peer: {e}"))?;

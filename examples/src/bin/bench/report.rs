@@ -229,6 +229,9 @@ pub struct Idle {
     pub seconds: f64,
     /// CPU time it used meanwhile, in percent of one CPU.
     pub cpu_percent: f64,
+    /// Its context switches (every thread of the process) per second
+    /// meanwhile: how often it was woken.
+    pub wakeups_per_s: f64,
 }
 
 /// Everything one run measured.
@@ -340,9 +343,10 @@ impl Report {
             Some(idle) => {
                 let _ = write!(
                     out,
-                    "{{\"transport\": \"shm\", \"mode\": \"block\", \"seconds\": {}, \"cpu_percent\": {}}}",
+                    "{{\"transport\": \"shm\", \"mode\": \"block\", \"seconds\": {}, \"cpu_percent\": {}, \"wakeups_per_s\": {}}}",
                     num(Some(idle.seconds)),
-                    num(Some(idle.cpu_percent))
+                    num(Some(idle.cpu_percent)),
+                    num(Some(idle.wakeups_per_s))
                 );
             }
             None => out.push_str("null"),
@@ -461,8 +465,8 @@ impl Report {
         if let Some(idle) = &self.idle {
             let _ = writeln!(
                 out,
-                "\nIdle receiver (shm, spin-then-futex, {:.1} s blocked): {:.3} % of a CPU",
-                idle.seconds, idle.cpu_percent
+                "\nIdle receiver (shm, spin-then-futex, {:.1} s blocked): {:.3} % of a CPU, {:.1} wake-ups/s",
+                idle.seconds, idle.cpu_percent, idle.wakeups_per_s
             );
         }
         if !self.targets.is_empty() {
