@@ -592,3 +592,52 @@ mod with_tokio {
         assert!(matches!(AsyncReceiver::new(rx), Err(Error::Io { .. })));
     }
 }
+
+/// The readiness contract under an edge-triggered epoll registration (what
+/// mio and tokio use): arm, wait, drain until `Empty`, arm again; every
+/// message after an arm brings an event, and an unarmed side none.
+#[test]
+fn a_readiness_fd_keeps_its_contract_under_edge_triggered_epoll() {
+    use rustix::event::epoll;
+    let _serial = serial();
+    let name = name("ready-epoll-et");
+    let mut rx = Receiver::create(&name, &Options::new()).unwrap();
+    let mut tx = Sender::open(&name, &Options::new()).unwrap();
+    let ep = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
+    epoll::add(
+        &ep,
+        rx.ready_fd().unwrap(),
+        epoll::EventData::new_u64(7),
+        epoll::EventFlags::IN | epoll::EventFlags::ET,
+    )
+    .unwrap();
+    let events = |timeout: Duration| -> usize {
+        let mut buf = Vec::with_capacity(4);
+        let spec = rustix::time::Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: timeout.subsec_nanos() as i64,
+        };
+        epoll::wait(&ep, rustix::buffer::spare_capacity(&mut buf), Some(&spec)).unwrap();
+        buf.len()
+    };
+    for round in 0..50u64 {
+        assert!(rx.arm().unwrap(), "round {round}: empty, armed");
+        assert_eq!(
+            events(Duration::ZERO),
+            0,
+            "round {round}: no event before a message"
+        );
+        tx.send(&round.to_le_bytes()).unwrap();
+        tx.send(&(round + 1000).to_le_bytes()).unwrap();
+        assert_eq!(events(support::HUNG), 1, "round {round}: one event");
+        // Drain until Empty: both messages, whatever the event said.
+        assert_eq!(rx.try_recv_vec().unwrap(), round.to_le_bytes());
+        assert_eq!(rx.try_recv_vec().unwrap(), (round + 1000).to_le_bytes());
+        assert!(matches!(rx.try_recv_vec(), Err(Error::Empty)));
+    }
+    // Not armed: a message brings no event (the sender pays no wake-up).
+    tx.send(b"unannounced").unwrap();
+    assert_eq!(events(Duration::from_millis(5)), 0);
+    assert!(!rx.arm().unwrap(), "a message waits: not armed");
+    assert_eq!(rx.try_recv_vec().unwrap(), b"unannounced");
+}
