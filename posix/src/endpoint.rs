@@ -171,6 +171,12 @@ impl MessageReceiver for Connection {
     fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
         self.rx.recv_timeout(buf, timeout)
     }
+    fn ready_fd(&self) -> Result<std::os::fd::BorrowedFd<'_>> {
+        self.rx.ready_fd()
+    }
+    fn arm(&mut self) -> Result<bool> {
+        self.rx.arm()
+    }
 }
 
 /// Sizes and rules for [`listen`] and [`connect`].

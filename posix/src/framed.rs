@@ -703,4 +703,13 @@ impl MessageReceiver for Framed {
     fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
         self.recv_frame(buf, Block::after(timeout))
     }
+    fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
+        Ok(self.fd.as_fd())
+    }
+    /// Not armed while a whole frame (or a message the caller's buffer was
+    /// too small for, or the end of the stream) is already buffered here:
+    /// the fd would not say so.
+    fn arm(&mut self) -> Result<bool> {
+        Ok(!(self.unread.is_some() || self.eof || self.reader.has_frame()))
+    }
 }

@@ -398,6 +398,17 @@ impl FrameReader {
         Ok(())
     }
 
+    /// Whether a whole frame is buffered, or a bad header (which the next
+    /// [`next_frame`](Self::next_frame) reports): something to take out
+    /// without reading more.
+    pub(crate) fn has_frame(&mut self) -> bool {
+        match self.frame_total() {
+            Ok(Some(total)) => self.end - self.start >= total,
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
     /// The payload length of the frame at the front and how many of its
     /// payload bytes are buffered, if its header is buffered but not all of
     /// its payload. Fails as [`next_frame`](Self::next_frame) does.

@@ -18,25 +18,28 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, poll};
 
-use crate::{Error, Receiver, Result, Sender};
+use crate::{Error, MessageReceiver, Result, Sender};
 
 /// A channel side a [`Selector`] can wait on: it can arm a readiness fd.
 pub trait Ready {
     /// Prepares to wait: `true` when armed (nothing to do now; the fd
     /// becomes readable when that changes), `false` when there is something
-    /// to do now. See [`Receiver::arm`].
+    /// to do now. See [`Receiver::arm`](crate::Receiver::arm).
     fn arm(&mut self) -> Result<bool>;
 
     /// The fd that becomes readable once armed and ready.
     fn ready_fd(&self) -> Result<BorrowedFd<'_>>;
 }
 
-impl Ready for Receiver {
+/// Every receiver of every transport: the shared-memory receiver arms its
+/// readiness fd, the others wait on their kernel object's fd (see
+/// [`MessageReceiver::ready_fd`]).
+impl<T: MessageReceiver + ?Sized> Ready for T {
     fn arm(&mut self) -> Result<bool> {
-        Receiver::arm(self)
+        MessageReceiver::arm(self)
     }
     fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
-        Receiver::ready_fd(self)
+        MessageReceiver::ready_fd(self)
     }
 }
 

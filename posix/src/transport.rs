@@ -128,6 +128,28 @@ pub trait MessageReceiver {
 
     /// Like [`MessageReceiver::recv`], waiting at most `timeout`.
     fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize>;
+
+    /// The fd an event loop or a [`Selector`](crate::Selector) waits on
+    /// for this receiver: readable when it may have something to receive,
+    /// once [`MessageReceiver::arm`] said `true`. The shared-memory
+    /// receiver's is its readiness fd ([`crate::Receiver::ready_fd`]); the
+    /// other transports' is their kernel object's own (level-triggered:
+    /// readable while data, a close mark or an end of stream waits).
+    /// By default an error: a receiver with no fd to wait on.
+    fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
+        Err(Error::io(
+            "ready_fd",
+            std::io::Error::from(std::io::ErrorKind::Unsupported),
+        ))
+    }
+
+    /// Prepares to wait on [`MessageReceiver::ready_fd`]: `true` when
+    /// armed (wait for the fd), `false` when there is something to do now
+    /// (a message or an end this process already holds: receive first).
+    /// By default `true`.
+    fn arm(&mut self) -> Result<bool> {
+        Ok(true)
+    }
 }
 
 impl MessageSender for crate::Sender {
@@ -157,6 +179,12 @@ impl MessageReceiver for crate::Receiver {
     }
     fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
         crate::Receiver::recv_timeout(self, buf, timeout)
+    }
+    fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
+        crate::Receiver::ready_fd(self)
+    }
+    fn arm(&mut self) -> Result<bool> {
+        crate::Receiver::arm(self)
     }
 }
 

@@ -320,3 +320,55 @@ fn oversized_limits_and_paths_are_typed_errors() {
         "{result:?}"
     );
 }
+
+/// One `Selector` over a connection of every transport: it names exactly
+/// the one that was sent to, then the one that was closed.
+#[test]
+fn a_selector_waits_on_connections_of_every_transport_at_once() {
+    use shmlane_posix::Selector;
+    use shmlane_posix::select::Ready;
+    use std::time::Duration;
+    let mut servers = Vec::new();
+    let mut clients = Vec::new();
+    // Names of its own: the other tests of this binary run at the same time.
+    for address in addresses()
+        .iter()
+        .map(|a| a.replace("shmlane-ep-", "shmlane-sel-"))
+    {
+        let mut listener = listen(&address, &EndpointOptions::default()).unwrap();
+        let client_address = listener.local_address().unwrap();
+        let client =
+            std::thread::spawn(move || connect(&client_address, &EndpointOptions::default()));
+        servers.push(listener.accept().unwrap());
+        clients.push(client.join().unwrap().unwrap());
+    }
+    let mut selector = Selector::new();
+    let mut select = |servers: &mut Vec<shmlane_posix::endpoint::Connection>, timeout| {
+        let mut sides: Vec<&mut dyn Ready> = servers.iter_mut().map(|s| s as _).collect();
+        selector.select(&mut sides, timeout).unwrap()
+    };
+    assert!(select(&mut servers, Some(Duration::from_millis(5))).is_empty());
+    let mut buf = [0; 64];
+    for i in 0..servers.len() {
+        let what = servers[i].transport();
+        clients[i].send(what.as_bytes()).unwrap();
+        assert_eq!(select(&mut servers, None), [i], "{what}: the one sent to");
+        let n = servers[i].try_recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], what.as_bytes());
+        assert!(
+            select(&mut servers, Some(Duration::from_millis(5))).is_empty(),
+            "{what}: drained, nothing ready"
+        );
+    }
+    // Closed one at a time, the last first: each close readies its server
+    // alone, which then says Disconnected and leaves the selection.
+    while let Some(client) = clients.pop() {
+        let i = servers.len() - 1;
+        let what = servers[i].transport();
+        drop(client);
+        assert_eq!(select(&mut servers, None), [i], "{what}: the one closed");
+        let end = servers[i].try_recv(&mut buf);
+        assert!(matches!(end, Err(Error::Disconnected)), "{what}: {end:?}");
+        servers.pop();
+    }
+}

@@ -771,4 +771,14 @@ impl MessageReceiver for Datagram {
     fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
         self.recv_tagged(buf, after(timeout))
     }
+    /// The receiving socket: readable while a datagram (or the close mark)
+    /// waits; a datagram of someone else's is dropped by the receive. A
+    /// peer killed without its close mark is seen by the next receive's
+    /// probe, not by the fd.
+    fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
+        Ok(self.shared.rx())
+    }
+    fn arm(&mut self) -> Result<bool> {
+        Ok(!(self.unread.is_some() || self.peer_gone || self.disconnected))
+    }
 }

@@ -335,4 +335,13 @@ impl MessageReceiver for MqChannel {
     fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
         self.recv_tagged(buf, after(timeout))
     }
+    /// The queue's fd: readable while a message (or the close mark) is
+    /// queued. A peer killed without its close mark is seen by the next
+    /// receive's probe, not by the fd.
+    fn ready_fd(&self) -> Result<std::os::fd::BorrowedFd<'_>> {
+        Ok(self.queue.as_fd())
+    }
+    fn arm(&mut self) -> Result<bool> {
+        Ok(!(self.unread.is_some() || self.disconnected))
+    }
 }
