@@ -271,3 +271,217 @@ impl AsyncSender {
         inner
     }
 }
+
+// ---------------------------------------------------------------------------
+// Any transport: the one-address API, async
+
+use crate::endpoint::{Connection, EndpointOptions, Listener};
+use crate::{MessageReceiver, MessageSender};
+
+/// Registers `fd` for `interest`, as [`registered`] does.
+///
+/// # Safety
+///
+/// As [`registered`]: `fd` stays open and the same while the result lives.
+unsafe fn registered_for(fd: RawFd, interest: Interest) -> Result<AsyncFd<Bell>> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::io(
+            "tokio AsyncFd",
+            std::io::Error::other("not called within a tokio runtime"),
+        ));
+    }
+    // SAFETY: the caller keeps `fd` open and the same until the AsyncFd drops.
+    unsafe { AsyncFd::register_with_interest(Bell(fd), interest) }
+        .map_err(|e| Error::io("epoll_ctl (tokio AsyncFd)", e.into_parts().1))
+}
+
+/// A [`Connection`] of any transport, for tokio: what
+/// [`connect_async`] and [`AsyncListener::accept`] return.
+///
+/// Receiving waits on the receiver's [`MessageReceiver::ready_fd`]
+/// (the shared-memory readiness fd, or the kernel object's own), sending on
+/// [`MessageSender::send_ready_fd`]. A shared-memory connection polls its
+/// ring for [`DEFAULT_SPIN`] first, as [`AsyncReceiver`] does; the others
+/// wait on their fd at once (polling them would be a system call per look).
+/// `send`, `recv` and `recv_vec` are cancel-safe: a message is taken or
+/// given only by the non-blocking call inside one poll.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_posix::async_channel::{connect_async, listen_async};
+/// use shmlane_posix::endpoint::EndpointOptions;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let address = format!("unix:{}/doc-async-{}.sock", std::env::temp_dir().display(), std::process::id());
+/// let mut listener = listen_async(&address, &EndpointOptions::default()).await?;
+/// let mut client = connect_async(&address, &EndpointOptions::default()).await?;
+/// let mut server = listener.accept().await?;
+/// client.send(b"hi").await?;
+/// assert_eq!(server.recv_vec().await?, b"hi");
+/// # Ok::<(), shmlane_posix::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct AsyncConnection {
+    // Field order matters: the registrations are dropped before the fds.
+    rx_fd: AsyncFd<Bell>,
+    tx_fd: AsyncFd<Bell>,
+    tx_readable: bool,
+    conn: Connection,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for AsyncConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncConnection")
+            .field("transport", &self.conn.transport())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncConnection {
+    /// Wraps `conn`, registering its fds with the current tokio runtime.
+    pub fn new(conn: Connection) -> Result<Self> {
+        let rx = MessageReceiver::ready_fd(&conn)?.as_raw_fd();
+        let (tx, tx_readable) = conn.send_ready_fd()?;
+        let tx = tx.as_raw_fd();
+        let interest = if tx_readable {
+            Interest::READABLE
+        } else {
+            Interest::WRITABLE
+        };
+        // SAFETY: both fds belong to `conn`, which the AsyncConnection
+        // drops after the registrations (field order), and neither changes
+        // while it lives.
+        let rx_fd = unsafe { registered_for(rx, Interest::READABLE) }?;
+        // SAFETY: as above.
+        let tx_fd = unsafe { registered_for(tx, interest) }?;
+        Ok(AsyncConnection {
+            rx_fd,
+            tx_fd,
+            tx_readable,
+            conn,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Receives the next message into `buf`: its length. Cancel-safe.
+    pub async fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        // Shared memory: look at the ring for the spin window, yielding to
+        // the runtime between looks, before waiting on the fd.
+        let spin = self.conn.transport() == "shm";
+        let start = Instant::now();
+        loop {
+            match self.conn.try_recv(buf) {
+                Err(Error::Empty) => {}
+                other => return other,
+            }
+            if spin && start.elapsed() < DEFAULT_SPIN {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            if MessageReceiver::arm(&mut self.conn)? {
+                wait_readable(&self.rx_fd).await?;
+            }
+        }
+    }
+
+    /// Receives the next message into a new vector. Cancel-safe.
+    pub async fn recv_vec(&mut self) -> Result<Vec<u8>> {
+        let max = MessageReceiver::max_message(&self.conn);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(max, 0);
+        let result = self.recv(&mut buf).await.map(|n| buf[..n].to_vec());
+        self.buf = buf;
+        result
+    }
+
+    /// Sends `msg`, waiting for room. Cancel-safe.
+    pub async fn send(&mut self, msg: &[u8]) -> Result<()> {
+        loop {
+            match self.conn.try_send(msg) {
+                Err(Error::Full) => {
+                    if self.conn.arm_send(msg.len())? {
+                        let mut guard = if self.tx_readable {
+                            self.tx_fd.readable().await
+                        } else {
+                            self.tx_fd.writable().await
+                        }
+                        .map_err(|e| Error::io("epoll_wait (tokio)", e))?;
+                        guard.clear_ready();
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The transport's name (see [`Connection::transport`]).
+    pub fn transport(&self) -> &'static str {
+        self.conn.transport()
+    }
+
+    /// The synchronous connection (deregistered from tokio).
+    pub fn into_inner(self) -> Connection {
+        let AsyncConnection {
+            rx_fd, tx_fd, conn, ..
+        } = self;
+        drop((rx_fd, tx_fd));
+        conn
+    }
+}
+
+/// Connects to `address` (see [`crate::endpoint::connect`]) on tokio's
+/// blocking pool (opening may wait for the listener), then registers the
+/// connection with the runtime. Cancel-safe: a connection made after the
+/// future was dropped is closed.
+pub async fn connect_async(address: &str, options: &EndpointOptions) -> Result<AsyncConnection> {
+    let (address, options) = (address.to_owned(), options.clone());
+    let conn = tokio::task::spawn_blocking(move || crate::endpoint::connect(&address, &options))
+        .await
+        .map_err(|e| Error::io("spawn_blocking (tokio)", std::io::Error::other(e)))??;
+    AsyncConnection::new(conn)
+}
+
+/// Listens on `address` (see [`crate::endpoint::listen`]).
+pub async fn listen_async(address: &str, options: &EndpointOptions) -> Result<AsyncListener> {
+    let (address, options) = (address.to_owned(), options.clone());
+    let listener = tokio::task::spawn_blocking(move || crate::endpoint::listen(&address, &options))
+        .await
+        .map_err(|e| Error::io("spawn_blocking (tokio)", std::io::Error::other(e)))??;
+    Ok(AsyncListener {
+        inner: Some(listener),
+    })
+}
+
+/// A listener of any transport, for tokio; see [`listen_async`].
+#[derive(Debug)]
+pub struct AsyncListener {
+    /// `None` while an accept runs on the blocking pool.
+    inner: Option<Listener>,
+}
+
+impl AsyncListener {
+    /// Accepts the next client on tokio's blocking pool (a listener's
+    /// accept waits in ways an fd does not show for every transport), then
+    /// registers the connection. **Not cancel-safe**: a dropped accept
+    /// future takes the listener with it (the accept finishes on the pool
+    /// and its connection is closed); later calls fail with
+    /// [`Error::NotReady`].
+    pub async fn accept(&mut self) -> Result<AsyncConnection> {
+        let mut listener = self.inner.take().ok_or(Error::NotReady)?;
+        let (listener, accepted) = tokio::task::spawn_blocking(move || {
+            let accepted = listener.accept();
+            (listener, accepted)
+        })
+        .await
+        .map_err(|e| Error::io("spawn_blocking (tokio)", std::io::Error::other(e)))?;
+        self.inner = Some(listener);
+        AsyncConnection::new(accepted?)
+    }
+
+    /// The address a client connects to (see [`Listener::local_address`]).
+    pub fn local_address(&self) -> Result<String> {
+        self.inner.as_ref().ok_or(Error::NotReady)?.local_address()
+    }
+}

@@ -156,6 +156,12 @@ impl MessageSender for Connection {
     fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.tx.send_timeout(msg, timeout)
     }
+    fn send_ready_fd(&self) -> Result<(std::os::fd::BorrowedFd<'_>, bool)> {
+        self.tx.send_ready_fd()
+    }
+    fn arm_send(&mut self, len: usize) -> Result<bool> {
+        self.tx.arm_send(len)
+    }
 }
 
 impl MessageReceiver for Connection {

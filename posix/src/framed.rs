@@ -688,6 +688,9 @@ impl MessageSender for Framed {
     fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.send_frame(msg, Block::after(timeout))
     }
+    fn send_ready_fd(&self) -> Result<(BorrowedFd<'_>, bool)> {
+        Ok((self.fd.as_fd(), false))
+    }
 }
 
 impl MessageReceiver for Framed {

@@ -87,6 +87,27 @@ pub trait MessageSender {
 
     /// Sends `msg`, waiting at most `timeout` ([`Error::TimedOut`]).
     fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()>;
+
+    /// The fd an event loop waits on for room, and whether to wait for it
+    /// to be readable (`true`: the shared-memory sender's readiness fd,
+    /// [`crate::Sender::ready_fd`]) or writable (`false`: the other
+    /// transports' kernel objects). By default an error: a sender with no
+    /// fd to wait on.
+    fn send_ready_fd(&self) -> Result<(BorrowedFd<'_>, bool)> {
+        Err(Error::io(
+            "send_ready_fd",
+            std::io::Error::from(std::io::ErrorKind::Unsupported),
+        ))
+    }
+
+    /// Prepares to wait on [`MessageSender::send_ready_fd`] for room for a
+    /// `len`-byte message: `true` when armed (wait for the fd), `false`
+    /// when there is something to do now. By default `true` (a kernel
+    /// object's writability needs no arming).
+    fn arm_send(&mut self, len: usize) -> Result<bool> {
+        let _ = len;
+        Ok(true)
+    }
 }
 
 /// The receiving half of any transport.
@@ -164,6 +185,12 @@ impl MessageSender for crate::Sender {
     }
     fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         crate::Sender::send_timeout(self, msg, timeout)
+    }
+    fn send_ready_fd(&self) -> Result<(BorrowedFd<'_>, bool)> {
+        Ok((crate::Sender::ready_fd(self)?, true))
+    }
+    fn arm_send(&mut self, len: usize) -> Result<bool> {
+        crate::Sender::arm(self, len)
     }
 }
 

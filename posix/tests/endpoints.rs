@@ -372,3 +372,51 @@ fn a_selector_waits_on_connections_of_every_transport_at_once() {
         servers.pop();
     }
 }
+
+/// `connect_async` / `listen_async`: the one-address API on tokio, every
+/// transport, both sides tasks of one current-thread runtime.
+#[cfg(feature = "tokio")]
+#[test]
+fn every_address_kind_carries_async_round_trips_and_reports_the_close() {
+    use shmlane_posix::async_channel::{connect_async, listen_async};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for address in addresses()
+            .iter()
+            .map(|a| a.replace("shmlane-ep-", "shmlane-async-"))
+        {
+            let options = EndpointOptions::default();
+            let mut listener = listen_async(&address, &options).await.unwrap();
+            let client_address = listener.local_address().unwrap();
+            let client = tokio::spawn(async move {
+                let mut conn = connect_async(&client_address, &EndpointOptions::default())
+                    .await
+                    .unwrap();
+                for i in 0..300u32 {
+                    let msg = vec![i as u8; (i as usize * 37) % 4097];
+                    conn.send(&msg).await.unwrap();
+                    assert_eq!(conn.recv_vec().await.unwrap(), msg, "round trip {i}");
+                }
+                conn.transport()
+            });
+            let mut conn = listener.accept().await.unwrap();
+            let mut echoed = 0;
+            loop {
+                match conn.recv_vec().await {
+                    Ok(msg) => {
+                        conn.send(&msg).await.unwrap();
+                        echoed += 1;
+                    }
+                    Err(Error::Disconnected) => break,
+                    Err(e) => panic!("{address}: {e}"),
+                }
+            }
+            let transport = client.await.unwrap();
+            assert_eq!(echoed, 300, "{address}");
+            assert_eq!(transport, conn.transport());
+        }
+    });
+}

@@ -756,6 +756,9 @@ impl MessageSender for Datagram {
     fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.send_tagged(TAG_MESSAGE, msg, after(timeout))
     }
+    fn send_ready_fd(&self) -> Result<(BorrowedFd<'_>, bool)> {
+        Ok((self.shared.tx(), false))
+    }
 }
 
 impl MessageReceiver for Datagram {

@@ -320,6 +320,9 @@ impl MessageSender for MqChannel {
     fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.send_tagged(msg, after(timeout))
     }
+    fn send_ready_fd(&self) -> Result<(std::os::fd::BorrowedFd<'_>, bool)> {
+        Ok((self.queue.as_fd(), false))
+    }
 }
 
 impl MessageReceiver for MqChannel {
