@@ -230,34 +230,11 @@ fn consumer_killed_while_producer_blocked_on_full() {
     eprintln!("dead consumer noticed {latency:?} after the kill");
 }
 
-/// Context switches of thread `tid` of this process so far, voluntary and
-/// not: each wake-up of a sleeping thread is one.
-fn switches(tid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
-        .expect("the thread ended: the call it was in returned");
-    status
-        .lines()
-        .filter(|l| l.contains("ctxt_switches:"))
-        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
-        .sum()
-}
-
-/// How long an idle blocked side is watched for wake-ups: a side that
-/// probed its peer every 10 ms would wake some 30 times in it. (An
-/// observation window, not a synchronisation: nothing waits for it.)
-const IDLE_WINDOW: Duration = Duration::from_millis(300);
-
-/// Watches thread `tid`, asleep in a futex wait, for [`IDLE_WINDOW`] and
+/// Watches thread `tid`, asleep in a futex wait, for an idle window and
 /// asserts that it was not woken.
 fn assert_never_woken(tid: i32) {
     support::wait_until_asleep_in(tid, libc::SYS_futex);
-    let before = switches(tid);
-    std::thread::sleep(IDLE_WINDOW);
-    let woken = switches(tid) - before;
-    assert!(
-        woken <= 1,
-        "an idle blocked side woke {woken} times in {IDLE_WINDOW:?}"
-    );
+    support::assert_not_woken(tid);
 }
 
 #[test]

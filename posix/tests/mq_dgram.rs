@@ -617,6 +617,32 @@ fn a_killed_datagram_peer_ends_a_blocked_receiver_after_all_it_sent() {
     assert!(matches!(end, Error::Disconnected), "{end:?}");
 }
 
+/// A server knows its client's pid (the hello's credentials): blocked on
+/// an idle client it waits on the client's pidfd and its socket, with no
+/// probe slices, and still sees the client's kill.
+#[test]
+fn a_datagram_server_blocked_on_an_idle_client_is_never_woken_and_sees_its_kill() {
+    let _serial = serial();
+    let dir = TestDir::new("dg-idle", 0o700);
+    let s_path = dir.join("server");
+    let mut server = Datagram::bind(&s_path, 64).unwrap();
+    let spec = format!(
+        "dg-client {} {} 1",
+        s_path.display(),
+        dir.join("client").display()
+    );
+    let mut peer = Peer::spawn(&spec);
+    server.accept_hello().unwrap();
+    assert_eq!(peer.report(), "sent");
+    let mut buf = [0u8; 64];
+    assert_eq!(server.recv(&mut buf).unwrap(), 4);
+    let blocked = support::blocked_in(move || server.recv(&mut [0u8; 64]));
+    support::assert_not_woken(blocked.tid);
+    peer.kill9();
+    let end = blocked.result();
+    assert!(matches!(end, Err(Error::Disconnected)), "{end:?}");
+}
+
 fn mode_of(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
 }

@@ -12,7 +12,10 @@
 //! [`PROBE_INTERVAL`], whether its peer still
 //! exists, and once it does not, receives what is still queued and then
 //! returns [`Error::Disconnected`] (see [`Datagram`] and [`MqChannel`](crate::mqueue::MqChannel) for
-//! how each checks).
+//! how each checks). A datagram server, which knows its client's pid from
+//! the hello, instead waits on the client's pidfd and its socket at once
+//! and probes only when the pidfd says the process ended: no periodic
+//! wake-ups (see `PeerProcess`).
 //!
 //! Invariants of this module:
 //!
@@ -36,7 +39,7 @@
 //! queue waits in `poll`, see [`crate::mqueue`].
 
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -180,6 +183,9 @@ pub struct Datagram {
     last_probe: Option<Instant>,
     /// Receiving: the peer was found gone; what is queued is the rest.
     peer_gone: bool,
+    /// Receiving: the watch on the peer's process, where its pid is known
+    /// (a server, from the hello's credentials): see [`PeerProcess`].
+    process: PeerProcess,
     /// [`Error::Disconnected`] was returned: every later call returns it.
     disconnected: bool,
 }
@@ -193,6 +199,25 @@ enum Half {
     Sending,
     /// The receiving half of [`Datagram::split`].
     Receiving,
+}
+
+/// How a receiving [`Datagram`] learns that its peer's process ended
+/// without waking every [`PROBE_INTERVAL`]: a server knows its client's
+/// pid (the kernel's credentials of the hello), opens a pidfd for it, and
+/// waits in `poll` on its socket and the pidfd at once, with no timeout.
+/// When the pidfd turns readable it probes the peer's socket (the truth,
+/// as for the other probes); a probe that finds the peer still there (the
+/// pid was reused, or a forked child holds the socket) ends the watch, and
+/// the receive goes back to probing every interval. A client does not know
+/// its server's pid and always probes.
+#[derive(Debug)]
+enum PeerProcess {
+    /// Not tried yet.
+    Unwatched,
+    /// The peer's pidfd, and whether it turned readable.
+    Watched(OwnedFd, bool),
+    /// No pid, no pidfd, or a watch that proved wrong: probe.
+    Unwatchable,
 }
 
 /// How often a blocking [`Datagram`] send that waits for room checks that
@@ -366,6 +391,7 @@ impl Datagram {
             unread: None,
             source: None,
             last_probe: None,
+            process: PeerProcess::Unwatched,
             peer_gone: false,
             disconnected: false,
         }
@@ -580,8 +606,10 @@ impl Datagram {
             });
         }
         loop {
+            let watched = deadline.is_some() && !self.peer_gone && self.watch_peer_process();
             // Once the peer is gone, what is queued is all there is: no wait.
-            let nowait = dontwait(deadline) || self.peer_gone;
+            // A watched peer is waited for in `poll`, not in the receive.
+            let nowait = dontwait(deadline) || self.peer_gone || watched;
             let received = if self.source.is_none() {
                 self.await_welcome(nowait).map(|_| None)
             } else {
@@ -601,10 +629,11 @@ impl Datagram {
                         self.disconnected = true;
                         return Err(Error::Disconnected);
                     }
-                    if self
+                    let fired = matches!(self.process, PeerProcess::Watched(_, true));
+                    let due = self
                         .last_probe
-                        .is_none_or(|t| t.elapsed() >= PROBE_INTERVAL)
-                    {
+                        .is_none_or(|t| t.elapsed() >= PROBE_INTERVAL);
+                    if fired || (!watched && due) {
                         self.last_probe = Some(Instant::now());
                         // A close mark our sending half could not send.
                         self.shared.flush_close_mark(Duration::ZERO);
@@ -613,9 +642,16 @@ impl Datagram {
                             self.peer_gone = true;
                             continue;
                         }
+                        if fired {
+                            // Its process ended, its socket did not: the
+                            // watch was wrong. Probe from now on.
+                            self.process = PeerProcess::Unwatchable;
+                            continue;
+                        }
                     }
                     match deadline {
                         None => return Err(Error::Empty),
+                        Some(until) if watched => self.wait_for_peer(until)?,
                         // The receive timeout: a slice; probe, go on.
                         Some(None) => {}
                         Some(Some(d)) => {
@@ -631,6 +667,61 @@ impl Datagram {
                 Err(e) => return Err(Error::io("recvmsg", e)),
             }
         }
+    }
+
+    /// Whether this receiving end watches its peer's process (see
+    /// [`PeerProcess`]), starting the watch if it can. Not while a close
+    /// mark of ours is pending: the probes send it.
+    fn watch_peer_process(&mut self) -> bool {
+        if self.shared.close.load(Ordering::Acquire) == PENDING {
+            return false;
+        }
+        if matches!(self.process, PeerProcess::Unwatched) {
+            let pid = self
+                .shared
+                .credentials
+                .get()
+                .and_then(|c| rustix::process::Pid::from_raw(c.pid));
+            let pidfd = pid.and_then(|pid| {
+                rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+            });
+            self.process = match pidfd {
+                // The pidfd is the peer's only if the peer is there after
+                // it was opened (else the next probe finds it gone).
+                Some(pidfd) if !self.shared.peer_gone() => PeerProcess::Watched(pidfd, false),
+                _ => PeerProcess::Unwatchable,
+            };
+        }
+        matches!(self.process, PeerProcess::Watched(..))
+    }
+
+    /// Waits until the socket is readable or the watched peer's process
+    /// ended (marking the watch fired), not past `until`.
+    fn wait_for_peer(&mut self, until: Option<Instant>) -> Result<()> {
+        let PeerProcess::Watched(pidfd, fired) = &mut self.process else {
+            return Ok(());
+        };
+        let mut fds = [
+            rustix::event::PollFd::from_borrowed_fd(self.shared.rx(), PollFlags::IN),
+            rustix::event::PollFd::from_borrowed_fd(pidfd.as_fd(), PollFlags::IN),
+        ];
+        let timeout = until.map(|d| {
+            let left = d.saturating_duration_since(Instant::now());
+            rustix::time::Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: left.subsec_nanos() as i64,
+            }
+        });
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(0) => return Err(Error::TimedOut),
+            Ok(_) => {}
+            Err(Errno::INTR) => return Ok(()),
+            Err(e) => return Err(Error::io("poll", e)),
+        }
+        if !fds[1].revents().is_empty() {
+            *fired = true;
+        }
+        Ok(())
     }
 
     /// One datagram from the bound socket, if it is the peer's: `Ok(None)`

@@ -339,3 +339,32 @@ pub fn umask() -> u32 {
 
 mod run_id;
 pub use run_id::run_id;
+
+/// Context switches of thread `tid` of this process so far, voluntary and
+/// not: each wake-up of a sleeping thread is one.
+pub fn switches(tid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
+        .expect("the thread ended: the call it was in returned");
+    status
+        .lines()
+        .filter(|l| l.contains("ctxt_switches:"))
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// How long an idle blocked side is watched for wake-ups: a side that
+/// probed its peer every 10 ms would wake some 30 times in it. (An
+/// observation window, not a synchronisation: nothing waits for it.)
+pub const IDLE_WINDOW: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Asserts that thread `tid`, asleep, is not woken in [`IDLE_WINDOW`]
+/// (once is allowed: the count may catch the thread just going to sleep).
+pub fn assert_not_woken(tid: i32) {
+    let before = switches(tid);
+    std::thread::sleep(IDLE_WINDOW);
+    let woken = switches(tid) - before;
+    assert!(
+        woken <= 1,
+        "an idle blocked side woke {woken} times in {IDLE_WINDOW:?}"
+    );
+}
