@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, poll};
 
-use crate::{Error, MessageReceiver, Result, Sender};
+use crate::{Error, MessageReceiver, MessageSender, Result, Sender};
 
 /// A channel side a [`Selector`] can wait on: it can arm a readiness fd.
 pub trait Ready {
@@ -27,8 +27,14 @@ pub trait Ready {
     /// to do now. See [`Receiver::arm`](crate::Receiver::arm).
     fn arm(&mut self) -> Result<bool>;
 
-    /// The fd that becomes readable once armed and ready.
+    /// The fd that becomes ready once armed and ready.
     fn ready_fd(&self) -> Result<BorrowedFd<'_>>;
+
+    /// Whether [`Ready::ready_fd`] is waited on for writability (a kernel
+    /// object's room) rather than readability (the default).
+    fn writable(&self) -> bool {
+        false
+    }
 }
 
 /// Every receiver of every transport: the shared-memory receiver arms its
@@ -53,6 +59,54 @@ impl Ready for Sender {
     }
     fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
         Sender::ready_fd(self)
+    }
+}
+
+/// Room to send a `len`-byte message on a sender of any transport, as a
+/// [`Ready`] side: a shared-memory sender's readiness fd, or a kernel
+/// object's writability.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use shmlane_posix::endpoint::{connect, listen, EndpointOptions};
+/// use shmlane_posix::select::{Ready, Room};
+/// use shmlane_posix::Selector;
+///
+/// let address = format!("unix:{}/doc-room-{}.sock", std::env::temp_dir().display(), std::process::id());
+/// let mut listener = listen(&address, &EndpointOptions::default())?;
+/// let mut client = connect(&address, &EndpointOptions::default())?;
+/// let _server = listener.accept()?;
+/// let mut room = Room::new(&mut client, 64);
+/// let mut sides: [&mut dyn Ready; 1] = [&mut room];
+/// assert_eq!(Selector::new().select(&mut sides, Some(Duration::from_secs(5)))?, [0]);
+/// # Ok::<(), shmlane_posix::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Room<'a, S: MessageSender + ?Sized> {
+    sender: &'a mut S,
+    len: usize,
+}
+
+impl<'a, S: MessageSender + ?Sized> Room<'a, S> {
+    /// Room for a `len`-byte message on `sender`.
+    pub fn new(sender: &'a mut S, len: usize) -> Self {
+        Room { sender, len }
+    }
+}
+
+impl<S: MessageSender + ?Sized> Ready for Room<'_, S> {
+    fn arm(&mut self) -> Result<bool> {
+        self.sender.arm_send(self.len)
+    }
+    fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
+        Ok(self.sender.send_ready_fd()?.0)
+    }
+    fn writable(&self) -> bool {
+        // The shared-memory sender's fd is read (a doorbell); the others'
+        // written.
+        matches!(self.sender.send_ready_fd(), Ok((_, false)))
     }
 }
 
@@ -111,11 +165,18 @@ impl Selector {
         loop {
             let fds = sides
                 .iter()
-                .map(|side| side.ready_fd())
+                .map(|side| {
+                    let events = if side.writable() {
+                        PollFlags::OUT
+                    } else {
+                        PollFlags::IN
+                    };
+                    side.ready_fd().map(|fd| (fd, events))
+                })
                 .collect::<Result<Vec<_>>>()?;
             let mut polled: Vec<PollFd<'_>> = fds
                 .iter()
-                .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
+                .map(|(fd, events)| PollFd::from_borrowed_fd(*fd, *events))
                 .collect();
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let spec = left.map(|left| rustix::time::Timespec {

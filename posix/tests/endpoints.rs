@@ -420,3 +420,48 @@ fn every_address_kind_carries_async_round_trips_and_reports_the_close() {
         }
     });
 }
+
+/// Room as a selector side: a unix socket filled until `Full` is not
+/// ready, and becomes ready once its peer drains it.
+#[test]
+fn a_selector_waits_for_room_on_a_full_socket() {
+    use shmlane_posix::Selector;
+    use shmlane_posix::select::{Ready, Room};
+    use std::time::Duration;
+    let address = format!(
+        "unix:{}/shmlane-room-{}.sock",
+        std::env::temp_dir().display(),
+        support::run_id()
+    );
+    let mut listener = listen(&address, &EndpointOptions::default()).unwrap();
+    let mut client = connect(&address, &EndpointOptions::default()).unwrap();
+    let mut server = listener.accept().unwrap();
+    let msg = [5u8; 1000];
+    let mut sent = 0;
+    while client.try_send(&msg).is_ok() {
+        sent += 1;
+    }
+    assert!(sent > 0);
+    let mut selector = Selector::new();
+    {
+        let mut room = Room::new(&mut client, msg.len());
+        let mut sides: [&mut dyn Ready; 1] = [&mut room];
+        assert!(
+            selector
+                .select(&mut sides, Some(Duration::from_millis(5)))
+                .unwrap()
+                .is_empty(),
+            "full: no room"
+        );
+    }
+    let mut buf = [0u8; 1000];
+    for _ in 0..sent {
+        assert_eq!(server.recv(&mut buf).unwrap(), 1000);
+    }
+    {
+        let mut room = Room::new(&mut client, msg.len());
+        let mut sides: [&mut dyn Ready; 1] = [&mut room];
+        assert_eq!(selector.select(&mut sides, None).unwrap(), [0]);
+    }
+    client.try_send(&msg).unwrap();
+}
