@@ -31,7 +31,6 @@
 //! handle (two processes would drive one side). Create channels after
 //! forking, or let the child `exec` or exit.
 
-use std::cell::OnceCell;
 use std::fmt;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -301,14 +300,11 @@ fn deadline(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
-/// A side's doorbell, made on first use (a side that never waits on a
-/// readiness fd spends no descriptor on one).
-fn doorbell(bell: &OnceCell<Doorbell>) -> Result<&Doorbell> {
-    if bell.get().is_none() {
-        let made = Doorbell::new().map_err(|e| Error::io("eventfd", e))?;
-        let _ = bell.set(made);
-    }
-    Ok(bell.get().expect("set just above"))
+/// A side's doorbell (its readiness fd), made before the side claims its
+/// role: failing to make it (no descriptor left) then leaves the ring as it
+/// was, instead of closing a role just claimed.
+fn new_bell() -> Result<Doorbell> {
+    Doorbell::new().map_err(|e| Error::io("eventfd", e))
 }
 
 /// The common end of [`Sender::arm`] and [`Receiver::arm`]: what the ring's
@@ -359,7 +355,7 @@ pub struct Sender {
     // Field order matters: the producer and the doorbell's arm borrow the
     // segment's mapping.
     producer: Producer<'static, Gate>,
-    bell: OnceCell<Doorbell>,
+    bell: Doorbell,
     segment: Segment,
 }
 
@@ -372,11 +368,19 @@ impl fmt::Debug for Sender {
     }
 }
 
+/// The readiness fd ([`Sender::ready_fd`]), for event loops that take an
+/// `AsFd` (mio's `SourceFd`, tokio's `AsyncFd`).
+impl std::os::fd::AsFd for Sender {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.bell.fd()
+    }
+}
+
 impl Sender {
-    fn start(side: Side<Producer<'static, Gate>>) -> Sender {
+    fn start(bell: Doorbell, side: Side<Producer<'static, Gate>>) -> Sender {
         Sender {
             producer: side.end,
-            bell: OnceCell::new(),
+            bell,
             segment: side.segment,
         }
     }
@@ -403,12 +407,11 @@ impl Sender {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn create(name: &str, options: &Options) -> Result<Sender> {
-        Ok(Self::start(Side::create_named(
-            name,
-            options,
-            Role::Producer,
-            Ring::producer,
-        )?))
+        let bell = new_bell()?;
+        Ok(Self::start(
+            bell,
+            Side::create_named(name, options, Role::Producer, Ring::producer)?,
+        ))
     }
 
     /// Opens a channel whose receiver created it, waiting up to the
@@ -426,12 +429,11 @@ impl Sender {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn open(name: &str, options: &Options) -> Result<Sender> {
-        Ok(Self::start(Side::open_named(
-            name,
-            options,
-            Role::Producer,
-            Ring::producer,
-        )?))
+        let bell = new_bell()?;
+        Ok(Self::start(
+            bell,
+            Side::open_named(name, options, Role::Producer, Ring::producer)?,
+        ))
     }
 
     /// Creates a channel in an anonymous, sealed segment and returns its
@@ -451,8 +453,9 @@ impl Sender {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn anonymous(options: &Options) -> Result<(Sender, OwnedFd)> {
+        let bell = new_bell()?;
         let (side, fd) = Side::create_anonymous(options, Role::Producer, Ring::producer)?;
-        Ok((Self::start(side), fd))
+        Ok((Self::start(bell, side), fd))
     }
 
     /// Becomes the sender of a channel in an anonymous segment received as
@@ -472,12 +475,11 @@ impl Sender {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn from_fd(fd: OwnedFd, options: &Options) -> Result<Sender> {
-        Ok(Self::start(Side::from_fd(
-            fd,
-            options,
-            Role::Producer,
-            Ring::producer,
-        )?))
+        let bell = new_bell()?;
+        Ok(Self::start(
+            bell,
+            Side::from_fd(fd, options, Role::Producer, Ring::producer)?,
+        ))
     }
 
     /// Sends `msg`, waiting for room as long as it takes (or until the
@@ -662,7 +664,7 @@ impl Sender {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
-        Ok(doorbell(&self.bell)?.fd())
+        Ok(self.bell.fd())
     }
 
     /// Prepares to wait on [`Sender::ready_fd`] for room for a `len`-byte
@@ -670,7 +672,7 @@ impl Sender {
     /// something to do now (room, or the receiver closed or died). See
     /// [`Receiver::arm`].
     pub fn arm(&mut self, len: usize) -> Result<bool> {
-        let bell = doorbell(&self.bell)?;
+        let bell = &self.bell;
         bell.clear();
         let armed = self.producer.arm(len);
         let word = self.producer.wait_word();
@@ -748,7 +750,7 @@ pub struct Receiver {
     // Field order matters: the consumer and the doorbell's arm borrow the
     // segment's mapping.
     consumer: Consumer<'static, Gate>,
-    bell: OnceCell<Doorbell>,
+    bell: Doorbell,
     segment: Segment,
     failed: bool,
 }
@@ -762,11 +764,19 @@ impl fmt::Debug for Receiver {
     }
 }
 
+/// The readiness fd ([`Receiver::ready_fd`]), for event loops that take
+/// an `AsFd` (mio's `SourceFd`, tokio's `AsyncFd`).
+impl std::os::fd::AsFd for Receiver {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.bell.fd()
+    }
+}
+
 impl Receiver {
-    fn start(side: Side<Consumer<'static, Gate>>) -> Receiver {
+    fn start(bell: Doorbell, side: Side<Consumer<'static, Gate>>) -> Receiver {
         Receiver {
             consumer: side.end,
-            bell: OnceCell::new(),
+            bell,
             segment: side.segment,
             failed: false,
         }
@@ -790,42 +800,40 @@ impl Receiver {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn create(name: &str, options: &Options) -> Result<Receiver> {
-        Ok(Self::start(Side::create_named(
-            name,
-            options,
-            Role::Consumer,
-            Ring::consumer,
-        )?))
+        let bell = new_bell()?;
+        Ok(Self::start(
+            bell,
+            Side::create_named(name, options, Role::Consumer, Ring::consumer)?,
+        ))
     }
 
     /// Opens a channel whose sender created it; see [`Sender::open`].
     pub fn open(name: &str, options: &Options) -> Result<Receiver> {
-        Ok(Self::start(Side::open_named(
-            name,
-            options,
-            Role::Consumer,
-            Ring::consumer,
-        )?))
+        let bell = new_bell()?;
+        Ok(Self::start(
+            bell,
+            Side::open_named(name, options, Role::Consumer, Ring::consumer)?,
+        ))
     }
 
     /// Creates a channel in an anonymous, sealed segment and returns its
     /// receiver, with an fd for the sender's process ([`Sender::from_fd`],
     /// which has an example).
     pub fn anonymous(options: &Options) -> Result<(Receiver, OwnedFd)> {
+        let bell = new_bell()?;
         let (side, fd) = Side::create_anonymous(options, Role::Consumer, Ring::consumer)?;
-        Ok((Self::start(side), fd))
+        Ok((Self::start(bell, side), fd))
     }
 
     /// Becomes the receiver of a channel in an anonymous segment received as
     /// `fd` (see [`Sender::anonymous`], which has an example). The segment
     /// must be sealed ([`Error::NotSealed`] otherwise).
     pub fn from_fd(fd: OwnedFd, options: &Options) -> Result<Receiver> {
-        Ok(Self::start(Side::from_fd(
-            fd,
-            options,
-            Role::Consumer,
-            Ring::consumer,
-        )?))
+        let bell = new_bell()?;
+        Ok(Self::start(
+            bell,
+            Side::from_fd(fd, options, Role::Consumer, Ring::consumer)?,
+        ))
     }
 
     fn empty_or_gone(&self, e: shmlane_core::Error) -> Error {
@@ -1011,9 +1019,10 @@ impl Receiver {
     /// The readiness fd of this receiver, for `poll`, `epoll`, mio or
     /// tokio: readable once [`Receiver::arm`] armed it and then a message
     /// came, or the sender closed or died (see [`crate::Selector`] for a
-    /// ready-made loop). Made on first use (an `eventfd`, named nowhere:
-    /// see the `ready` module's design notes in `posix/src/ready.rs`), then
-    /// the same fd for the receiver's life.
+    /// ready-made loop). An `eventfd` named nowhere (see the design notes in
+    /// `posix/src/ready.rs`), the same fd for the receiver's life, also
+    /// reachable through `AsFd`. (A `Result` for callers written against
+    /// [`crate::MessageReceiver::ready_fd`]; it does not fail.)
     ///
     /// The contract, the same for level- and edge-triggered registrations:
     /// call [`Receiver::arm`]; if it says armed (`true`), wait for the fd;
@@ -1044,7 +1053,7 @@ impl Receiver {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
-        Ok(doorbell(&self.bell)?.fd())
+        Ok(self.bell.fd())
     }
 
     /// Prepares to wait on [`Receiver::ready_fd`]: resets the fd, then
@@ -1058,7 +1067,7 @@ impl Receiver {
     /// the process's bridge thread; the sender's next publication pays one
     /// `futex` wake. Nothing is paid while nobody arms.
     pub fn arm(&mut self) -> Result<bool> {
-        let bell = doorbell(&self.bell)?;
+        let bell = &self.bell;
         bell.clear();
         let armed = self.consumer.arm();
         let word = self.consumer.wait_word();
