@@ -31,7 +31,10 @@ use std::time::{Duration, Instant};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use crate::{Error, ReadGrant, Receiver, Result, Sender, WriteGrant};
+use crate::endpoint::{Connection, EndpointOptions, Listener};
+use crate::{
+    Error, MessageReceiver, MessageSender, ReadGrant, Receiver, Result, Sender, WriteGrant,
+};
 
 /// How long an async side polls the ring, yielding to the runtime between
 /// looks, before it arms its fd and awaits it: the same window as a
@@ -49,14 +52,14 @@ impl AsRawFd for Bell {
     }
 }
 
-/// Registers a side's readiness fd with the current tokio runtime.
+/// Registers `fd` with the current tokio runtime for `interest`.
 ///
 /// # Safety
 ///
 /// `fd` must stay open, the same file, until the returned `AsyncFd` drops:
-/// the side that owns it must outlive it (both async sides keep the
-/// registration in a field before the side's).
-unsafe fn registered(fd: RawFd) -> Result<AsyncFd<Bell>> {
+/// its owner must outlive it (the async types keep their registrations in
+/// fields before their owner's).
+unsafe fn registered_for(fd: RawFd, interest: Interest) -> Result<AsyncFd<Bell>> {
     // tokio panics without a runtime; this is a typed error instead.
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::io(
@@ -65,7 +68,7 @@ unsafe fn registered(fd: RawFd) -> Result<AsyncFd<Bell>> {
         ));
     }
     // SAFETY: the caller keeps `fd` open and the same until the AsyncFd drops.
-    unsafe { AsyncFd::register_with_interest(Bell(fd), Interest::READABLE) }
+    unsafe { AsyncFd::register_with_interest(Bell(fd), interest) }
         .map_err(|e| Error::io("epoll_ctl (tokio AsyncFd)", e.into_parts().1))
 }
 
@@ -132,7 +135,7 @@ impl AsyncReceiver {
     pub fn with_spin(rx: Receiver, spin: Duration) -> Result<Self> {
         // SAFETY: the fd is `rx`'s readiness fd, open as long as `rx`, which
         // the AsyncReceiver drops after the registration (field order).
-        let fd = unsafe { registered(rx.ready_fd()?.as_raw_fd()) }?;
+        let fd = unsafe { registered_for(rx.ready_fd()?.as_raw_fd(), Interest::READABLE) }?;
         Ok(AsyncReceiver {
             fd,
             inner: rx,
@@ -228,7 +231,7 @@ impl AsyncSender {
     /// runtime; see [`AsyncReceiver::new`].
     pub fn new(tx: Sender) -> Result<Self> {
         // SAFETY: as in `AsyncReceiver::with_spin`, for `tx`.
-        let fd = unsafe { registered(tx.ready_fd()?.as_raw_fd()) }?;
+        let fd = unsafe { registered_for(tx.ready_fd()?.as_raw_fd(), Interest::READABLE) }?;
         Ok(AsyncSender { fd, inner: tx })
     }
 
@@ -274,26 +277,6 @@ impl AsyncSender {
 
 // ---------------------------------------------------------------------------
 // Any transport: the one-address API, async
-
-use crate::endpoint::{Connection, EndpointOptions, Listener};
-use crate::{MessageReceiver, MessageSender};
-
-/// Registers `fd` for `interest`, as [`registered`] does.
-///
-/// # Safety
-///
-/// As [`registered`]: `fd` stays open and the same while the result lives.
-unsafe fn registered_for(fd: RawFd, interest: Interest) -> Result<AsyncFd<Bell>> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(Error::io(
-            "tokio AsyncFd",
-            std::io::Error::other("not called within a tokio runtime"),
-        ));
-    }
-    // SAFETY: the caller keeps `fd` open and the same until the AsyncFd drops.
-    unsafe { AsyncFd::register_with_interest(Bell(fd), interest) }
-        .map_err(|e| Error::io("epoll_ctl (tokio AsyncFd)", e.into_parts().1))
-}
 
 /// A [`Connection`] of any transport, for tokio: what
 /// [`connect_async`] and [`AsyncListener::accept`] return.
