@@ -230,11 +230,10 @@ fn consumer_killed_while_producer_blocked_on_full() {
     eprintln!("dead consumer noticed {latency:?} after the kill");
 }
 
-/// Watches thread `tid`, asleep in a futex wait, for an idle window and
-/// asserts that it was not woken.
+/// Asserts that thread `tid` sleeps in a futex wait with no timeout
+/// (`futex(addr, op, val, timeout, ...)`: argument 3).
 fn assert_never_woken(tid: i32) {
-    support::wait_until_asleep_in(tid, libc::SYS_futex);
-    support::assert_not_woken(tid);
+    support::assert_asleep_without_timeout(tid, libc::SYS_futex, 3);
 }
 
 #[test]

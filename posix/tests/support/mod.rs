@@ -340,31 +340,48 @@ pub fn umask() -> u32 {
 mod run_id;
 pub use run_id::run_id;
 
-/// Context switches of thread `tid` of this process so far, voluntary and
-/// not: each wake-up of a sleeping thread is one.
-pub fn switches(tid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
-        .expect("the thread ended: the call it was in returned");
-    status
-        .lines()
-        .filter(|l| l.contains("ctxt_switches:"))
-        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
-        .sum()
+/// The system call thread `tid` of this process is asleep in, and its six
+/// arguments (`/proc/<pid>/task/<tid>/syscall`: the number, then the
+/// arguments in hex).
+pub fn syscall_args(tid: i32) -> (i64, [u64; 6]) {
+    loop {
+        wait_until_asleep(tid);
+        let line = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+            .expect("the thread ended: the call it was in returned");
+        let mut words = line.split_whitespace();
+        // "running" while it runs: it goes back to sleep at once.
+        let Some(Ok(nr)) = words.next().map(str::parse::<i64>) else {
+            std::thread::yield_now();
+            continue;
+        };
+        let mut args = [0u64; 6];
+        for arg in &mut args {
+            let word = words.next().unwrap_or("0x0");
+            *arg = u64::from_str_radix(word.trim_start_matches("0x"), 16).unwrap();
+        }
+        return (nr, args);
+    }
 }
 
-/// How long an idle blocked side is watched for wake-ups: a side that
-/// probed its peer every 10 ms would wake some 30 times in it. (An
-/// observation window, not a synchronisation: nothing waits for it.)
-pub const IDLE_WINDOW: std::time::Duration = std::time::Duration::from_millis(300);
-
-/// Asserts that thread `tid`, asleep, is not woken in [`IDLE_WINDOW`]
-/// (once is allowed: the count may catch the thread just going to sleep).
-pub fn assert_not_woken(tid: i32) {
-    let before = switches(tid);
-    std::thread::sleep(IDLE_WINDOW);
-    let woken = switches(tid) - before;
-    assert!(
-        woken <= 1,
-        "an idle blocked side woke {woken} times in {IDLE_WINDOW:?}"
+/// Asserts that thread `tid` sleeps in system call `nr` with no timeout:
+/// its argument `timeout` (counted from 0) is a null pointer. A sleep with
+/// no timeout cannot end by itself, so an idle side sleeping so is woken
+/// only by an event (a message, a close, its peer's exit), never by a
+/// clock. (A side that probed its peer every 10 ms slept with a 10 ms
+/// timeout; this catches it without watching the clock.)
+pub fn assert_asleep_without_timeout(tid: i32, nr: i64, timeout: usize) {
+    let since = std::time::Instant::now();
+    let (now, args) = loop {
+        let (now, args) = syscall_args(tid);
+        if now == nr || since.elapsed() > HUNG {
+            break (now, args);
+        }
+        std::thread::yield_now();
+    };
+    assert_eq!(now, nr, "asleep in system call {now}, not {nr}");
+    assert_eq!(
+        args[timeout], 0,
+        "an idle blocked side sleeps in system call {nr} with a timeout (argument {timeout} = {:#x})",
+        args[timeout]
     );
 }
