@@ -48,7 +48,7 @@ fn every_transport_completes_and_reports_percentiles() {
         }
     }
     // Nothing left behind.
-    assert!(!std::path::Path::new(&format!("/dev/shm/shmlane-pp-{id}.c2s")).exists());
+    assert!(!std::path::Path::new(&format!("/dev/shm/shmlane-pp-{id}.sock")).exists());
     assert!(!tmp.join(format!("shmlane-pp-{id}.sock")).exists());
     assert!(!tmp.join(format!("shmlane-pp-{id}.c2s")).exists());
 }

@@ -161,6 +161,11 @@ impl Options {
         self.owner
     }
 
+    /// How long opening waits (see [`Options::open_timeout`]).
+    pub(crate) fn get_open_timeout(&self) -> Duration {
+        self.open_timeout
+    }
+
     /// When opening: the uid the segment must belong to (default: the
     /// effective uid). A segment of anyone else is refused
     /// ([`Error::ForeignOwner`]) before anything is read or written.

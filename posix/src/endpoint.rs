@@ -4,7 +4,7 @@
 //!
 //! | address | transport | what `listen` creates | clients |
 //! | --- | --- | --- | --- |
-//! | `shm:/name` | shared-memory rings | channels `/name.c2s` and `/name.s2c` | one |
+//! | `shm:/name` | shared-memory rings | a unix socket `/dev/shm/name.sock`; each client gets two sealed `memfd` rings over it ([`crate::rendezvous`]) | any number |
 //! | `fifo:path` | named pipes | FIFOs `path.c2s` and `path.s2c` | one |
 //! | `mq:/name` | POSIX message queues | queues `/name.c2s` and `/name.s2c` | one |
 //! | `unix:path` | unix stream socket | a listening socket | any number |
@@ -13,7 +13,9 @@
 //! | `pipe` | anonymous pipes | nothing: a pipe joins a parent and its child, made with [`Framed::pipe`] | — |
 //!
 //! Start the listening side first. A listener of a one-client transport
-//! answers a second [`Listener::accept`] with [`Error::RoleTaken`].
+//! (fifo, mq, unix-dgram: their kernel objects join two processes) answers
+//! a second [`Listener::accept`] with [`Error::RoleTaken`], and so does its
+//! second client's `connect`.
 //!
 //! The names a listener derives (`.c2s`, `.s2c`) are checked whole, and are
 //! its own: one left by a listener that died (nobody holds it) is taken
@@ -21,11 +23,14 @@
 //! anything that is not a FIFO, queue or segment of the effective uid is a
 //! typed error and stays untouched. `connect` opens only objects of the
 //! expected owner ([`EndpointOptions::owner`]) that their group and others
-//! cannot write beyond [`EndpointOptions::mode`]. Where the kernel knows
-//! the peer (unix sockets), [`Connection::peer_credentials`] says who it is,
-//! and [`EndpointOptions::peer_uid`] restricts a listener to one uid.
+//! cannot write beyond [`EndpointOptions::mode`]; a shared-memory `connect`
+//! talks only to a listening process of that owner. Where the kernel knows
+//! the peer (shared memory and unix sockets: `SO_PEERCRED`; datagrams: the
+//! hello's credentials), [`Connection::peer_credentials`] says who it is,
+//! and [`EndpointOptions::peer_uid`] restricts a listener to one uid (others
+//! are refused and counted: [`Listener::refused`]).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,8 +40,9 @@ use crate::fifo::{self, FifoOptions};
 use crate::mqueue::MqChannel;
 use crate::mqueue::MqOptions;
 use crate::names::suffixed;
-use crate::transport::{MessageReceiver, MessageSender, PeerCredentials};
-use crate::{Error, Object, Options, Receiver, Result, Role, Sender, lock};
+use crate::rendezvous::ShmListener;
+use crate::transport::{Block, MessageReceiver, MessageSender, PeerCredentials};
+use crate::{Error, Object, Options, Result, Role, lock};
 use crate::{Framed, FramedListener, UnixOptions};
 
 /// A two-way message connection over any transport; see [`listen`] for an
@@ -80,10 +86,12 @@ impl Connection {
     }
 
     /// Who the peer is, where the kernel says: the process, user and group
-    /// at the other end of a unix stream socket (`SO_PEERCRED`) or of a
-    /// unix datagram pair (the credentials of its hello, on the listening
-    /// side). `None` for the transports whose kernel objects do not tell
-    /// (shared memory, FIFOs, queues, TCP).
+    /// at the other end of a shared-memory connection or a unix stream
+    /// socket (`SO_PEERCRED` of the socket they met on, on both sides; for
+    /// a listener, as it was when it started listening) or of a unix
+    /// datagram pair (the credentials of its hello, on the listening side).
+    /// `None` for the transports whose kernel objects do not tell (FIFOs,
+    /// queues, TCP).
     ///
     /// # Examples
     ///
@@ -214,18 +222,20 @@ pub struct EndpointOptions {
     /// `max_message + 1` (one tag byte).
     pub mq_capacity: usize,
     /// Permission bits of the FIFOs, queues and socket files a `listen`
-    /// creates (less the umask for FIFOs and sockets), and the most that
-    /// the group and others of an object a `connect` opens may write.
-    /// Default `0o600`. (Shared memory: [`Options::mode`].)
+    /// creates (less the umask for FIFOs and sockets; a shared-memory
+    /// listener's socket too: who may connect), and the most that the
+    /// group and others of an object a `connect` opens may write. Default
+    /// `0o600`.
     pub mode: u32,
     /// The uid the objects a `connect` opens must belong to (FIFOs, queues;
     /// shared memory too, unless [`Options::owner`] says otherwise).
     /// Default `None`: the effective uid.
     pub owner: Option<u32>,
     /// The only uid a listener accepts peers of, where the kernel tells
-    /// (unix stream and datagram sockets): others are refused with
-    /// [`Error::PeerRefused`] and the listener waits for the next. Default
-    /// `None`: any.
+    /// (shared memory, unix stream and datagram sockets): others are
+    /// refused with [`Error::PeerRefused`] and counted
+    /// ([`Listener::refused`]); the next `accept` waits for the next
+    /// client. Default `None`: any.
     pub peer_uid: Option<u32>,
 }
 
@@ -318,13 +328,14 @@ fn path_suffixed(path: &std::path::Path, suffix: &str) -> PathBuf {
 #[derive(Debug)]
 pub struct Listener {
     kind: Kind,
+    /// Clients refused for their uid.
+    refused: u64,
 }
 
 #[derive(Debug)]
 enum Kind {
-    /// Shared-memory channels, created, waiting for their client (boxed:
-    /// two channel sides are far larger than the other variants).
-    Shm(Option<Box<(Sender, Receiver)>>),
+    /// The unix socket where each client gets its rings.
+    Shm(ShmListener),
     /// Two FIFOs: the reading end of `c2s` (which the listener holds from
     /// the start: a client's writer opens at once, and its presence lock
     /// tells a live listener from a dead one), and `s2c`, made, opened by
@@ -378,12 +389,12 @@ enum Kind {
 pub fn listen(address: &str, options: &EndpointOptions) -> Result<Listener> {
     let max = options.max()?;
     let kind = match crate::address::parse(address)? {
-        Address::Shm(name) => {
-            let shm = options.shm();
-            let rx = Receiver::create(&suffixed(Object::Segment, &name, "c2s")?, &shm)?;
-            let tx = Sender::create(&suffixed(Object::Segment, &name, "s2c")?, &shm)?;
-            Kind::Shm(Some(Box::new((tx, rx))))
-        }
+        Address::Shm(name) => Kind::Shm(ShmListener::bind(
+            &name,
+            &options.shm(),
+            options.mode,
+            options.peer_uid,
+        )?),
         Address::Fifo(path) => {
             let (c2s, s2c) = (path_suffixed(&path, "c2s"), path_suffixed(&path, "s2c"));
             // c2s first: holding it (a live listener's presence) is what
@@ -430,22 +441,117 @@ pub fn listen(address: &str, options: &EndpointOptions) -> Result<Listener> {
             });
         }
     };
-    Ok(Listener { kind })
+    Ok(Listener { kind, refused: 0 })
 }
 
 impl Listener {
-    /// Waits for the next client and returns its connection. The one-way
-    /// transports (shm, fifo, mq) and datagrams serve one client:
-    /// afterwards [`Error::RoleTaken`]. A peer refused for its uid (see
-    /// [`EndpointOptions::peer_uid`]) is [`Error::PeerRefused`]; call
-    /// again for the next one. A datagram client that is gone before its
-    /// hello is read is no client: the accept waits for the next.
+    /// Waits for the next client and returns its connection. Shared memory,
+    /// unix and TCP serve any number of clients; the one-way transports
+    /// (fifo, mq) and datagrams serve one: afterwards [`Error::RoleTaken`].
+    /// A peer refused for its uid (see [`EndpointOptions::peer_uid`]) is
+    /// [`Error::PeerRefused`]; call again for the next one. A client that
+    /// is gone before its handshake ends (or, on shared memory, says nothing
+    /// for [`HANDSHAKE_TIMEOUT`](crate::rendezvous::HANDSHAKE_TIMEOUT)) is no
+    /// client: the accept waits for the next.
     pub fn accept(&mut self) -> Result<Connection> {
+        self.accept_within(Block::Until(None))
+    }
+
+    /// Like [`Listener::accept`], but waits at most `timeout`:
+    /// [`Error::TimedOut`] when no client came.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmlane_posix::endpoint::{listen, EndpointOptions};
+    /// use shmlane_posix::Error;
+    ///
+    /// let address = format!("shm:/doc-accept-timeout-{}", std::process::id());
+    /// let mut listener = listen(&address, &EndpointOptions::default())?;
+    /// let waited = listener.accept_timeout(Duration::from_millis(10));
+    /// assert!(matches!(waited, Err(Error::TimedOut)));
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn accept_timeout(&mut self, timeout: Duration) -> Result<Connection> {
+        self.accept_within(Block::after(timeout))
+    }
+
+    /// Like [`Listener::accept`], but does not wait for a client:
+    /// [`Error::Empty`] when none is waiting. (A shared-memory client that
+    /// is there still gets its handshake, which waits for its answer.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::endpoint::{connect, listen, EndpointOptions};
+    /// use shmlane_posix::Error;
+    ///
+    /// let address = format!("shm:/doc-try-accept-{}", std::process::id());
+    /// let mut listener = listen(&address, &EndpointOptions::default())?;
+    /// assert!(matches!(listener.try_accept(), Err(Error::Empty)));
+    /// let client = std::thread::spawn({
+    ///     let address = address.clone();
+    ///     move || connect(&address, &EndpointOptions::default())
+    /// });
+    /// let server = loop {
+    ///     match listener.try_accept() {
+    ///         Err(Error::Empty) => std::thread::yield_now(), // other work here
+    ///         other => break other?,
+    ///     }
+    /// };
+    /// let client = client.join().unwrap()?;
+    /// assert_eq!(server.peer_credentials().unwrap().pid, std::process::id() as i32);
+    /// assert_eq!(client.peer_credentials().unwrap().pid, std::process::id() as i32);
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn try_accept(&mut self) -> Result<Connection> {
+        self.accept_within(Block::No)
+    }
+
+    /// How many clients this listener refused for their uid (see
+    /// [`EndpointOptions::peer_uid`]).
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// The descriptor that is readable while a client waits to be accepted
+    /// (shared memory, unix, TCP, unix-dgram), to wait on with `poll`,
+    /// epoll or a [`Selector`](crate::Selector) (a `Listener` is a
+    /// [`Ready`](crate::select::Ready) side), then [`Listener::try_accept`].
+    /// The one-way transports have none ([`Error::Unsupported`]): a queue's
+    /// accept never waits, a FIFO's waits for the client's open, which no
+    /// descriptor shows; use [`Listener::accept_timeout`].
+    pub fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
+        match &self.kind {
+            Kind::Shm(listener) => Ok(listener.fd()),
+            Kind::Stream(listener) => Ok(listener.as_fd()),
+            Kind::Dgram {
+                socket: Some(socket),
+                ..
+            } => Ok(socket.receiving_fd()),
+            Kind::Dgram { socket: None, .. } => Err(Error::RoleTaken(Role::Consumer)),
+            Kind::Fifo { .. } | Kind::Mq(_) => Err(Error::Unsupported {
+                what: "a readiness descriptor for a FIFO or queue listener",
+            }),
+        }
+    }
+
+    fn accept_within(&mut self, block: Block) -> Result<Connection> {
+        let accepted = self.accept_kind(block);
+        if let Err(Error::PeerRefused { .. }) = accepted {
+            self.refused += 1;
+        }
+        accepted
+    }
+
+    fn accept_kind(&mut self, block: Block) -> Result<Connection> {
         let taken = || Error::RoleTaken(Role::Consumer);
         match &mut self.kind {
-            Kind::Shm(pair) => {
-                let (tx, rx) = *pair.take().ok_or_else(taken)?;
-                Ok(Connection::new(tx, rx, "shm"))
+            Kind::Shm(listener) => {
+                let joined = listener.accept(block)?;
+                Ok(Connection::new(joined.tx, joined.rx, "shm")
+                    .with_peer_credentials(Some(joined.peer)))
             }
             Kind::Fifo { rx, s2c, max, .. } => {
                 if rx.is_none() {
@@ -453,8 +559,20 @@ impl Listener {
                 }
                 // The client opens its reading end of s2c after its writer
                 // of c2s: this waits (as an accept does) for that reader.
-                let waiting = FifoOptions::new().writer_timeout(None);
-                let tx = Framed::open_fifo_writer_with(&*s2c, &waiting, *max)?;
+                let timeout = match block {
+                    Block::No => Some(Duration::ZERO),
+                    Block::Until(None) => None,
+                    Block::Until(Some(deadline)) => {
+                        Some(deadline.saturating_duration_since(std::time::Instant::now()))
+                    }
+                };
+                let waiting = FifoOptions::new().writer_timeout(timeout);
+                let tx = match Framed::open_fifo_writer_with(&*s2c, &waiting, *max) {
+                    Err(Error::TimedOut) if matches!(block, Block::No) => {
+                        return Err(Error::Empty);
+                    }
+                    other => other?,
+                };
                 let rx = rx.take().ok_or_else(taken)?;
                 Ok(Connection::new(tx, rx, "fifo"))
             }
@@ -468,7 +586,7 @@ impl Listener {
                 } else {
                     "unix"
                 };
-                let conn = listener.accept()?;
+                let conn = listener.accept_within(block)?;
                 let peer = conn.peer_credentials();
                 let (tx, rx) = conn.split()?;
                 Ok(Connection::new(tx, rx, transport).with_peer_credentials(peer))
@@ -477,7 +595,7 @@ impl Listener {
                 let peer = socket
                     .as_mut()
                     .ok_or_else(taken)?
-                    .accept_hello_from(*peer_uid)?;
+                    .accept_hello_within(*peer_uid, block)?;
                 let (tx, rx) = socket.take().ok_or_else(taken)?.split()?;
                 Ok(Connection::new(tx, rx, "unix-dgram").with_peer_credentials(Some(peer)))
             }
@@ -487,10 +605,7 @@ impl Listener {
     /// The address clients connect to (for `tcp:…:0`, with the real port).
     pub fn local_address(&self) -> Result<String> {
         match &self.kind {
-            Kind::Shm(Some(pair)) => {
-                let name = pair.0.segment().name().unwrap_or_default();
-                Ok(format!("shm:{}", name.trim_end_matches(".s2c")))
-            }
+            Kind::Shm(listener) => Ok(format!("shm:{}", listener.name())),
             Kind::Fifo { s2c, .. } => Ok(format!(
                 "fifo:{}",
                 s2c.display().to_string().trim_end_matches(".s2c")
@@ -550,10 +665,9 @@ pub fn connect(address: &str, options: &EndpointOptions) -> Result<Connection> {
     let max = options.max()?;
     match crate::address::parse(address)? {
         Address::Shm(name) => {
-            let shm = options.shm();
-            let tx = Sender::open(&suffixed(Object::Segment, &name, "c2s")?, &shm)?;
-            let rx = Receiver::open(&suffixed(Object::Segment, &name, "s2c")?, &shm)?;
-            Ok(Connection::new(tx, rx, "shm"))
+            let joined = crate::rendezvous::connect(&name, &options.shm())?;
+            Ok(Connection::new(joined.tx, joined.rx, "shm")
+                .with_peer_credentials(Some(joined.peer)))
         }
         Address::Fifo(path) => {
             // The listener holds c2s's reading end: the writer opens at once

@@ -210,6 +210,12 @@ pub enum Error {
         /// The limit's current value.
         max: u64,
     },
+    /// This transport or object cannot do what was asked; `what` says
+    /// what (e.g. a readiness descriptor for a FIFO listener).
+    Unsupported {
+        /// What is not supported.
+        what: &'static str,
+    },
     /// An operating-system call failed.
     Io {
         /// The call, e.g. `"mmap"`.
@@ -366,6 +372,7 @@ impl fmt::Display for Error {
                 requested,
                 max,
             } => write!(f, "{requested} exceeds the system limit {limit} = {max}"),
+            Error::Unsupported { what } => write!(f, "not supported: {what}"),
             Error::Io { op, source } => write!(f, "{op}: {source}"),
         }
     }
@@ -447,6 +454,7 @@ impl From<Error> for io::Error {
             Error::RoleTaken(_) => K::ResourceBusy,
             Error::LimitExceeded { .. } => K::QuotaExceeded,
             Error::WrongType { .. } => K::InvalidInput,
+            Error::Unsupported { .. } => K::Unsupported,
             _ => K::InvalidData,
         };
         io::Error::new(kind, e)

@@ -45,6 +45,7 @@ pub mod mqueue;
 pub mod names;
 pub mod pipe;
 mod ready;
+pub mod rendezvous;
 pub mod segment;
 pub mod select;
 mod sigpipe;

@@ -202,3 +202,17 @@ impl Selector {
         }
     }
 }
+
+/// A listener is a side too: ready while a client waits to be accepted
+/// (then [`Listener::try_accept`](crate::endpoint::Listener::try_accept)).
+/// Only the listeners with a readiness fd (shared memory, unix, TCP,
+/// unix-dgram; see [`Listener::ready_fd`](crate::endpoint::Listener::ready_fd)).
+impl Ready for crate::endpoint::Listener {
+    fn arm(&mut self) -> Result<bool> {
+        let fd = crate::endpoint::Listener::ready_fd(self)?;
+        Ok(!crate::transport::poll_now(fd)?.contains(PollFlags::IN))
+    }
+    fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
+        crate::endpoint::Listener::ready_fd(self)
+    }
+}

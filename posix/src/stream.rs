@@ -7,7 +7,12 @@
 //! one is closed and counted, and the listener goes on serving. A unix
 //! listener's socket file is removed when it drops.
 
+use std::os::fd::AsFd;
+
+use rustix::event::PollFlags;
+
 use crate::framed::Framed;
+use crate::transport::{Block, poll_now, wait_ready};
 use crate::{Error, Result};
 
 /// A failed connect(2) as the error a caller can act on.
@@ -99,16 +104,78 @@ impl FramedListener {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn accept(&self) -> Result<Framed> {
+        self.accept_within(Block::Until(None))
+    }
+
+    /// Like [`FramedListener::accept`], but waits at most `timeout`:
+    /// [`Error::TimedOut`] when no client came.
+    pub fn accept_timeout(&self, timeout: std::time::Duration) -> Result<Framed> {
+        self.accept_within(Block::after(timeout))
+    }
+
+    /// Like [`FramedListener::accept`], but never waits: [`Error::Empty`]
+    /// when no client is waiting.
+    pub fn try_accept(&self) -> Result<Framed> {
+        self.accept_within(Block::No)
+    }
+
+    /// The next connection, waiting as `block` says. The listening socket
+    /// is non-blocking, so a connection another thread took (or that went
+    /// away) between the poll and the accept is waited past, not blocked on.
+    pub(crate) fn accept_within(&self, block: Block) -> Result<Framed> {
+        loop {
+            match block {
+                Block::No if !poll_now(self.as_fd())?.contains(PollFlags::IN) => {
+                    return Err(Error::Empty);
+                }
+                Block::No => {}
+                Block::Until(deadline) => wait_ready(self.as_fd(), PollFlags::IN, deadline)?,
+            }
+            let accepted = match &self.listener {
+                Listener::Unix(l, _) => l.accept().map(|(s, _)| Accepted::Unix(s)),
+                Listener::Tcp(l) => l.accept().map(|(s, _)| Accepted::Tcp(s)),
+            };
+            let accepted = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_transient(&e) => match block {
+                    Block::No => return Err(Error::Empty),
+                    Block::Until(_) => continue,
+                },
+                Err(e) => return Err(Error::io("accept", e)),
+            };
+            return match accepted {
+                Accepted::Unix(stream) => {
+                    crate::unix::admit(&stream, self.peer_uid, &self.refused)?;
+                    Framed::new(stream, self.max)
+                }
+                Accepted::Tcp(stream) => crate::tcp::framed(stream, self.max),
+            };
+        }
+    }
+}
+
+/// A connection just accepted.
+enum Accepted {
+    Unix(std::os::unix::net::UnixStream),
+    Tcp(std::net::TcpStream),
+}
+
+/// An accept that found nothing after all (taken by another thread, or the
+/// client gave up in between): wait for the next.
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::WouldBlock | ErrorKind::Interrupted | ErrorKind::ConnectionAborted
+    )
+}
+
+impl std::os::fd::AsFd for FramedListener {
+    /// The listening socket: readable while a client waits to be accepted.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         match &self.listener {
-            Listener::Unix(l, _) => {
-                let (stream, _) = l.accept().map_err(|e| Error::io("accept", e))?;
-                crate::unix::admit(&stream, self.peer_uid, &self.refused)?;
-                Framed::new(stream, self.max)
-            }
-            Listener::Tcp(l) => {
-                let (stream, _) = l.accept().map_err(|e| Error::io("accept", e))?;
-                crate::tcp::framed(stream, self.max)
-            }
+            Listener::Unix(l, _) => l.as_fd(),
+            Listener::Tcp(l) => l.as_fd(),
         }
     }
 }

@@ -52,6 +52,10 @@ impl FramedListener {
             },
             _ => Error::io("bind", e),
         })?;
+        // Waited on with poll (see `FramedListener::accept_within`).
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("fcntl", e))?;
         Ok(FramedListener {
             listener: Listener::Tcp(listener),
             max: max_message,

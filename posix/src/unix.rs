@@ -223,8 +223,11 @@ impl UnixOptions {
 }
 
 /// A new unix stream socket whose file will have mode `mode & !umask`,
-/// bound at `path` and listening.
-fn listen_unix(
+/// bound at `path` and listening; non-blocking: its accepts wait in
+/// `poll` (see `FramedListener::accept_within`), so that a client that went
+/// away (or another thread took) between the poll and the accept is waited
+/// past, not blocked on.
+pub(crate) fn listen_unix(
     path: &std::path::Path,
     mode: u32,
 ) -> std::io::Result<std::os::unix::net::UnixListener> {
@@ -232,7 +235,7 @@ fn listen_unix(
     let fd = rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::STREAM,
-        SocketFlags::CLOEXEC,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
         None,
     )?;
     // The socket's inode gives its mode, less the umask, to the file that

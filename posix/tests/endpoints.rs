@@ -126,7 +126,7 @@ fn bad_shm_capacities_are_typed_errors_not_panics() {
         );
         let result = connect(&address, &options);
         assert!(matches!(result, Err(Error::NotFound { .. })), "{result:?}");
-        for suffix in ["c2s", "s2c"] {
+        for suffix in ["c2s", "s2c", "sock"] {
             let path = format!("/dev/shm/shmlane-ep-capacity-{id}.{suffix}");
             assert!(
                 !std::path::Path::new(&path).exists(),
@@ -148,17 +148,30 @@ fn names_are_checked_with_the_suffixes_an_endpoint_adds() {
     let long = format!("/{}", "n".repeat(251));
     assert!(shmlane_posix::names::validate_name(&long).is_ok());
     let options = EndpointOptions::default();
-    for scheme in ["shm", "mq"] {
+    // The queues' suffixes, and the shared-memory listener's socket.
+    for (scheme, suffix) in [("shm", ".sock"), ("mq", ".c2s")] {
         let address = format!("{scheme}:{long}");
         for result in [
             listen(&address, &options).map(drop),
             connect(&address, &options).map(drop),
         ] {
             assert!(
-                matches!(result, Err(Error::InvalidName { ref name, .. }) if name.ends_with(".c2s")),
+                matches!(result, Err(Error::InvalidName { ref name, .. }) if name.ends_with(suffix)),
                 "{address}: {result:?}"
             );
         }
+    }
+    // A name the rules allow whose socket path (/dev/shm/<name>.sock) is
+    // over a socket address's 107 bytes.
+    let address = format!("shm:/{}", "n".repeat(100));
+    for result in [
+        listen(&address, &options).map(drop),
+        connect(&address, &options).map(drop),
+    ] {
+        assert!(
+            matches!(result, Err(Error::InvalidAddress { .. })),
+            "{result:?}"
+        );
     }
 }
 
@@ -215,8 +228,8 @@ fn a_listener_killed_with_sigkill_leaves_names_the_next_listen_takes_over() {
 fn a_one_client_listener_refuses_a_second_client_and_a_second_accept() {
     let _serial = serial();
     for address in named_addresses("one-client") {
-        if address.starts_with("unix:") {
-            continue; // serves any number
+        if address.starts_with("unix:") || address.starts_with("shm:") {
+            continue; // serve any number
         }
         let mut listener = listen(&address, &EndpointOptions::default()).unwrap();
         let client_address = listener.local_address().unwrap();

@@ -412,6 +412,11 @@ impl Datagram {
         &self.shared.path
     }
 
+    /// The receiving socket: readable while a datagram (a hello) waits.
+    pub(crate) fn receiving_fd(&self) -> BorrowedFd<'_> {
+        self.shared.rx()
+    }
+
     /// The peer's credentials as the kernel reported them with its hello
     /// (on the server) or its welcome (on a client, once a receive has
     /// seen it): `None` before.

@@ -480,15 +480,34 @@ impl Datagram {
     /// # Ok::<(), shmlane_posix::Error>(())
     /// ```
     pub fn accept_hello_from(&mut self, uid: Option<u32>) -> Result<PeerCredentials> {
+        self.accept_hello_within(uid, crate::transport::Block::Until(None))
+    }
+
+    /// [`Datagram::accept_hello_from`], waiting as `block` says:
+    /// [`Error::Empty`] (never waits) or [`Error::TimedOut`] when no hello
+    /// came.
+    pub(crate) fn accept_hello_within(
+        &mut self,
+        uid: Option<u32>,
+        block: crate::transport::Block,
+    ) -> Result<PeerCredentials> {
+        use crate::transport::Block;
         if self.half == Half::Sending {
             return Err(Error::RoleTaken(Role::Consumer));
         }
         self.check_unjoined()?;
         let mut buf = [0u8; HANDSHAKE_MAX];
         loop {
-            let got = match recv_with_credentials(self.shared.rx(), &mut buf, false) {
+            if let Block::Until(Some(deadline)) = block {
+                let fd = self.shared.rx();
+                crate::transport::wait_ready(fd, rustix::event::PollFlags::IN, Some(deadline))?;
+            }
+            let dontwait = !matches!(block, Block::Until(None));
+            let got = match recv_with_credentials(self.shared.rx(), &mut buf, dontwait) {
                 Ok(got) => got,
-                // The receive timeout (a probe slice): nothing to probe yet.
+                Err(Errno::AGAIN) if matches!(block, Block::No) => return Err(Error::Empty),
+                // The receive timeout (a probe slice), or taken by another
+                // thread after the poll: nothing yet.
                 Err(Errno::AGAIN | Errno::INTR) => continue,
                 Err(e) => return Err(Error::io("recvmsg", e)),
             };

@@ -385,3 +385,14 @@ pub fn assert_asleep_without_timeout(tid: i32, nr: i64, timeout: usize) {
         args[timeout]
     );
 }
+
+/// The id of this process's thread named `name` (its `comm`), if any.
+pub fn thread_named(name: &str) -> Option<i32> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .filter_map(|task| task.ok())
+        .find(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+        .and_then(|task| task.file_name().to_str()?.parse().ok())
+}
