@@ -98,7 +98,9 @@ elif not isinstance(idle.get("wakeups_per_s"), (int, float)):
 targets = doc.get("targets")
 if not targets:
     problems.append("no targets")
-for needle in ("async 64 B round trip", "the same, arming at once", "death notice"):
+for needle in ("async 64 B round trip", "the same, arming at once", "death notice",
+               "8-client server, messages/s", "8-client server, client round trip p50",
+               "8-client server, client round trip p99"):
     if not any(t.get("target", "").startswith(needle) and t.get("rounds") for t in targets or []):
         problems.append(f"no measured target {needle!r}")
 for t in targets or []:

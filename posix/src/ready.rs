@@ -205,10 +205,11 @@ impl Doorbell {
         self.efd.as_fd()
     }
 
-    /// Makes the fd not readable (reads its count away), and forgets a
-    /// pending arm.
+    /// Makes the fd not readable (reads its count away). A pending arm
+    /// stays with the bridge: the next [`Doorbell::arm`] replaces it (or,
+    /// the same, leaves it), and if it rings first the fd is readable for
+    /// nothing, which readiness allows (a stale arm).
     pub(crate) fn clear(&self) {
-        self.disarm();
         let mut count = [0; 8];
         let _ = rustix::io::read(&*self.efd, &mut count);
     }
@@ -218,11 +219,23 @@ impl Doorbell {
     ///
     /// # Safety
     ///
-    /// `word` must stay valid until this doorbell is dropped, cleared or
-    /// armed again.
-    pub(crate) unsafe fn arm(&self, word: &AtomicU32, ticket: u32) -> io::Result<()> {
+    /// `word` must stay valid until this doorbell is dropped or armed
+    /// again.
+    /// Returns whether the bridge was told (a new arm), not when it waits
+    /// on this one already.
+    pub(crate) unsafe fn arm(&self, word: &AtomicU32, ticket: u32) -> io::Result<bool> {
         let bridge = Bridge::current()?;
-        lock(&bridge.arms).insert(
+        let mut arms = lock(&bridge.arms);
+        // The same arm again (a side re-armed with nothing moved since):
+        // the bridge waits on it already, and is not disturbed. (Once the
+        // word moves, the bridge rings the bell and drops the arm.)
+        if arms
+            .get(&self.id)
+            .is_some_and(|a| std::ptr::eq(a.word.0, word) && a.ticket == ticket)
+        {
+            return Ok(false);
+        }
+        arms.insert(
             self.id,
             Arm {
                 word: Word(word),
@@ -230,8 +243,9 @@ impl Doorbell {
                 efd: Arc::clone(&self.efd),
             },
         );
+        drop(arms);
         bridge.poke();
-        Ok(())
+        Ok(true)
     }
 
     fn disarm(&self) {
@@ -279,6 +293,25 @@ mod tests {
         assert!(readable(bell.fd(), None));
         bell.clear();
         assert!(!readable(bell.fd(), Some(Duration::ZERO)));
+    }
+
+    #[test]
+    fn re_arming_with_nothing_moved_leaves_the_bridge_alone() {
+        let word = AtomicU32::new(3);
+        let bell = Doorbell::new().unwrap();
+        // SAFETY: `word` outlives `bell` (declared first, dropped last).
+        assert!(unsafe { bell.arm(&word, 3) }.unwrap());
+        for _ in 0..10 {
+            bell.clear();
+            // SAFETY: as above.
+            let told = unsafe { bell.arm(&word, 3) }.unwrap();
+            assert!(!told, "the same arm disturbed the bridge");
+        }
+        assert!(!readable(bell.fd(), Some(Duration::ZERO)));
+        // A new ticket is a new arm: the bridge must wait on it instead.
+        // SAFETY: as above.
+        assert!(unsafe { bell.arm(&word, 4) }.unwrap());
+        assert!(readable(bell.fd(), None)); // the word holds 3, not 4
     }
 
     #[test]

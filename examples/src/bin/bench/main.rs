@@ -41,6 +41,7 @@
 //! charts into an SVG file; `--only shm,pipe` measures only the transports
 //! named (and their floors).
 
+mod fanin;
 mod peer;
 mod plot;
 mod raw;
@@ -1322,7 +1323,50 @@ fn readiness_targets(pass: &Pass, quick: bool) -> Result<Vec<Target>, String> {
     peer::pin(&pass.cpus)?;
     let death = death_notice(pass)?;
     let (unix, spinning, arming) = figures.medians_ns;
+    let fanin = fanin::fanin_ratios(pass.budget.rounds, if quick { 200 } else { 5_000 })?;
+    let [
+        (unix_rate, shm_rate),
+        (unix_p50, shm_p50),
+        (unix_p99, shm_p99),
+    ] = fanin.medians;
+    let clients = fanin::CLIENTS;
     Ok(vec![
+        Target {
+            name: format!(
+                "{clients}-client server, messages/s at the server: shm ({:.0} k/s) / unix stream socket ({:.0} k/s)",
+                shm_rate / 1e3,
+                unix_rate / 1e3
+            ),
+            pass: pass.name,
+            value: fanin.rate,
+            limit: 1.0,
+            at_most: false,
+            unit: "x",
+        },
+        Target {
+            name: format!(
+                "{clients}-client server, client round trip p50: shm ({} ns) / unix stream socket ({} ns)",
+                shm_p50.round(),
+                unix_p50.round()
+            ),
+            pass: pass.name,
+            value: fanin.p50,
+            limit: 1.0,
+            at_most: true,
+            unit: "x",
+        },
+        Target {
+            name: format!(
+                "{clients}-client server, client round trip p99: shm ({} ns) / unix stream socket ({} ns)",
+                shm_p99.round(),
+                unix_p99.round()
+            ),
+            pass: pass.name,
+            value: fanin.p99,
+            limit: 1.0,
+            at_most: true,
+            unit: "x",
+        },
         Target {
             name: format!(
                 "async 64 B round trip (tokio current-thread, {} ns) / tokio over a unix stream socket ({} ns)",
