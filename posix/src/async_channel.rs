@@ -44,6 +44,7 @@ pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// The readiness fd as tokio registers it. The fd itself belongs to the
 /// channel side, which outlives this (field order of the async sides).
+#[derive(Debug)]
 struct Bell(RawFd);
 
 impl AsRawFd for Bell {
@@ -432,7 +433,16 @@ pub async fn listen_async(address: &str, options: &EndpointOptions) -> Result<As
     let listener = tokio::task::spawn_blocking(move || crate::endpoint::listen(&address, &options))
         .await
         .map_err(|e| Error::io("spawn_blocking (tokio)", std::io::Error::other(e)))??;
+    // Where the listener has a readiness fd, accepts wait on it.
+    let ready = match listener.ready_fd() {
+        // SAFETY: the fd belongs to `listener`, which the AsyncListener
+        // drops after the registration (field order) and never replaces
+        // while one is registered (accepts through the fd keep it).
+        Ok(fd) => Some(unsafe { registered_for(fd.as_raw_fd(), Interest::READABLE) }?),
+        Err(_) => None,
+    };
     Ok(AsyncListener {
+        ready,
         inner: Some(listener),
     })
 }
@@ -440,18 +450,44 @@ pub async fn listen_async(address: &str, options: &EndpointOptions) -> Result<As
 /// A listener of any transport, for tokio; see [`listen_async`].
 #[derive(Debug)]
 pub struct AsyncListener {
+    // Field order matters: the registration is dropped before the listener.
+    /// The listener's readiness fd, registered (shm, unix, TCP,
+    /// unix-dgram); `None` for FIFO and queue listeners.
+    ready: Option<AsyncFd<Bell>>,
     /// `None` while an accept runs on the blocking pool.
     inner: Option<Listener>,
 }
 
 impl AsyncListener {
-    /// Accepts the next client on tokio's blocking pool (a listener's
-    /// accept waits in ways an fd does not show for every transport), then
-    /// registers the connection. **Not cancel-safe**: a dropped accept
-    /// future takes the listener with it (the accept finishes on the pool
-    /// and its connection is closed); later calls fail with
-    /// [`Error::NotReady`].
+    /// Accepts the next client, then registers its connection.
+    ///
+    /// Shared memory, unix, TCP and unix-dgram listeners wait on their
+    /// readiness fd and take the client with a non-blocking `try_accept`:
+    /// **cancel-safe** (a dropped accept loses no client: one that was not
+    /// accepted waits for the next call). A FIFO or queue listener (no
+    /// readiness fd) accepts on tokio's blocking pool: **not cancel-safe**
+    /// there (a dropped future takes the listener with it; later calls fail
+    /// with [`Error::NotReady`]).
     pub async fn accept(&mut self) -> Result<AsyncConnection> {
+        if let Some(ready) = &self.ready {
+            let listener = self.inner.as_mut().ok_or(Error::NotReady)?;
+            let accepted = loop {
+                let mut guard = ready
+                    .readable()
+                    .await
+                    .map_err(|e| Error::io("tokio AsyncFd", e))?;
+                match listener.try_accept() {
+                    Err(Error::Empty) => guard.clear_ready(),
+                    accepted => break accepted?,
+                }
+            };
+            if listener.ready_fd().is_err() {
+                // A one-client listener (unix-dgram) handed its socket to
+                // the connection, which registers it itself.
+                self.ready = None;
+            }
+            return AsyncConnection::new(accepted);
+        }
         let mut listener = self.inner.take().ok_or(Error::NotReady)?;
         let (listener, accepted) = tokio::task::spawn_blocking(move || {
             let accepted = listener.accept();

@@ -434,6 +434,49 @@ fn every_address_kind_carries_async_round_trips_and_reports_the_close() {
     });
 }
 
+/// An async accept on a listener with a readiness fd is cancel-safe: one
+/// dropped before a client came leaves the listener whole, and clients
+/// that connect while nobody accepts wait for the next accept.
+#[cfg(feature = "tokio")]
+#[test]
+fn a_dropped_async_accept_loses_no_client() {
+    use shmlane_posix::async_channel::{connect_async, listen_async};
+    use std::time::Duration;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for address in addresses()
+            .iter()
+            .map(|a| a.replace("shmlane-ep-", "shmlane-async-cancel-"))
+            .filter(|a| !a.starts_with("fifo:") && !a.starts_with("mq:"))
+        {
+            let options = EndpointOptions::default();
+            let mut listener = listen_async(&address, &options).await.unwrap();
+            // Nobody yet: the accept is cancelled by the timeout.
+            let early = tokio::time::timeout(Duration::from_millis(20), listener.accept()).await;
+            assert!(early.is_err(), "{address}: accepted nobody");
+            let client_address = listener.local_address().unwrap();
+            let client = tokio::spawn(async move {
+                let mut conn = connect_async(&client_address, &EndpointOptions::default())
+                    .await
+                    .unwrap();
+                conn.send(b"after a cancelled accept").await.unwrap();
+                conn.recv_vec().await.unwrap()
+            });
+            let mut conn = listener.accept().await.unwrap();
+            let msg = conn.recv_vec().await.unwrap();
+            conn.send(&msg).await.unwrap();
+            assert_eq!(
+                client.await.unwrap(),
+                b"after a cancelled accept",
+                "{address}"
+            );
+        }
+    });
+}
+
 /// Room as a selector side: a unix socket filled until `Full` is not
 /// ready, and becomes ready once its peer drains it.
 #[test]
