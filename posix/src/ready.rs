@@ -43,7 +43,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -59,16 +59,25 @@ pub(crate) const BRIDGE_WAITS: usize = 127;
 /// [`BRIDGE_WAITS`] of them).
 const OVERFLOW_POLL: Duration = Duration::from_millis(1);
 
+/// A side's eventfd, and whether the bridge rang it since the side last
+/// cleared it (so that clearing costs a `read` only when there is a count
+/// to read).
+struct Bell {
+    fd: OwnedFd,
+    /// Set by the bridge after each write to `fd`; taken by `clear`.
+    rung: AtomicBool,
+}
+
 /// One side's readiness fd, and its arm with the bridge.
 pub(crate) struct Doorbell {
-    efd: Arc<OwnedFd>,
+    efd: Arc<Bell>,
     id: u64,
 }
 
 impl std::fmt::Debug for Doorbell {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Doorbell")
-            .field("fd", &self.efd)
+            .field("fd", &self.efd.fd)
             .finish_non_exhaustive()
     }
 }
@@ -85,7 +94,7 @@ unsafe impl Send for Word {}
 struct Arm {
     word: Word,
     ticket: u32,
-    efd: Arc<OwnedFd>,
+    efd: Arc<Bell>,
 }
 
 struct Bridge {
@@ -104,10 +113,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Makes `efd` readable (adds 1 to its count; a full count is readable
-/// already).
-fn ring_bell(efd: &OwnedFd) {
-    let _ = rustix::io::write(efd, &1u64.to_ne_bytes());
+/// Makes `bell` readable (adds 1 to its count; a full count is readable
+/// already), then says so.
+fn ring_bell(bell: &Bell) {
+    let _ = rustix::io::write(&bell.fd, &1u64.to_ne_bytes());
+    // SeqCst, after the write: a `clear` that takes the flag finds the
+    // count to read. (One that looks before this store leaves the count,
+    // a stale readiness the next `clear` takes.)
+    bell.rung.store(true, SeqCst);
 }
 
 impl Bridge {
@@ -193,16 +206,19 @@ impl Bridge {
 impl Doorbell {
     /// A new readiness fd, not armed (not readable).
     pub(crate) fn new() -> io::Result<Doorbell> {
-        let efd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         Ok(Doorbell {
-            efd: Arc::new(efd),
+            efd: Arc::new(Bell {
+                fd,
+                rung: AtomicBool::new(false),
+            }),
             id: NEXT_ID.fetch_add(1, Relaxed),
         })
     }
 
     /// The fd: readable once the armed word moved (see the module doc).
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.efd.as_fd()
+        self.efd.fd.as_fd()
     }
 
     /// Makes the fd not readable (reads its count away). A pending arm
@@ -210,8 +226,11 @@ impl Doorbell {
     /// the same, leaves it), and if it rings first the fd is readable for
     /// nothing, which readiness allows (a stale arm).
     pub(crate) fn clear(&self) {
-        let mut count = [0; 8];
-        let _ = rustix::io::read(&*self.efd, &mut count);
+        // SeqCst: pairs with `ring_bell`'s store after its write.
+        if self.efd.rung.swap(false, SeqCst) {
+            let mut count = [0; 8];
+            let _ = rustix::io::read(&self.efd.fd, &mut count);
+        }
     }
 
     /// Arms: the fd becomes readable once `word` no longer holds `ticket`

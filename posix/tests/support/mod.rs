@@ -386,13 +386,24 @@ pub fn assert_asleep_without_timeout(tid: i32, nr: i64, timeout: usize) {
     );
 }
 
-/// The id of this process's thread named `name` (its `comm`), if any.
+/// The id of this process's thread named `name` (its `comm`); `None` if
+/// there is none within [`HUNG`]. (A thread just spawned has its parent's
+/// name until it first runs and names itself.)
 pub fn thread_named(name: &str) -> Option<i32> {
-    std::fs::read_dir("/proc/self/task")
-        .ok()?
-        .filter_map(|task| task.ok())
-        .find(|task| {
-            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
-        })
-        .and_then(|task| task.file_name().to_str()?.parse().ok())
+    let since = std::time::Instant::now();
+    while since.elapsed() < HUNG {
+        let found = std::fs::read_dir("/proc/self/task")
+            .ok()?
+            .filter_map(|task| task.ok())
+            .find(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim() == name)
+            })
+            .and_then(|task| task.file_name().to_str()?.parse().ok());
+        if found.is_some() {
+            return found;
+        }
+        std::thread::yield_now();
+    }
+    None
 }
