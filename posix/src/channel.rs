@@ -312,6 +312,76 @@ fn new_bell() -> Result<Doorbell> {
     Doorbell::new().map_err(|e| Error::io("eventfd", e))
 }
 
+/// A direct doorbell (see `Doorbell::direct`), the sending end of it for
+/// the peer, and a copy of that end for this side's death watch.
+fn new_direct_bell() -> Result<(Doorbell, OwnedFd, OwnedFd)> {
+    let (bell, waker) = Doorbell::direct().map_err(|e| Error::io("socketpair", e))?;
+    let own = waker.try_clone().map_err(|e| Error::io("dup", e))?;
+    Ok((bell, waker, own))
+}
+
+/// The sides of a rendezvous connection ([`crate::rendezvous`]): their
+/// readiness fds are rung by the peer directly (a byte on a datagram
+/// socket whose sending end the peer gets), not through the bridge thread.
+impl Sender {
+    /// [`Sender::anonymous`] with a direct doorbell: the sender, the ring's
+    /// fd and the doorbell's sending end, both for the peer.
+    pub(crate) fn anonymous_direct(options: &Options) -> Result<(Sender, OwnedFd, OwnedFd)> {
+        let (bell, waker, own) = new_direct_bell()?;
+        let (side, fd) = Side::create_anonymous(options, Role::Producer, Ring::producer)?;
+        let tx = Self::start(bell, side);
+        tx.producer.waiter().set_own_bell(own);
+        Ok((tx, fd, waker))
+    }
+
+    /// [`Sender::from_fd`] with a direct doorbell: the sender and the
+    /// doorbell's sending end for the peer.
+    pub(crate) fn from_fd_direct(fd: OwnedFd, options: &Options) -> Result<(Sender, OwnedFd)> {
+        let (bell, waker, own) = new_direct_bell()?;
+        let tx = Self::start(
+            bell,
+            Side::from_fd(fd, options, Role::Producer, Ring::producer)?,
+        );
+        tx.producer.waiter().set_own_bell(own);
+        Ok((tx, waker))
+    }
+
+    /// From now on every wake of the receiver also rings its direct
+    /// doorbell through `waker` (checked: `ready::is_peer_waker`).
+    pub(crate) fn set_peer_bell(&self, waker: OwnedFd) {
+        self.producer.waiter().set_peer_bell(waker);
+    }
+}
+
+impl Receiver {
+    /// [`Receiver::anonymous`] with a direct doorbell; see
+    /// [`Sender::anonymous_direct`].
+    pub(crate) fn anonymous_direct(options: &Options) -> Result<(Receiver, OwnedFd, OwnedFd)> {
+        let (bell, waker, own) = new_direct_bell()?;
+        let (side, fd) = Side::create_anonymous(options, Role::Consumer, Ring::consumer)?;
+        let rx = Self::start(bell, side);
+        rx.consumer.waiter().set_own_bell(own);
+        Ok((rx, fd, waker))
+    }
+
+    /// [`Receiver::from_fd`] with a direct doorbell; see
+    /// [`Sender::from_fd_direct`].
+    pub(crate) fn from_fd_direct(fd: OwnedFd, options: &Options) -> Result<(Receiver, OwnedFd)> {
+        let (bell, waker, own) = new_direct_bell()?;
+        let rx = Self::start(
+            bell,
+            Side::from_fd(fd, options, Role::Consumer, Ring::consumer)?,
+        );
+        rx.consumer.waiter().set_own_bell(own);
+        Ok((rx, waker))
+    }
+
+    /// See [`Sender::set_peer_bell`].
+    pub(crate) fn set_peer_bell(&self, waker: OwnedFd) {
+        self.consumer.waiter().set_peer_bell(waker);
+    }
+}
+
 /// The common end of [`Sender::arm`] and [`Receiver::arm`]: what the ring's
 /// `arm` found, turned into an armed doorbell (or "ready").
 ///

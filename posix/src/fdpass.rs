@@ -56,7 +56,7 @@ pub fn recv_fd(socket: impl AsFd) -> Result<OwnedFd> {
 }
 
 /// The most descriptors one message of [`send_fds`] carries.
-pub(crate) const MAX_FDS: usize = 2;
+pub(crate) const MAX_FDS: usize = 4;
 
 /// Sends `payload` (not empty) with the descriptors `fds` (at most
 /// [`MAX_FDS`]) in one message.

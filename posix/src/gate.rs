@@ -34,7 +34,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rustix::thread::{CpuSet, futex};
@@ -149,6 +149,13 @@ pub struct Gate {
     cpu: Option<u32>,
     /// The watch on the peer's process, once there is one.
     death: RefCell<Death>,
+    /// The sending end of the peer's direct doorbell, when the two met on
+    /// a rendezvous socket: every wake of the peer also rings it (see
+    /// `Doorbell::direct`).
+    peer_bell: std::sync::OnceLock<OwnedFd>,
+    /// The sending end of this side's own direct doorbell, which the death
+    /// watch rings when the peer's process ends.
+    own_bell: std::sync::OnceLock<OwnedFd>,
 }
 
 /// How far a gate got in watching its peer's process.
@@ -202,7 +209,28 @@ impl Gate {
             cpu: confined_cpu(),
             peer_gone: Cell::new(false),
             death: RefCell::new(death),
+            peer_bell: std::sync::OnceLock::new(),
+            own_bell: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Rings the peer's direct doorbell on every wake from now on (its
+    /// sending end, checked by the caller: `ready::is_peer_waker`). Once.
+    pub(crate) fn set_peer_bell(&self, waker: OwnedFd) {
+        let _ = self.peer_bell.set(waker);
+    }
+
+    /// A copy of the sending end of this side's own direct doorbell, for
+    /// the death watch (`None` if it has none, or no descriptor is left:
+    /// the watch then only moves the word, as for a futex sleeper).
+    fn own_bell_copy(&self) -> Option<OwnedFd> {
+        self.own_bell.get().and_then(|b| b.try_clone().ok())
+    }
+
+    /// Has the death watch ring this side's own direct doorbell (its
+    /// sending end) as well as move its word. Once, before the first wait.
+    pub(crate) fn set_own_bell(&self, waker: OwnedFd) {
+        let _ = self.own_bell.set(waker);
     }
 
     /// The wait mode.
@@ -314,7 +342,7 @@ impl Gate {
         // and that mapping outlives the gate: the gate lives inside the
         // ring's producer or consumer, which the channel drops before its
         // segment. The watch is a field of the gate.
-        let watched = unsafe { watch::watch(pidfd, word) };
+        let watched = unsafe { watch::watch(pidfd, word, self.own_bell_copy()) };
         *self.death.borrow_mut() = match watched {
             Ok(watch) => Death::Watched(watch),
             Err(_) => Death::Unwatchable,
@@ -433,6 +461,11 @@ impl Wait for Gate {
 
     fn wake(&self, word: &AtomicU32) {
         let _ = futex::wake(word, futex::Flags::empty(), 1);
+        // A peer that met this side on a rendezvous socket may be waiting
+        // on its readiness fd instead of the futex.
+        if let Some(bell) = self.peer_bell.get() {
+            crate::ready::ring_direct(bell.as_fd());
+        }
     }
 
     fn sleeps(&self) -> bool {

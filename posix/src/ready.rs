@@ -55,6 +55,30 @@ use shmlane_core::AtomicU32;
 /// 128; one slot is the bridge's own control word).
 pub(crate) const BRIDGE_WAITS: usize = 127;
 
+/// The most datagrams one clear of a direct doorbell reads.
+const DIRECT_DRAIN: usize = 64;
+
+/// Rings the direct doorbell whose sending end is `waker` (see
+/// [`Doorbell::direct`]): one byte, never waiting (a full queue is a
+/// readable fd already), never `SIGPIPE`.
+pub(crate) fn ring_direct(waker: BorrowedFd<'_>) {
+    let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
+    let _ = rustix::net::send(waker, &[1], flags);
+}
+
+/// Whether `fd`, received from the peer `pid` as the sending end of its
+/// direct doorbell, is what [`Doorbell::direct`] makes: a unix datagram
+/// socket of a pair that process made (`SO_PEERCRED` of a socket pair is
+/// its maker's). Anything else (a pipe, or a socket connected to some
+/// service, which would make this process send on the peer's behalf) is
+/// refused.
+pub(crate) fn is_peer_waker(fd: BorrowedFd<'_>, pid: i32) -> bool {
+    use rustix::net::{AddressFamily, SocketType, sockopt};
+    sockopt::socket_domain(fd).is_ok_and(|d| d == AddressFamily::UNIX)
+        && sockopt::socket_type(fd).is_ok_and(|t| t == SocketType::DGRAM)
+        && sockopt::socket_peercred(fd).is_ok_and(|c| c.pid.as_raw_nonzero().get() == pid)
+}
+
 /// How often the bridge looks at armed words it cannot wait on (more than
 /// [`BRIDGE_WAITS`] of them).
 const OVERFLOW_POLL: Duration = Duration::from_millis(1);
@@ -72,6 +96,9 @@ struct Bell {
 pub(crate) struct Doorbell {
     efd: Arc<Bell>,
     id: u64,
+    /// Rung by the peer itself (and by the death watch), not by the
+    /// bridge: see [`Doorbell::direct`].
+    direct: bool,
 }
 
 impl std::fmt::Debug for Doorbell {
@@ -213,7 +240,44 @@ impl Doorbell {
                 rung: AtomicBool::new(false),
             }),
             id: NEXT_ID.fetch_add(1, Relaxed),
+            direct: false,
         })
+    }
+
+    /// A readiness fd the peer rings itself: the receiving end of a unix
+    /// datagram socket pair, and the sending end for the peer (passed to it
+    /// over the rendezvous socket, [`crate::rendezvous`]). The peer's gate
+    /// sends a byte on it whenever it wakes this side (as it does for a
+    /// futex sleeper: after a publication, release or close that follows
+    /// this side's announcement), and the death watch does when the peer's
+    /// process ends, so no bridge thread and no hop are involved.
+    ///
+    /// A datagram socket, not an eventfd: the peer holds the sending end
+    /// and could make an eventfd blocking (its flags are the shared open
+    /// file description's) and fill its count, so that a write would hang;
+    /// a send with `MSG_DONTWAIT` never waits, whatever the peer does. The
+    /// queue is short (the kernel's datagram backlog), and [`Doorbell::clear`]
+    /// drains it.
+    pub(crate) fn direct() -> io::Result<(Doorbell, OwnedFd)> {
+        use rustix::net::{AddressFamily, SocketFlags, SocketType};
+        let (mine, theirs) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )?;
+        // The peer only sends on its end; ours only receives.
+        rustix::net::shutdown(&theirs, rustix::net::Shutdown::Read)?;
+        rustix::net::shutdown(&mine, rustix::net::Shutdown::Write)?;
+        let bell = Doorbell {
+            efd: Arc::new(Bell {
+                fd: mine,
+                rung: AtomicBool::new(false),
+            }),
+            id: NEXT_ID.fetch_add(1, Relaxed),
+            direct: true,
+        };
+        Ok((bell, theirs))
     }
 
     /// The fd: readable once the armed word moved (see the module doc).
@@ -226,6 +290,20 @@ impl Doorbell {
     /// the same, leaves it), and if it rings first the fd is readable for
     /// nothing, which readiness allows (a stale arm).
     pub(crate) fn clear(&self) {
+        if self.direct {
+            // The datagrams queued since (a handful at most: the kernel's
+            // backlog; a peer that keeps sending only keeps the fd
+            // readable, which readiness allows).
+            let mut byte = [0u8; 1];
+            for _ in 0..DIRECT_DRAIN {
+                let got =
+                    rustix::net::recv(&self.efd.fd, &mut byte, rustix::net::RecvFlags::DONTWAIT);
+                if got.is_err() {
+                    break;
+                }
+            }
+            return;
+        }
         // SeqCst: pairs with `ring_bell`'s store after its write.
         if self.efd.rung.swap(false, SeqCst) {
             let mut count = [0; 8];
@@ -243,6 +321,10 @@ impl Doorbell {
     /// Returns whether the bridge was told (a new arm), not when it waits
     /// on this one already.
     pub(crate) unsafe fn arm(&self, word: &AtomicU32, ticket: u32) -> io::Result<bool> {
+        if self.direct {
+            // The peer rings it: nothing to hand to the bridge.
+            return Ok(false);
+        }
         let bridge = Bridge::current()?;
         let mut arms = lock(&bridge.arms);
         // The same arm again (a side re-armed with nothing moved since):
@@ -268,6 +350,9 @@ impl Doorbell {
     }
 
     fn disarm(&self) {
+        if self.direct {
+            return; // never with the bridge
+        }
         let Some(bridge) = *lock(&CURRENT) else {
             return; // never armed in this process
         };

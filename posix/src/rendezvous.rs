@@ -12,11 +12,24 @@
 //! 2. The listener admits the client by its uid ([`EndpointOptions`]'
 //!    `peer_uid`; others are refused, closed and counted), creates two
 //!    anonymous rings (`memfd`s, sealed against shrinking and growing) with
-//!    its own [`Options`], claims its ends, and sends both descriptors in
-//!    one message (`SCM_RIGHTS`) after a [`HELLO`] tag.
-//! 3. The client maps them ([`Segment::from_fd`](crate::Segment::from_fd)
+//!    its own [`Options`], claims its ends, and sends, in one message
+//!    (`SCM_RIGHTS`) after a [`HELLO`] tag, both rings' descriptors and the
+//!    sending ends of its two sides' doorbells.
+//! 3. The client maps the rings ([`Segment::from_fd`](crate::Segment::from_fd)
 //!    refuses an unsealed one), claims the other ends and answers one
-//!    [`ACK`] byte; only then does the listener hand the connection out.
+//!    [`ACK`] byte with the sending ends of its own two doorbells; only then
+//!    does the listener hand the connection out.
+//!
+//! The doorbells are each side's readiness fd (what a `Selector`, epoll or
+//! tokio waits on): the receiving end of a unix datagram socket pair, whose
+//! sending end the peer's gate rings with one byte whenever it wakes this
+//! side, as it wakes a futex sleeper. So a side waiting on its fd is woken
+//! by the peer directly, with no bridge thread between (the channels of
+//! [`Sender::create`](crate::Sender::create) and friends have no one to
+//! exchange them with, and go through the bridge). Each end received is
+//! checked to be a datagram socket of a pair the peer made (`SO_PEERCRED`),
+//! so that a hostile peer cannot make this process send on its behalf to
+//! some other socket; a send on it never waits (`MSG_DONTWAIT`).
 //!
 //! Why the listener makes the rings: it decides how much memory it maps
 //! (a client cannot hand it a sealed terabyte), the rings get its capacity,
@@ -51,8 +64,9 @@ use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 use crate::address::MAX_UNIX_PATH_LEN;
-use crate::fdpass::{recv_fds, send_fds};
+use crate::fdpass::{Received, recv_fds, send_fds};
 use crate::names::suffixed;
+use crate::ready::is_peer_waker;
 use crate::transport::{Block, PeerCredentials, wait_ready};
 use crate::unix::{admit, unix_peer};
 use crate::{Error, Object, Options, Receiver, Result, Sender};
@@ -248,9 +262,10 @@ impl ShmListener {
             let Some(peer) = unix_peer(stream.as_fd()) else {
                 continue;
             };
-            let (rx, c2s) = Receiver::anonymous(&self.options)?;
-            let (tx, s2c) = Sender::anonymous(&self.options)?;
-            match send_fds(&stream, HELLO, &[c2s.as_fd(), s2c.as_fd()]) {
+            let (rx, c2s, rx_bell) = Receiver::anonymous_direct(&self.options)?;
+            let (tx, s2c, tx_bell) = Sender::anonymous_direct(&self.options)?;
+            let fds = [c2s.as_fd(), s2c.as_fd(), rx_bell.as_fd(), tx_bell.as_fd()];
+            match send_fds(&stream, HELLO, &fds) {
                 Ok(()) => {}
                 Err(Error::Disconnected) => continue, // gone already
                 Err(e) => return Err(e),
@@ -280,13 +295,26 @@ impl ShmListener {
                 continue;
             }
             let mut answer = [0u8; 1];
-            let acked = matches!(
-                rustix::net::recv(stream, &mut answer, rustix::net::RecvFlags::DONTWAIT),
-                Ok((1, _)) if answer[0] == ACK
-            );
+            let got = recv_fds::<2>(stream, &mut answer);
             let pending = self.pending.swap_remove(i);
-            if acked {
-                return Some(pending.joined);
+            let pid = pending.joined.peer.pid;
+            // The answer, and the sending ends of the client's doorbells
+            // (its sender's, for our receiver's wakes; its receiver's, for
+            // our sender's), each a socket pair the client made.
+            if let Ok(Received {
+                bytes: 1,
+                truncated: false,
+                fds: [Some(tx_bell), Some(rx_bell)],
+            }) = got
+            {
+                if answer[0] == ACK
+                    && is_peer_waker(tx_bell.as_fd(), pid)
+                    && is_peer_waker(rx_bell.as_fd(), pid)
+                {
+                    pending.joined.rx.set_peer_bell(tx_bell);
+                    pending.joined.tx.set_peer_bell(rx_bell);
+                    return Some(pending.joined);
+                }
             }
         }
         None
@@ -359,29 +387,31 @@ pub(crate) fn connect(name: &str, options: &Options) -> Result<Joined> {
     let wait = Instant::now().checked_add(options.get_open_timeout());
     wait_ready(stream.as_fd(), PollFlags::IN, wait)?;
     let mut tag = [0u8; HELLO.len()];
-    let got = recv_fds::<2>(&stream, &mut tag)?;
+    let got = recv_fds::<4>(&stream, &mut tag)?;
     if got.bytes == 0 {
         // Closed without rings: the listener refused us (our uid), or went.
         return Err(Error::Disconnected);
     }
-    let [Some(c2s), Some(s2c)] = got.fds else {
-        return Err(Error::NotASegment {
-            reason: "the listener's hello did not carry two rings",
-        });
-    };
     if got.truncated || got.bytes != HELLO.len() || &tag != HELLO {
         return Err(Error::NotASegment {
             reason: "the listener's hello is not shmlane's (or of another version)",
         });
     }
-    let joined = join(c2s, s2c, options, peer)?;
-    rustix::net::send(&stream, &[ACK], rustix::net::SendFlags::NOSIGNAL)
-        .map_err(|_| Error::Disconnected)?;
-    Ok(joined)
-}
-
-fn join(c2s: OwnedFd, s2c: OwnedFd, options: &Options, peer: PeerCredentials) -> Result<Joined> {
-    let tx = Sender::from_fd(c2s, options)?;
-    let rx = Receiver::from_fd(s2c, options)?;
+    let [Some(c2s), Some(s2c), Some(rx_bell), Some(tx_bell)] = got.fds else {
+        return Err(Error::NotASegment {
+            reason: "the listener's hello did not carry two rings and two doorbells",
+        });
+    };
+    if !is_peer_waker(rx_bell.as_fd(), peer.pid) || !is_peer_waker(tx_bell.as_fd(), peer.pid) {
+        return Err(Error::NotASegment {
+            reason: "the listener's doorbells are not socket pairs it made",
+        });
+    }
+    let (tx, tx_waker) = Sender::from_fd_direct(c2s, options)?;
+    let (rx, rx_waker) = Receiver::from_fd_direct(s2c, options)?;
+    // Our sender wakes the listener's receiver, our receiver its sender.
+    tx.set_peer_bell(rx_bell);
+    rx.set_peer_bell(tx_bell);
+    send_fds(&stream, &[ACK], &[tx_waker.as_fd(), rx_waker.as_fd()])?;
     Ok(Joined { tx, rx, peer })
 }

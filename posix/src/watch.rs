@@ -94,6 +94,8 @@ struct Entry {
     pidfd: OwnedFd,
     word: Word,
     fired: Arc<AtomicBool>,
+    /// The sending end of the side's direct doorbell, rung on fire.
+    bell: Option<OwnedFd>,
 }
 
 #[derive(Default)]
@@ -178,18 +180,27 @@ impl Watcher {
         let word = unsafe { &*entry.word.0 };
         word.fetch_add(2, SeqCst);
         let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+        if let Some(bell) = &entry.bell {
+            crate::ready::ring_direct(std::os::fd::AsFd::as_fd(bell));
+        }
         // The registration is one-shot (EPOLLONESHOT): a process ends once.
     }
 }
 
 /// Watches the process behind `pidfd`: when it ends, the returned watch
-/// fires and whoever sleeps on `word` is woken (see the module doc).
+/// fires and whoever sleeps on `word` is woken (see the module doc), and
+/// `bell`, the sending end of the side's direct doorbell if it has one, is
+/// rung.
 ///
 /// # Safety
 ///
 /// `word` must stay valid (mapped, not reused for anything but this
 /// eventcount) until the returned [`Watch`] is dropped.
-pub(crate) unsafe fn watch(pidfd: OwnedFd, word: &AtomicU32) -> io::Result<Watch> {
+pub(crate) unsafe fn watch(
+    pidfd: OwnedFd,
+    word: &AtomicU32,
+    bell: Option<OwnedFd>,
+) -> io::Result<Watch> {
     let watcher = Watcher::current()?;
     let fired = Arc::new(AtomicBool::new(false));
     let mut entries = watcher.entries();
@@ -209,6 +220,7 @@ pub(crate) unsafe fn watch(pidfd: OwnedFd, word: &AtomicU32) -> io::Result<Watch
             pidfd,
             word: Word(word),
             fired: Arc::clone(&fired),
+            bell,
         },
     );
     Ok(Watch {
@@ -240,7 +252,7 @@ mod tests {
         let word = AtomicU32::new(1);
         let mut child = child();
         // SAFETY: `word` outlives the watch (declared before it).
-        let watch = unsafe { watch(pidfd_of(&child), &word) }.unwrap();
+        let watch = unsafe { watch(pidfd_of(&child), &word, None) }.unwrap();
         assert!(!watch.fired());
         assert_eq!(word.load(SeqCst), 1);
         drop(child.stdin.take()); // cat exits
@@ -259,9 +271,9 @@ mod tests {
         let (a, b) = (AtomicU32::new(0), AtomicU32::new(0));
         let (mut first, mut second) = (child(), child());
         // SAFETY: both words outlive their watches.
-        let dropped = unsafe { watch(pidfd_of(&first), &a) }.unwrap();
+        let dropped = unsafe { watch(pidfd_of(&first), &a, None) }.unwrap();
         // SAFETY: as above.
-        let kept = unsafe { watch(pidfd_of(&second), &b) }.unwrap();
+        let kept = unsafe { watch(pidfd_of(&second), &b, None) }.unwrap();
         drop(dropped);
         drop(first.stdin.take());
         first.wait().unwrap();

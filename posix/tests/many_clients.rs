@@ -411,7 +411,7 @@ fn a_hostile_listener_gets_typed_errors_at_connect() {
     };
     let send = |stream: &UnixStream, payload: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]| {
         use std::mem::MaybeUninit;
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
         let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
         assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(fds)));
         rustix::net::sendmsg(
@@ -423,20 +423,53 @@ fn a_hostile_listener_gets_typed_errors_at_connect() {
         .unwrap();
     };
 
+    // Doorbells as the listener makes them: a datagram socket pair of its
+    // own (here this process is the listener).
+    let bells = || {
+        use rustix::net::{AddressFamily, SocketFlags, SocketType};
+        rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap()
+    };
+
     // Rings that are not sealed: the listener could shrink them under us.
     let _l = fake_listener(&address, move |s| {
         let unsealed = rustix::fs::memfd_create("fake", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&unsealed, 1 << 16).unwrap();
         let other = sealed();
-        send(s, tag, &[unsealed.as_fd(), other.fd()]);
+        let ((a, _), (b, _)) = (bells(), bells());
+        send(
+            s,
+            tag,
+            &[unsealed.as_fd(), other.fd(), a.as_fd(), b.as_fd()],
+        );
     });
     let result = connect(&address, &options);
     assert!(matches!(result, Err(Error::NotSealed)), "{result:?}");
 
+    // Doorbells that are not datagram socket pairs (a pipe, a stream pair):
+    // refused before anything is mapped.
+    let _l = fake_listener(&address, move |s| {
+        let (a, b) = (sealed(), sealed());
+        let (pipe, _w) = rustix::pipe::pipe().unwrap();
+        let (stream, _) = UnixStream::pair().unwrap();
+        send(s, tag, &[a.fd(), b.fd(), pipe.as_fd(), stream.as_fd()]);
+    });
+    let result = connect(&address, &options);
+    assert!(
+        matches!(result, Err(Error::NotASegment { .. })),
+        "{result:?}"
+    );
+
     // Sealed, but zeroes: not a ring.
     let _l = fake_listener(&address, move |s| {
         let (a, b) = (sealed(), sealed());
-        send(s, tag, &[a.fd(), b.fd()]);
+        let ((c, _), (d, _)) = (bells(), bells());
+        send(s, tag, &[a.fd(), b.fd(), c.as_fd(), d.as_fd()]);
     });
     let result = connect(&address, &options);
     assert!(
@@ -456,7 +489,8 @@ fn a_hostile_listener_gets_typed_errors_at_connect() {
     );
     let _l = fake_listener(&address, move |s| {
         let (a, b) = (sealed(), sealed());
-        send(s, b"SHMLRDV\x09", &[a.fd(), b.fd()]);
+        let ((c, _), (d, _)) = (bells(), bells());
+        send(s, b"SHMLRDV\x09", &[a.fd(), b.fd(), c.as_fd(), d.as_fd()]);
     });
     let result = connect(&address, &options);
     assert!(
@@ -491,6 +525,9 @@ fn hostile_clients_are_dropped_and_the_next_client_is_served() {
     // hangs up, one that says nothing: then a real client.
     let garbage = UnixStream::connect(&path).unwrap();
     std::io::Write::write_all(&mut &garbage, b"no").unwrap();
+    // The right answer without the doorbells it must carry.
+    let bare = UnixStream::connect(&path).unwrap();
+    std::io::Write::write_all(&mut &bare, b"A").unwrap();
     let keeps = UnixStream::connect(&path).unwrap();
     let silent = UnixStream::connect(&path).unwrap();
     let client = std::thread::spawn({
@@ -523,7 +560,7 @@ fn hostile_clients_are_dropped_and_the_next_client_is_served() {
     // on it. Once the hostile clients hang up, the listener drops their
     // rings at its next accept.
     let (kept, keeps) = keeper.join().unwrap();
-    drop((kept.unwrap(), keeps, garbage, silent));
+    drop((kept.unwrap(), keeps, garbage, bare, silent));
     assert!(matches!(listener.try_accept(), Err(Error::Empty)));
     assert_eq!(mapped_rings(), before);
 }
@@ -614,8 +651,9 @@ fn a_server_holding_idle_clients_sleeps_without_a_timeout() {
         assert_eq!(peer.report(), "done");
     }
     // All 8 idle: the server waits on them and the listener in one poll
-    // with no timeout (and, behind the rings' readiness fds, the bridge
-    // thread in futex_waitv with none either).
+    // with no timeout. The clients ring the server's readiness fds
+    // themselves: no bridge thread is involved (none exists in this test
+    // process, whose channels all come from listeners).
     let blocked = support::blocked_in(move || {
         let mut sides: Vec<&mut dyn Ready> = vec![&mut listener];
         sides.extend(conns.iter_mut().map(|c| c as &mut dyn Ready));
@@ -624,8 +662,10 @@ fn a_server_holding_idle_clients_sleeps_without_a_timeout() {
         (ready, conns)
     });
     support::assert_asleep_without_timeout(blocked.tid, libc::SYS_ppoll, 2);
-    let bridge = support::thread_named("shmlane-ready").expect("the readiness bridge thread");
-    support::assert_asleep_without_timeout(bridge, libc::SYS_futex_waitv, 3);
+    assert!(
+        !support::has_thread_named("shmlane-ready"),
+        "a rendezvous connection's readiness went through the bridge thread"
+    );
     // One client goes: the server wakes for exactly that one.
     let gone = peers.remove(3);
     let pid = gone.child.id() as i32;
@@ -636,6 +676,34 @@ fn a_server_holding_idle_clients_sleeps_without_a_timeout() {
         .position(|c| c.peer_credentials().unwrap().pid == pid)
         .unwrap();
     assert_eq!(ready, [1 + at]);
+    assert!(matches!(
+        conns[at].try_recv(&mut buf),
+        Err(Error::Disconnected)
+    ));
+    conns.swap_remove(at);
+    // Another is killed: the death watch rings the server's fd.
+    let mut killed = peers.remove(0);
+    let pid = killed.child.id() as i32;
+    let blocked = support::blocked_in(move || {
+        let mut sides: Vec<&mut dyn Ready> =
+            conns.iter_mut().map(|c| c as &mut dyn Ready).collect();
+        let ready = loop {
+            let ready = Selector::new().select(&mut sides, None).unwrap();
+            if !ready.is_empty() {
+                break ready;
+            }
+        };
+        drop(sides);
+        (ready, conns)
+    });
+    support::assert_asleep_without_timeout(blocked.tid, libc::SYS_ppoll, 2);
+    killed.kill9();
+    let (ready, mut conns) = blocked.result();
+    let at = conns
+        .iter()
+        .position(|c| c.peer_credentials().unwrap().pid == pid)
+        .unwrap();
+    assert!(ready.contains(&at), "{ready:?}, killed {at}");
     assert!(matches!(
         conns[at].try_recv(&mut buf),
         Err(Error::Disconnected)

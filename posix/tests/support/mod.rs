@@ -407,3 +407,12 @@ pub fn thread_named(name: &str) -> Option<i32> {
     }
     None
 }
+
+/// Whether this process has a thread named `name` now.
+pub fn has_thread_named(name: &str) -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| {
+        tasks.filter_map(|task| task.ok()).any(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+    })
+}
