@@ -21,10 +21,9 @@
 //! crate is re-exported as `shmlane_core::zerocopy`, but its derives name
 //! `::zerocopy`, so depend on the same version of `zerocopy` yourself).
 //!
-//! **Alignment.** Every payload is aligned to
-//! [`PAYLOAD_ALIGN`](crate::layout::PAYLOAD_ALIGN) = 8 bytes (see
-//! [`crate::layout`] for why 8 and not 64), so a type aligned to at most 8
-//! is viewed in place; one aligned to more is refused at compile time by
+//! **Alignment.** Every payload is aligned to [`PAYLOAD_ALIGN`] = 8 bytes
+//! (see [`crate::layout`] for why 8 and not 64), so a type aligned to at
+//! most 8 is viewed in place; one aligned to more is refused at compile time by
 //! the in-place calls (copy it with [`Consumer::recv_value`], which needs
 //! no alignment). The casts are zerocopy's checked ones: a message whose
 //! length is not `size_of::<T>()` is [`Error::WrongSize`], a payload that
