@@ -51,6 +51,7 @@ mod sigpipe;
 pub mod stream;
 pub mod tcp;
 pub mod transport;
+pub mod typed;
 pub mod unix;
 mod watch;
 
@@ -66,6 +67,7 @@ pub use select::Selector;
 pub use shmlane_core::{Corruption, Role};
 pub use stream::FramedListener;
 pub use transport::{MessageReceiver, MessageSender, PeerCredentials};
+pub use typed::{ValueReadGrant, ValueWriteGrant};
 pub use unix::UnixOptions;
 
 /// The README's examples, compiled (and, unless marked `no_run`, run) as
