@@ -202,6 +202,21 @@ pub enum Error {
         /// Bytes of the message.
         found: usize,
     },
+    /// A value could not be encoded (`serde` feature): its `Serialize`
+    /// failed, or the encoder does not support what it asked for. Nothing
+    /// was sent.
+    Encode {
+        /// The encoder's reason.
+        reason: String,
+    },
+    /// A received message is not an encoding of the type asked for
+    /// (`serde` feature). The message was received: its bytes are here.
+    Decode {
+        /// The decoder's reason.
+        reason: String,
+        /// The message's bytes.
+        message: Vec<u8>,
+    },
     /// An endpoint address could not be parsed; `reason` says what is wrong.
     InvalidAddress {
         /// The address given.
@@ -388,6 +403,12 @@ impl fmt::Display for Error {
             Error::WrongSize { expected, found } => write!(
                 f,
                 "message of {found} bytes is not a value of the expected {expected} bytes"
+            ),
+            Error::Encode { reason } => write!(f, "cannot encode the value: {reason}"),
+            Error::Decode { reason, message } => write!(
+                f,
+                "message of {} bytes does not decode as the expected type: {reason}",
+                message.len()
             ),
             Error::InvalidAddress { address, reason } => {
                 write!(f, "invalid address {address:?}: {reason}")

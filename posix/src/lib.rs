@@ -47,6 +47,8 @@ pub mod pipe;
 mod ready;
 pub mod segment;
 pub mod select;
+#[cfg(feature = "serde")]
+pub mod serde;
 mod sigpipe;
 pub mod stream;
 pub mod tcp;

@@ -1,5 +1,6 @@
 //! Typed channels: values in place between processes, the message type
-//! checked at open, and wrong-sized messages.
+//! checked at open, wrong-sized messages, and (with the `serde` feature)
+//! serde values over shared memory and kernel transports.
 
 mod support;
 
@@ -298,4 +299,148 @@ fn values_with_timeouts() {
         rx.try_recv_value::<[u64; 3]>(),
         Err(Error::Disconnected)
     ));
+}
+
+#[cfg(feature = "serde")]
+mod serde_values {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use serde::{Deserialize, Serialize};
+    use shmlane_posix::serde::{SerdeReceiver, SerdeSender};
+    use shmlane_posix::{Error, Framed, MessageReceiver, MessageSender, Options, Receiver, Sender};
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    enum Command {
+        Quote {
+            symbol: String,
+            levels: Vec<(u64, u32)>,
+        },
+        Config(BTreeMap<String, Option<i64>>),
+        Stop,
+    }
+
+    fn commands() -> Vec<Command> {
+        let mut config = BTreeMap::new();
+        config.insert("depth".to_owned(), Some(-5));
+        config.insert("venue".to_owned(), None);
+        vec![
+            Command::Quote {
+                symbol: "EURUSD".into(),
+                levels: vec![(10_842, 5), (10_841, 7)],
+            },
+            Command::Config(config),
+            // Longer than the first receive buffer (4 KiB).
+            Command::Quote {
+                symbol: "x".repeat(5000),
+                levels: (0..300).map(|i| (i, i as u32)).collect(),
+            },
+            Command::Stop,
+        ]
+    }
+
+    /// Round trips, an oversized value, garbage and trailing bytes over one
+    /// pair of a transport whose `max_message` is at least 16 KiB.
+    fn exercise(tx: &mut impl MessageSender, rx: &mut impl MessageReceiver) {
+        for (i, command) in commands().into_iter().enumerate() {
+            match i % 3 {
+                0 => tx.send_serde(&command).unwrap(),
+                1 => tx.try_send_serde(&command).unwrap(),
+                _ => tx
+                    .send_serde_timeout(&command, Duration::from_secs(5))
+                    .unwrap(),
+            }
+            let got: Command = match i % 3 {
+                0 => rx.recv_serde().unwrap(),
+                1 => rx.recv_serde_timeout(Duration::from_secs(5)).unwrap(),
+                _ => rx.recv_serde().unwrap(),
+            };
+            assert_eq!(got, command);
+        }
+
+        // Too long to be one message: refused, nothing sent.
+        let max = tx.max_message();
+        let huge = Command::Quote {
+            symbol: "y".repeat(max),
+            levels: vec![],
+        };
+        match tx.send_serde(&huge) {
+            Err(Error::TooLarge { len, max: m }) => assert!(len > max && m == max),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        assert!(matches!(
+            rx.recv_serde_timeout::<Command>(Duration::from_millis(10)),
+            Err(Error::TimedOut)
+        ));
+
+        // Garbage: an enum tag out of range, a length prefix claiming more
+        // than the message holds, an empty message.
+        for garbage in [&b"\x09"[..], b"\x00\xff\xff\xff\xff\x0f", b""] {
+            tx.send(garbage).unwrap();
+            match rx.recv_serde::<Command>() {
+                Err(Error::Decode { message, reason }) => {
+                    assert_eq!(message, garbage);
+                    assert!(!reason.is_empty());
+                }
+                other => panic!("expected Decode, got {other:?}"),
+            }
+        }
+        // A value with bytes after it is not a value either.
+        let mut stop = postcard_bytes(&Command::Stop);
+        stop.push(0);
+        tx.send(&stop).unwrap();
+        assert!(matches!(
+            rx.try_recv_serde::<Command>(),
+            Err(Error::Decode { .. })
+        ));
+        // The stream is still good.
+        tx.send_serde(&Command::Stop).unwrap();
+        assert_eq!(rx.recv_serde::<Command>().unwrap(), Command::Stop);
+        assert!(matches!(rx.try_recv_serde::<Command>(), Err(Error::Empty)));
+    }
+
+    /// `Command::Stop` as the sender encodes it (variant 2, no fields).
+    fn postcard_bytes(command: &Command) -> Vec<u8> {
+        assert_eq!(command, &Command::Stop);
+        vec![2]
+    }
+
+    #[test]
+    fn serde_over_shared_memory() {
+        let name = super::name("serde");
+        let options = Options::new().capacity(1 << 16);
+        let mut tx = Sender::create(&name, &options).unwrap();
+        let mut rx = Receiver::open(&name, &options).unwrap();
+        exercise(&mut tx, &mut rx);
+    }
+
+    #[test]
+    fn serde_over_a_pipe() {
+        let (mut tx, mut rx) = Framed::pipe(1 << 15).unwrap();
+        exercise(&mut tx, &mut rx);
+    }
+
+    #[test]
+    fn serde_over_a_unix_stream() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut tx = Framed::new(a, 1 << 15).unwrap();
+        let mut rx = Framed::new(b, 1 << 15).unwrap();
+        exercise(&mut tx, &mut rx);
+    }
+
+    #[test]
+    fn a_receiver_with_a_small_max_message_bounds_the_decode() {
+        // A pipe of 64-byte messages: a 5000-byte string never arrives
+        // whole, and a length prefix claiming 5000 bytes fails to decode.
+        let (mut tx, mut rx) = Framed::pipe(64).unwrap();
+        assert!(matches!(
+            tx.send_serde(&"z".repeat(5000)),
+            Err(Error::TooLarge { max: 64, .. })
+        ));
+        tx.send(b"\x88\x27zzzz").unwrap(); // varint 5000, then 4 bytes
+        assert!(matches!(
+            rx.recv_serde::<String>(),
+            Err(Error::Decode { .. })
+        ));
+    }
 }
