@@ -55,7 +55,8 @@ fn values_round_trip_in_place_across_laps() {
     let ring = Ring::create_in(region.as_mut_slice(), Config::new(512)).unwrap();
     let mut tx = ring.producer(Spin::new()).unwrap();
     let mut rx = ring.consumer(Spin::new()).unwrap();
-    for seq in 0..2000u64 {
+    let count = if cfg!(miri) { 60 } else { 2000u64 };
+    for seq in 0..count {
         let want = tick(seq);
         let mut grant = tx.try_reserve_value::<Tick>().unwrap();
         assert!(is_aligned(&*grant, PAYLOAD_ALIGN));
@@ -313,7 +314,7 @@ fn blocking_values_between_threads() {
     let ring = Ring::create_in(region.as_mut_slice(), Config::new(256)).unwrap();
     let mut tx = ring.producer(Spin::new()).unwrap();
     let mut rx = ring.consumer(Spin::new()).unwrap();
-    let count = 20_000u64;
+    let count = if cfg!(miri) { 50 } else { 20_000u64 };
     std::thread::scope(|s| {
         s.spawn(move || {
             for seq in 0..count {
@@ -363,6 +364,12 @@ fn timeouts_give_up() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 3 } else { 256 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
     /// Any bytes of the right length are a `Tick` (FromBytes): viewed in
     /// place and copied out, they read back field for field.
     #[test]
