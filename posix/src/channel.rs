@@ -177,7 +177,8 @@ impl Options {
     /// makes an untyped channel). When opening: the type expected, so that a
     /// channel created for another type, or untyped, is refused at open with
     /// [`Error::TypeMismatch`] (nothing of it claimed), not read as garbage
-    /// later. By default an opener accepts any channel.
+    /// later (an opener with 0 expects an untyped channel). By default an
+    /// opener accepts any channel.
     ///
     /// # Examples
     ///
