@@ -457,7 +457,16 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// message stays in the ring. Dropping the grant consumes the message.
     ///
     /// Mind the module's hostile-peer rule: the `&T` is always a valid `T`,
-    /// but a hostile peer may change it while it is held.
+    /// but a hostile peer may change it while it is held. A type with
+    /// invalid bit patterns is refused at compile time:
+    ///
+    /// ```compile_fail,E0277
+    /// # use shmlane_core::{region_size, Config, Region, Ring, Spin};
+    /// # let mut region = Region::<{ region_size(1024) }>::new();
+    /// # let ring = Ring::create_in(region.as_mut_slice(), Config::new(1024)).unwrap();
+    /// # let mut rx = ring.consumer(Spin::new()).unwrap();
+    /// let flag = rx.try_read_value::<bool>(); // error: `bool` is not `FromBytes`
+    /// ```
     ///
     /// # Examples
     ///
