@@ -103,9 +103,12 @@ pub enum Error {
     },
     /// The role is already claimed by another handle.
     RoleTaken(Role),
-    /// The region does not start at the alignment the header needs.
+    /// The region does not start at the alignment the header needs, or (for
+    /// a typed view in place) a message's payload is not aligned for its
+    /// type; then the message stays in the ring.
     Misaligned {
-        /// Required alignment of the region's start, in bytes.
+        /// Required alignment of the region's start, or of the payload, in
+        /// bytes.
         required: usize,
     },
     /// The region is too small for the header and the data area.
@@ -149,6 +152,23 @@ pub enum Error {
     /// so a wake-up would be lost. The role was not claimed; claim it with a
     /// wait that does not sleep, or one that wakes.
     IncompatibleWait,
+    /// The ring was created for messages of another type than the one this
+    /// side expects (see [`Ring::expect_message_type`](crate::Ring::expect_message_type));
+    /// 0 is an untyped ring.
+    TypeMismatch {
+        /// The fingerprint this side expects.
+        expected: u64,
+        /// The fingerprint recorded in the ring (0: untyped).
+        found: u64,
+    },
+    /// A message is not as long as the type it is read as: it stays in the
+    /// ring, and an untyped receive still takes it.
+    WrongSize {
+        /// Bytes of the type.
+        expected: usize,
+        /// Bytes of the message.
+        found: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -167,7 +187,7 @@ impl fmt::Display for Error {
             ),
             Error::RoleTaken(role) => write!(f, "the {role} role is already claimed"),
             Error::Misaligned { required } => {
-                write!(f, "region must be aligned to {required} bytes")
+                write!(f, "region or payload must be aligned to {required} bytes")
             }
             Error::RegionTooSmall { needed, available } => write!(
                 f,
@@ -192,6 +212,14 @@ impl fmt::Display for Error {
             Error::Corrupt(what) => write!(f, "corrupt ring: {what}"),
             Error::IncompatibleWait => f.write_str(
                 "the peer's wait cannot be combined with this one: one sleeps and the other cannot wake it",
+            ),
+            Error::TypeMismatch { expected, found } => write!(
+                f,
+                "ring carries messages of type {found:#018x} (0: untyped), not the expected {expected:#018x}"
+            ),
+            Error::WrongSize { expected, found } => write!(
+                f,
+                "message of {found} bytes is not a value of the expected {expected} bytes"
             ),
         }
     }

@@ -16,6 +16,7 @@
 //!                52  consumer_cpu   u32  hint: the same for the consumer (0: none)
 //!                56  producer_pid   u32  the producer's holder id (shmlane-posix: its pid; 0: none)
 //!                60  consumer_pid   u32  the same for the consumer
+//!                64  message_type   u64  fingerprint of the message type (0: untyped)
 //!    128   128  producer line: write position u64 @0, peer_wait word u32 @8
 //!    256   128  consumer line: read position u64 @0, peer_wait word u32 @8
 //!    384     …  data area, `capacity` bytes of 8-byte aligned records
@@ -34,6 +35,17 @@
 //! record never straddles the end of the data area: when one would, the
 //! producer first writes a padding record (kind [`KIND_PADDING`], `len` =
 //! the bytes to the end) that the consumer skips.
+//!
+//! Every payload is therefore aligned to [`PAYLOAD_ALIGN`] (8) bytes: it
+//! starts right after its 8-byte record header, at a multiple of 8 from the
+//! start of a data area that begins [`HEADER_SIZE`] (384) bytes into a
+//! region aligned to [`REGION_ALIGN`] (128), which both `create` and
+//! `attach` check. The typed views ([`crate::typed`]) rely on it; they still
+//! check the alignment of every payload they hand out. No more than 8: the
+//! header sits in front of the payload and records are packed at 8-byte
+//! steps, so a payload starts at 8 modulo 64 as often as at 0. A 64-byte
+//! guarantee would need another record format (records padded to 64, up to
+//! 56 more bytes per message, or headers kept apart from the payloads).
 //!
 //! The header is also the record's publication: the consumer polls the
 //! header at its read position, not the producer's position (one line moves
@@ -63,8 +75,10 @@ use crate::sync::{AtomicU32, AtomicU64};
 pub const MAGIC: u64 = u64::from_ne_bytes(*b"SHMLANE\0");
 /// Version of this layout; bumped on any incompatible change (3: records
 /// carry their lap, and the consumer polls them; 4: a claim records its
-/// holder's id and wakes a waiting peer, which may then watch the holder).
-pub const LAYOUT_VERSION: u32 = 4;
+/// holder's id and wakes a waiting peer, which may then watch the holder;
+/// 5: the identity line records the fingerprint of the message type at
+/// offset 64, see [`crate::message_type_of`]).
+pub const LAYOUT_VERSION: u32 = 5;
 /// Value of the init word once the creator has finished initialising.
 pub const INIT_READY: u32 = 0x5244_5952; // "RYDR"
 /// Record kind of a message, in lap 0 (see [`record_kind`]).
@@ -95,6 +109,9 @@ pub const fn record_kind(base: u32, position: u64, capacity_shift: u32) -> u32 {
 }
 /// Bytes of a record header.
 pub const RECORD_HEADER: u64 = 8;
+/// The alignment every message payload has, in every ring: see the
+/// module's documentation for why it is 8 and not 64.
+pub const PAYLOAD_ALIGN: usize = 8;
 
 /// Role state: nobody has claimed the role yet.
 pub const STATE_IDLE: u32 = 0;
@@ -167,6 +184,11 @@ pub(crate) struct Identity {
     pub producer_pid: AtomicU32,
     /// The same for the consumer.
     pub consumer_pid: AtomicU32,
+    /// The fingerprint of the type of the ring's messages
+    /// ([`crate::Config::message_type`]), 0 for an untyped ring. Written by
+    /// the creator before `init`; a label an opener compares with the one
+    /// it expects, never trusted for safety (see [`crate::Ring::message_type`]).
+    pub message_type: AtomicU64,
 }
 
 /// One side's hot line: its position and the word its peer sleeps on.
@@ -233,6 +255,7 @@ impl Header {
                 consumer_cpu: AtomicU32::new(0),
                 producer_pid: AtomicU32::new(0),
                 consumer_pid: AtomicU32::new(0),
+                message_type: AtomicU64::new(0),
             }),
             producer: line(),
             consumer: line(),
@@ -244,7 +267,7 @@ impl Header {
     /// Writes the creator's identity fields into a zeroed header (positions,
     /// wait words and states start at zero: [`STATE_IDLE`]). Not ready yet:
     /// the creator stores [`INIT_READY`] last.
-    pub(crate) fn init(&self, capacity: u64, max_message: u64) {
+    pub(crate) fn init(&self, capacity: u64, max_message: u64, message_type: u64) {
         let id = &*self.identity;
         // Relaxed: published by the creator's Release store of `init`.
         id.magic.store(MAGIC, Relaxed);
@@ -252,6 +275,7 @@ impl Header {
         id.header_size.store(HEADER_SIZE as u32, Relaxed);
         id.capacity.store(capacity, Relaxed);
         id.max_message.store(max_message, Relaxed);
+        id.message_type.store(message_type, Relaxed);
     }
 
     /// Tells loom that `len` payload bytes of the data area at `offset` are
@@ -381,7 +405,7 @@ mod pinned {
     use core::mem::offset_of;
     use static_assertions::{const_assert, const_assert_eq};
 
-    const_assert_eq!(size_of::<Identity>(), 64);
+    const_assert_eq!(size_of::<Identity>(), 72);
     const_assert_eq!(offset_of!(Identity, magic), 0);
     const_assert_eq!(offset_of!(Identity, version), 8);
     const_assert_eq!(offset_of!(Identity, header_size), 12);
@@ -395,6 +419,7 @@ mod pinned {
     const_assert_eq!(offset_of!(Identity, consumer_cpu), 52);
     const_assert_eq!(offset_of!(Identity, producer_pid), 56);
     const_assert_eq!(offset_of!(Identity, consumer_pid), 60);
+    const_assert_eq!(offset_of!(Identity, message_type), 64);
 
     const_assert_eq!(size_of::<Line>(), 16);
     const_assert_eq!(offset_of!(Line, position), 0);
@@ -424,8 +449,12 @@ mod pinned {
     const_assert!(MAX_MESSAGE as u64 + RECORD_HEADER + 7 <= u32::MAX as u64);
     const_assert_eq!(MAX_MESSAGE % 8, 0);
 
-    // Records stay 8-byte aligned inside an aligned data area.
+    // Records stay 8-byte aligned inside an aligned data area, and so do
+    // their payloads (one record header after the record's start).
     const_assert_eq!(HEADER_SIZE % 8, 0);
     const_assert!(REGION_ALIGN >= 8);
+    const_assert_eq!(HEADER_SIZE % PAYLOAD_ALIGN, 0);
+    const_assert_eq!(REGION_ALIGN % PAYLOAD_ALIGN, 0);
+    const_assert_eq!(RECORD_HEADER as usize % PAYLOAD_ALIGN, 0);
     const_assert!(align_of::<Region<1>>() >= REGION_ALIGN);
 }

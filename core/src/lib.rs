@@ -16,6 +16,13 @@
 //! | never wait | [`try_send`](Producer::try_send) / [`try_recv`](Consumer::try_recv) | [`try_reserve`](Producer::try_reserve) / [`try_read`](Consumer::try_read) |
 //! | wait at most | [`send_timeout`](Producer::send_timeout) / [`recv_timeout`](Consumer::recv_timeout) | [`reserve_timeout`](Producer::reserve_timeout) / [`read_timeout`](Consumer::read_timeout) |
 //!
+//! Values of plain-bytes types go the same ways, copied or in place, with
+//! `_value` appended (`send_value`, `read_value`, …): see [`typed`] for
+//! the API, the alignment it guarantees (8 bytes) and the rule a `&T` into
+//! memory a hostile peer can write follows. A ring may record the type of
+//! its messages ([`Config::message_type`]), and an opener that expects
+//! another gets [`Error::TypeMismatch`] ([`Ring::expect_message_type`]).
+//!
 //! core has no clock, so its `_timeout` methods take the [`Wait`]'s
 //! deadline (rounds or ticks of [`Spin`]; shmlane-posix's take a
 //! `Duration`). [`Consumer::peek`] looks without consuming; `len`,
@@ -71,19 +78,24 @@ mod error;
 pub mod layout;
 mod ring;
 mod sync;
+pub mod typed;
 mod wait;
 
 pub use error::{Corruption, Error, Role};
 pub use layout::{
-    HEADER_SIZE, MAX_CAPACITY, MAX_MESSAGE, MIN_CAPACITY, REGION_ALIGN, Region, max_message_limit,
-    region_size,
+    HEADER_SIZE, MAX_CAPACITY, MAX_MESSAGE, MIN_CAPACITY, PAYLOAD_ALIGN, REGION_ALIGN, Region,
+    max_message_limit, region_size,
 };
 pub use ring::{
     Armed, BatchReadGrant, BatchWriteGrant, Config, Consumer, Producer, ReadGrant, RecvBatch, Ring,
     RoleState, SendBatch, WriteGrant,
 };
 pub use sync::AtomicU32;
+pub use typed::{ValueReadGrant, ValueWriteGrant, message_type_of, schema_id};
 pub use wait::{Spin, Wait};
+/// The crate the typed API's traits come from ([`typed`]): derive them with
+/// `zerocopy`'s `derive` feature, in a dependency on the same version.
+pub use zerocopy;
 
 #[cfg(test)]
 mod tests;

@@ -75,6 +75,7 @@ pub enum RoleState {
 pub struct Config {
     capacity: usize,
     max_message: Option<usize>,
+    message_type: u64,
 }
 
 impl Config {
@@ -86,6 +87,7 @@ impl Config {
         Config {
             capacity,
             max_message: None,
+            message_type: 0,
         }
     }
 
@@ -93,6 +95,34 @@ impl Config {
     pub const fn max_message(mut self, max_message: usize) -> Self {
         self.max_message = Some(max_message);
         self
+    }
+
+    /// Records `fingerprint` in the new ring's header as the type of its
+    /// messages (see [`message_type_of`](crate::message_type_of) and
+    /// [`schema_id`](crate::schema_id)), so that an opener that expects
+    /// another type fails at attach ([`Ring::expect_message_type`]) instead
+    /// of reading garbage later. 0, the default, makes an untyped ring. The
+    /// fingerprint is a label: it changes no behaviour of the ring.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{message_type_of, region_size, Config, Region, Ring};
+    ///
+    /// let mut region = Region::<{ region_size(256) }>::new();
+    /// let config = Config::new(256).message_type(message_type_of::<[u64; 2]>());
+    /// let ring = Ring::create_in(region.as_mut_slice(), config)?;
+    /// assert_eq!(ring.message_type(), Some(message_type_of::<[u64; 2]>()));
+    /// # Ok::<(), shmlane_core::Error>(())
+    /// ```
+    pub const fn message_type(mut self, fingerprint: u64) -> Self {
+        self.message_type = fingerprint;
+        self
+    }
+
+    /// The message type fingerprint this config records (0: untyped).
+    pub const fn get_message_type(&self) -> u64 {
+        self.message_type
     }
 
     /// The data capacity this config asks for.
@@ -297,7 +327,7 @@ impl<'a> Ring<'a> {
         // SAFETY: initialised (all zeroes is a valid header of atomics);
         // shared access only, through atomics.
         let h = unsafe { header.as_ref() };
-        h.init(capacity as u64, max_message as u64);
+        h.init(capacity as u64, max_message as u64, config.message_type);
         // Release: an opener that sees INIT_READY (Acquire) sees every field above.
         h.identity.init.store(INIT_READY, Release);
         // SAFETY: the region holds an initialised header and `capacity`
@@ -403,6 +433,58 @@ impl<'a> Ring<'a> {
     /// The longest message the ring accepts.
     pub fn max_message(&self) -> usize {
         self.max_message as usize
+    }
+
+    /// The fingerprint of the message type the ring's creator recorded
+    /// ([`Config::message_type`]), or `None` for an untyped ring.
+    ///
+    /// Read once from shared memory that a hostile peer may write: any
+    /// value is acceptable data (this side only compares it), never a
+    /// promise about the bytes of the messages. A typed view checks every
+    /// message's size and alignment by itself (see [`crate::typed`]).
+    pub fn message_type(&self) -> Option<u64> {
+        // Relaxed: written before the creator's Release store of `init`,
+        // which attach loaded with Acquire; nothing is accessed through it.
+        match self.header().identity.message_type.load(Relaxed) {
+            0 => None,
+            fingerprint => Some(fingerprint),
+        }
+    }
+
+    /// Checks that the ring carries the message type an opener expects:
+    /// `None` (an untyped opener) accepts any ring; `Some(f)` accepts only a
+    /// ring whose creator recorded `f`, and fails with
+    /// [`Error::TypeMismatch`] on any other, an untyped ring (`found: 0`)
+    /// included. Call it after [`Ring::attach_in`] and before claiming a
+    /// role, so that a mismatch leaves the ring as it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_core::{message_type_of, region_size, Config, Error, Region, Ring};
+    ///
+    /// let mut region = Region::<{ region_size(256) }>::new();
+    /// let ours = message_type_of::<u64>();
+    /// Ring::create_in(region.as_mut_slice(), Config::new(256).message_type(ours))?;
+    /// let ring = Ring::attach_in(region.as_mut_slice())?;
+    /// assert_eq!(ring.expect_message_type(Some(ours)), Ok(()));
+    /// assert_eq!(ring.expect_message_type(None), Ok(())); // untyped openers attach
+    /// let theirs = message_type_of::<u32>();
+    /// assert_eq!(
+    ///     ring.expect_message_type(Some(theirs)),
+    ///     Err(Error::TypeMismatch { expected: theirs, found: ours })
+    /// );
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn expect_message_type(&self, expected: Option<u64>) -> Result<(), Error> {
+        let Some(expected) = expected else {
+            return Ok(());
+        };
+        let found = self.message_type().unwrap_or(0);
+        if found != expected {
+            return Err(Error::TypeMismatch { expected, found });
+        }
+        Ok(())
     }
 
     /// The state of `role` as the shared header says now.
@@ -1180,7 +1262,11 @@ impl<'a, W: Wait> Producer<'a, W> {
         self.capacity() - self.len()
     }
 
-    fn wait_for_room(&mut self, len: usize, deadline: Option<W::Deadline>) -> Result<(), Error> {
+    pub(crate) fn wait_for_room(
+        &mut self,
+        len: usize,
+        deadline: Option<W::Deadline>,
+    ) -> Result<(), Error> {
         self.check_len(len)?;
         // Spin only before the first sleep, as in `wait_for_message`.
         let mut spin = true;
@@ -1436,7 +1522,7 @@ impl<W: Wait> Drop for Producer<'_, W> {
 /// be, and the padding record before it (0 if none). Exists only inside a
 /// grant, which holds its side's `&mut` borrow, so nothing else touches
 /// these bytes while it lives.
-struct Slot {
+pub(crate) struct Slot {
     ptr: NonNull<u8>,
     len: usize,
     pad: u64,
@@ -1446,14 +1532,14 @@ struct Slot {
 }
 
 impl Slot {
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         // SAFETY: `ptr..ptr + len` lies inside the data area (checked at
         // reservation or read) and belongs to this side until its grant
         // ends (see the type's doc); the grant's borrow bounds the slice's.
         unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
-    fn bytes_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `bytes`; `&mut self` (through the grant's `&mut`)
         // makes this the only view.
         unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
@@ -1468,8 +1554,8 @@ impl Slot {
 /// [`WriteGrant::commit`] sends it; dropping it sends nothing.
 #[must_use = "a write grant sends nothing unless committed"]
 pub struct WriteGrant<'p, 'a, W: Wait> {
-    slot: Slot,
-    producer: &'p mut Producer<'a, W>,
+    pub(crate) slot: Slot,
+    pub(crate) producer: &'p mut Producer<'a, W>,
 }
 
 impl<W: Wait> WriteGrant<'_, '_, W> {
@@ -1760,7 +1846,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// Finds the next message and returns its payload's place, or fails at
     /// once. Consumes nothing but padding.
     #[inline(always)]
-    fn next_slot(&mut self) -> Result<Slot, Error> {
+    pub(crate) fn next_slot(&mut self) -> Result<Slot, Error> {
         let (start, len, record) = self.next_message()?;
         self.ring
             .header()
@@ -1979,7 +2065,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
         &self.ring.header().producer.peer_wait
     }
 
-    fn wait_for_message(&mut self, deadline: Option<W::Deadline>) -> Result<(), Error> {
+    pub(crate) fn wait_for_message(&mut self, deadline: Option<W::Deadline>) -> Result<(), Error> {
         // Spin first, unannounced, but only before the first sleep: a sleep
         // that ends without a message (a time slice of the wait ran out)
         // goes straight back to sleep, so an idle side costs no CPU.
@@ -2134,8 +2220,8 @@ impl<W: Wait> Drop for Consumer<'_, W> {
 /// bytes; releasing or dropping it consumes the message and frees its room.
 #[must_use = "dropping a read grant at once consumes the message unread"]
 pub struct ReadGrant<'c, 'a, W: Wait> {
-    slot: Slot,
-    consumer: &'c mut Consumer<'a, W>,
+    pub(crate) slot: Slot,
+    pub(crate) consumer: &'c mut Consumer<'a, W>,
 }
 
 impl<W: Wait> ReadGrant<'_, '_, W> {

@@ -414,7 +414,8 @@ fn check_message(msg: &[u8], data: core::ops::Range<usize>, max: usize) {
 }
 
 /// Fuzz target `attach`: arbitrary bytes (at most a header and 4 KiB) as a
-/// region, handed to attach and then to a consumer and a producer. Only
+/// region, handed to attach and then to a consumer (typed and untyped
+/// reads) and a producer (typed and untyped writes). Only
 /// typed errors or messages inside the region may come out, and every call
 /// returns.
 pub fn attach(data: &[u8]) {
@@ -428,7 +429,18 @@ pub fn attach(data: &[u8]) {
     };
     let area = base + HEADER_SIZE..base + HEADER_SIZE + ring.capacity();
     let max = ring.max_message();
+    // Whatever fingerprint the bytes hold, it is only compared.
+    let fingerprint = ring.message_type();
+    assert_eq!(ring.expect_message_type(fingerprint), Ok(()));
+    assert_eq!(ring.expect_message_type(None), Ok(()));
     if let Ok(mut rx) = ring.consumer(Spin::new()) {
+        // Typed views: a value inside the data area, 8-aligned, or a typed
+        // error that leaves the message for the reads below.
+        if let Ok(value) = rx.try_read_value::<[u64; 2]>() {
+            let at = &*value as *const [u64; 2] as usize;
+            assert!(area.contains(&at) && at + 16 <= area.end && at % 8 == 0);
+        }
+        let _ = rx.try_recv_value::<[u8; 3]>();
         // Every record is at least 8 bytes: this many reads drain any ring.
         for _ in 0..ring.capacity() / 8 + 2 {
             match rx.try_read() {
@@ -448,6 +460,11 @@ pub fn attach(data: &[u8]) {
         if let Ok(mut grant) = tx.try_reserve(max) {
             grant.fill(0xee);
             grant.commit(max);
+        }
+        let _ = tx.try_send_value(&[7u64; 2]);
+        if let Ok(mut value) = tx.try_reserve_value::<[u64; 2]>() {
+            *value = [8; 2];
+            value.commit();
         }
         let deadline = tx.waiter().deadline_after(3);
         let _ = tx.send_timeout(&[1; 8], deadline);

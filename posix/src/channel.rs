@@ -84,6 +84,7 @@ pub struct Options {
     open_timeout: Duration,
     unlink_on_drop: bool,
     owner: Option<u32>,
+    message_type: Option<u64>,
 }
 
 impl Default for Options {
@@ -96,6 +97,7 @@ impl Default for Options {
             open_timeout: Duration::from_secs(1),
             unlink_on_drop: true,
             owner: None,
+            message_type: None,
         }
     }
 }
@@ -174,6 +176,43 @@ impl Options {
         self
     }
 
+    /// The fingerprint of the channel's message type (see
+    /// [`shmlane_core::message_type_of`] and [`shmlane_core::schema_id`]).
+    /// When creating: recorded in the ring's header (0, like the default,
+    /// makes an untyped channel). When opening: the type expected, so that a
+    /// channel created for another type, or untyped, is refused at open with
+    /// [`Error::TypeMismatch`] (nothing of it claimed), not read as garbage
+    /// later (an opener with 0 expects an untyped channel). By default an
+    /// opener accepts any channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Error, Options, Receiver, Sender};
+    ///
+    /// let _tx = Sender::create("/doc-options-type", &Options::new().message_type(7))?;
+    /// let refused = Receiver::open("/doc-options-type", &Options::new().message_type(8));
+    /// assert!(matches!(refused, Err(Error::TypeMismatch { expected: 8, found: 7, .. })));
+    /// let _rx = Receiver::open("/doc-options-type", &Options::new())?; // untyped: any
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn message_type(mut self, fingerprint: u64) -> Self {
+        self.message_type = Some(fingerprint);
+        self
+    }
+
+    /// [`Options::message_type`] with the fingerprint of `T`,
+    /// [`shmlane_core::message_type_of::<T>()`](shmlane_core::message_type_of)
+    /// (for peers built by the same compiler; see there).
+    pub fn typed<T>(self) -> Self {
+        self.message_type(shmlane_core::message_type_of::<T>())
+    }
+
+    /// The fingerprint set with [`Options::message_type`], if any.
+    pub fn get_message_type(&self) -> Option<u64> {
+        self.message_type
+    }
+
     /// Bytes of shared memory a channel with these options uses, or why no
     /// channel can have them ([`Error::InvalidCapacity`],
     /// [`Error::InvalidMaxMessage`]).
@@ -183,7 +222,7 @@ impl Options {
     }
 
     fn config(&self) -> Result<Config> {
-        let mut config = Config::new(self.capacity);
+        let mut config = Config::new(self.capacity).message_type(self.message_type.unwrap_or(0));
         if let Some(max) = self.max_message {
             config = config.max_message(max);
         }
@@ -207,14 +246,15 @@ enum Start {
     /// The segment is fresh: lay out a new ring.
     Create(Config),
     /// The segment holds (or soon holds) a ring: wait for it (until the
-    /// deadline, or as long as it takes), then attach.
-    Attach(Option<Instant>),
+    /// deadline, or as long as it takes), then attach, if it carries the
+    /// message type expected (any, if none is).
+    Attach(Option<Instant>, Option<u64>),
 }
 
-/// Takes `role`'s lock on `segment`, creates or attaches the ring, and
-/// claims the role with `claim`. The lock is taken first, so it is held
-/// whenever the ring says the role is active: "active, but its lock is
-/// free" means its holder died.
+/// Creates or attaches the ring, takes `role`'s lock on `segment`, and
+/// claims the role with `claim`. The lock is taken before the claim, so it
+/// is held whenever the ring says the role is active: "active, but its lock
+/// is free" means its holder died.
 fn claim_side<E>(
     segment: &Segment,
     start: Start,
@@ -226,9 +266,6 @@ fn claim_side<E>(
         Role::Producer => (lock::PRODUCER, Role::Consumer),
         Role::Consumer => (lock::CONSUMER, Role::Producer),
     };
-    if !lock::try_lock(segment.fd(), byte, false).map_err(|e| Error::io("fcntl", e))? {
-        return Err(Error::RoleTaken(role));
-    }
     let (ptr, len) = (segment.as_ptr(), segment.len());
     let ring = match start {
         // SAFETY: the mapping is valid for `len` bytes until `segment`
@@ -236,20 +273,38 @@ fn claim_side<E>(
         // gate's watch) is dropped before it (field order of `Side`, then of
         // Sender/Receiver), and the region is only accessed through rings.
         Start::Create(config) => unsafe { Ring::create(ptr, len, config) }?,
-        Start::Attach(deadline) => loop {
-            // SAFETY: as above.
-            match unsafe { Ring::attach(ptr, len) } {
-                // A raw segment someone is still filling in (channels are
-                // named only once their ring is laid out).
-                Err(shmlane_core::Error::Uninitialised)
-                    if deadline.is_none_or(|d| Instant::now() < d) =>
-                {
-                    std::thread::sleep(Duration::from_millis(1));
+        Start::Attach(deadline, expected) => {
+            let ring = loop {
+                // SAFETY: as above.
+                match unsafe { Ring::attach(ptr, len) } {
+                    // A raw segment someone is still filling in (channels are
+                    // named only once their ring is laid out).
+                    Err(shmlane_core::Error::Uninitialised)
+                        if deadline.is_none_or(|d| Instant::now() < d) =>
+                    {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    other => break other?,
                 }
-                other => break other?,
+            };
+            // Before the claim: a mismatch leaves the role to a right opener.
+            if let Err(shmlane_core::Error::TypeMismatch { expected, found }) =
+                ring.expect_message_type(expected)
+            {
+                return Err(Error::TypeMismatch {
+                    name: segment.name().unwrap_or("<fd>").to_owned(),
+                    expected,
+                    found,
+                });
             }
-        },
+            ring
+        }
     };
+    // The lock before the claim; after the attach's checks, so that an
+    // opener refused by them (a mismatched type) never holds it.
+    if !lock::try_lock(segment.fd(), byte, false).map_err(|e| Error::io("fcntl", e))? {
+        return Err(Error::RoleTaken(role));
+    }
     let fd = segment
         .fd()
         .try_clone_to_owned()
@@ -278,7 +333,8 @@ impl<E> Side<E> {
     fn open_named(name: &str, options: &Options, role: Role, claim: Claim<E>) -> Result<Self> {
         let deadline = Instant::now().checked_add(options.open_timeout);
         let segment = Segment::open_with(name, Expect::new(options.owner, options.mode))?;
-        let end = claim_side(&segment, Start::Attach(deadline), role, options.wait, claim)?;
+        let start = Start::Attach(deadline, options.message_type);
+        let end = claim_side(&segment, start, role, options.wait, claim)?;
         Ok(Side { end, segment })
     }
 
@@ -296,12 +352,13 @@ impl<E> Side<E> {
     fn from_fd(fd: OwnedFd, options: &Options, role: Role, claim: Claim<E>) -> Result<Self> {
         let segment = Segment::from_fd(fd)?;
         let deadline = Instant::now().checked_add(options.open_timeout);
-        let end = claim_side(&segment, Start::Attach(deadline), role, options.wait, claim)?;
+        let start = Start::Attach(deadline, options.message_type);
+        let end = claim_side(&segment, start, role, options.wait, claim)?;
         Ok(Side { end, segment })
     }
 }
 
-fn deadline(timeout: Duration) -> Option<Instant> {
+pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
@@ -429,7 +486,7 @@ unsafe fn arm_doorbell(
 pub struct Sender {
     // Field order matters: the producer and the doorbell's arm borrow the
     // segment's mapping.
-    producer: Producer<'static, Gate>,
+    pub(crate) producer: Producer<'static, Gate>,
     bell: Doorbell,
     segment: Segment,
 }
@@ -824,7 +881,7 @@ impl Sender {
 pub struct Receiver {
     // Field order matters: the consumer and the doorbell's arm borrow the
     // segment's mapping.
-    consumer: Consumer<'static, Gate>,
+    pub(crate) consumer: Consumer<'static, Gate>,
     bell: Doorbell,
     segment: Segment,
     failed: bool,
@@ -911,7 +968,7 @@ impl Receiver {
         ))
     }
 
-    fn empty_or_gone(&self, e: shmlane_core::Error) -> Error {
+    pub(crate) fn empty_or_gone(&self, e: shmlane_core::Error) -> Error {
         match e {
             shmlane_core::Error::Empty if self.consumer.waiter().peer_died_rate_limited() => {
                 Error::Disconnected

@@ -183,6 +183,40 @@ pub enum Error {
     NotSealed,
     /// A value read from shared memory broke the protocol.
     Corrupt(Corruption),
+    /// The channel was created for messages of another type than the one
+    /// this side expects ([`Options::message_type`](crate::Options::message_type));
+    /// nothing of it was claimed.
+    TypeMismatch {
+        /// The channel's name, or `"<fd>"` for an anonymous segment.
+        name: String,
+        /// The fingerprint this side expects.
+        expected: u64,
+        /// The fingerprint the channel's creator recorded (0: untyped).
+        found: u64,
+    },
+    /// A message is not as long as the type it is received as (see
+    /// [`shmlane_core::typed`]); it stays queued, for an untyped receive.
+    WrongSize {
+        /// Bytes of the type.
+        expected: usize,
+        /// Bytes of the message.
+        found: usize,
+    },
+    /// A value could not be encoded (`serde` feature): its `Serialize`
+    /// failed, or the encoder does not support what it asked for. Nothing
+    /// was sent.
+    Encode {
+        /// The encoder's reason.
+        reason: String,
+    },
+    /// A received message is not an encoding of the type asked for
+    /// (`serde` feature). The message was received: its bytes are here.
+    Decode {
+        /// The decoder's reason.
+        reason: String,
+        /// The message's bytes.
+        message: Vec<u8>,
+    },
     /// An endpoint address could not be parsed; `reason` says what is wrong.
     InvalidAddress {
         /// The address given.
@@ -260,6 +294,13 @@ impl From<shmlane_core::Error> for Error {
             E::VersionMismatch { found, expected } => Error::VersionMismatch { found, expected },
             E::Corrupt(what) => Error::Corrupt(what),
             E::IncompatibleWait => Error::IncompatibleWait,
+            // Names the ring's segment only where the channel maps it.
+            E::TypeMismatch { expected, found } => Error::TypeMismatch {
+                name: "<ring>".to_owned(),
+                expected,
+                found,
+            },
+            E::WrongSize { expected, found } => Error::WrongSize { expected, found },
             // A mapping is page-aligned; anything else is a bug here.
             E::Misaligned { .. } => Error::NotASegment {
                 reason: "its mapping is misaligned",
@@ -357,6 +398,24 @@ impl fmt::Display for Error {
             }
             Error::NotSealed => f.write_str("anonymous segment is not sealed against resizing"),
             Error::Corrupt(what) => write!(f, "corrupt ring: {what}"),
+            Error::TypeMismatch {
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "channel {name:?} carries messages of type {found:#018x} (0: untyped), not the expected {expected:#018x}"
+            ),
+            Error::WrongSize { expected, found } => write!(
+                f,
+                "message of {found} bytes is not a value of the expected {expected} bytes"
+            ),
+            Error::Encode { reason } => write!(f, "cannot encode the value: {reason}"),
+            Error::Decode { reason, message } => write!(
+                f,
+                "message of {} bytes does not decode as the expected type: {reason}",
+                message.len()
+            ),
             Error::InvalidAddress { address, reason } => {
                 write!(f, "invalid address {address:?}: {reason}")
             }

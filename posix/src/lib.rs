@@ -48,10 +48,13 @@ mod ready;
 pub mod rendezvous;
 pub mod segment;
 pub mod select;
+#[cfg(feature = "serde")]
+pub mod serde;
 mod sigpipe;
 pub mod stream;
 pub mod tcp;
 pub mod transport;
+pub mod typed;
 pub mod unix;
 mod watch;
 
@@ -67,6 +70,7 @@ pub use select::Selector;
 pub use shmlane_core::{Corruption, Role};
 pub use stream::FramedListener;
 pub use transport::{MessageReceiver, MessageSender, PeerCredentials};
+pub use typed::{ValueReadGrant, ValueWriteGrant};
 pub use unix::UnixOptions;
 
 /// The README's examples, compiled (and, unless marked `no_run`, run) as
