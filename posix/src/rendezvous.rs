@@ -34,7 +34,7 @@
 //! Why the listener makes the rings: it decides how much memory it maps
 //! (a client cannot hand it a sealed terabyte), the rings get its capacity,
 //! wait mode and message type (a client of another type fails at attach:
-//! `Error::TypeMismatch`), and no per-client name ever exists in
+//! [`Error::TypeMismatch`]), and no per-client name ever exists in
 //! `/dev/shm`: nothing is left behind after a crash. The sealing is the
 //! listener's, so a hostile client cannot shrink the memory under it
 //! (`SIGBUS`); the client checks the seals just as carefully.

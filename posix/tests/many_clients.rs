@@ -712,3 +712,96 @@ fn a_server_holding_idle_clients_sleeps_without_a_timeout() {
         peer.finish();
     }
 }
+
+#[test]
+fn a_typed_listener_refuses_clients_of_another_type_at_connect() {
+    let _serial = serial();
+    #[derive(
+        Clone,
+        Copy,
+        Debug,
+        PartialEq,
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::KnownLayout,
+        zerocopy::Immutable,
+    )]
+    #[repr(C)]
+    struct Quote {
+        price: u64,
+        size: u32,
+        venue: u32,
+    }
+    #[derive(
+        zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::KnownLayout, zerocopy::Immutable,
+    )]
+    #[repr(C)]
+    struct Order {
+        id: u64,
+    }
+    let typed = |options: shmlane_posix::Options| EndpointOptions {
+        shm: options,
+        ..EndpointOptions::default()
+    };
+    let address = address("typed");
+    let mut listener = listen(
+        &address,
+        &typed(shmlane_posix::Options::new().typed::<Quote>()),
+    )
+    .unwrap();
+    // Another type, or none where one is expected: refused at attach
+    // (the rings come with the listener's accepts, so it accepts meanwhile;
+    // none of them is handed out).
+    let bad: Vec<_> = [
+        shmlane_posix::Options::new().typed::<Order>(),
+        shmlane_posix::Options::new().message_type(shmlane_core::schema_id(7, 16, 8)),
+    ]
+    .into_iter()
+    .map(|options| {
+        let address = address.clone();
+        std::thread::spawn(move || connect(&address, &typed(options)).map(drop))
+    })
+    .collect();
+    while !bad.iter().all(|c| c.is_finished()) {
+        let result = listener.accept_timeout(Duration::from_millis(50));
+        assert!(matches!(result, Err(Error::TimedOut)), "{result:?}");
+    }
+    for client in bad {
+        let result = client.join().unwrap();
+        assert!(
+            matches!(result, Err(Error::TypeMismatch { .. })),
+            "{result:?}"
+        );
+    }
+    assert!(matches!(listener.try_accept(), Err(Error::Empty)));
+    // The same type: values cross in place.
+    let client = std::thread::spawn({
+        let address = address.clone();
+        move || {
+            let mut conn = connect(
+                &address,
+                &typed(shmlane_posix::Options::new().typed::<Quote>()),
+            )
+            .unwrap();
+            let quote = Quote {
+                price: 10_842,
+                size: 100,
+                venue: 3,
+            };
+            conn.send(zerocopy::IntoBytes::as_bytes(&quote)).unwrap();
+        }
+    });
+    let mut conn = listener.accept_timeout(HUNG).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(conn.recv(&mut buf).unwrap(), 16);
+    let quote = <Quote as zerocopy::FromBytes>::read_from_bytes(&buf).unwrap();
+    assert_eq!(
+        quote,
+        Quote {
+            price: 10_842,
+            size: 100,
+            venue: 3
+        }
+    );
+    client.join().unwrap();
+}
