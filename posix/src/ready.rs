@@ -18,12 +18,13 @@
 //! segment (owner, mode, symlinks, squatters) that a crash leaves behind in
 //! `/dev/shm`, and an anonymous channel has no name to put it at. Why not
 //! an eventfd handed to the peer over a unix socket: a named channel has no
-//! rendezvous socket to hand it over. The eventfd here is named nowhere,
-//! reachable by no other process, and freed with the process, so there is
-//! nothing to protect and nothing to clean up after a crash. The price is
-//! one thread hop per wake (the bridge wakes, then writes the eventfd);
-//! the wake-up itself (the peer's `futex` wake) costs what it does for a
-//! blocking side.
+//! rendezvous socket to hand it over. (The connections of a shared-memory
+//! listener do have one, and use it: see `Doorbell::direct`.) The eventfd
+//! here is named nowhere, reachable by no other process, and freed with
+//! the process, so there is nothing to protect and nothing to clean up
+//! after a crash. The price is one thread hop per wake (the bridge wakes,
+//! then writes the eventfd); the wake-up itself (the peer's `futex` wake)
+//! costs what it does for a blocking side.
 //!
 //! The peer's death reaches the fd the same way: the watch thread
 //! (`posix/src/watch.rs`) moves the word of a side whose peer's process
