@@ -73,9 +73,9 @@ use crate::{Error, Object, Options, Receiver, Result, Sender};
 
 /// The tag of the listener's message that carries the two rings (and says
 /// which protocol it speaks: the last byte is its version).
-pub(crate) const HELLO: &[u8; 8] = b"SHMLRDV\x01";
+pub const HELLO: &[u8; 8] = b"SHMLRDV\x01";
 /// The client's answer once it holds both rings.
-pub(crate) const ACK: u8 = b'A';
+pub const ACK: u8 = b'A';
 /// How long a listener keeps a client's rings waiting for its answer
 /// before it drops them. Handshakes run side by side (up to 64 at once),
 /// so a silent client delays no other.
