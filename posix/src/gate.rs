@@ -111,6 +111,11 @@ pub enum WaitMode {
     /// for the peer only when this side actually sleeps.
     #[default]
     SpinThenFutex,
+    /// Sleep on a futex at once, without spinning first: for more waiting
+    /// threads than CPUs (many clients on few cores), where a spinning
+    /// side takes the CPU its peer needs to answer. Every wait is a sleep,
+    /// and the peer pays a `futex` wake for it.
+    Futex,
 }
 
 /// What a gate watches to tell that its peer died.
@@ -416,7 +421,7 @@ impl Wait for Gate {
                 };
                 self.pauses.get() % period == 0
             }
-            WaitMode::SpinThenFutex => true,
+            WaitMode::SpinThenFutex | WaitMode::Futex => true,
         };
         if check {
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -437,7 +442,7 @@ impl Wait for Gate {
                 let _ = (word, expected);
                 self.pause();
             }
-            WaitMode::SpinThenFutex => {
+            WaitMode::SpinThenFutex | WaitMode::Futex => {
                 // The spin phase is done (see `spin_rounds`); sleep: until
                 // woken (by the peer, its claim or close, or the watch
                 // thread) or the deadline, or for a probe slice when the
@@ -469,7 +474,7 @@ impl Wait for Gate {
     }
 
     fn sleeps(&self) -> bool {
-        self.mode == WaitMode::SpinThenFutex
+        matches!(self.mode, WaitMode::SpinThenFutex | WaitMode::Futex)
     }
 
     /// The process id: the peer watches this process's end through it (see
@@ -479,7 +484,9 @@ impl Wait for Gate {
     }
 
     fn spin_rounds(&self) -> u32 {
-        if self.shares_cpu_with_peer() {
+        if self.mode == WaitMode::Futex {
+            0
+        } else if self.shares_cpu_with_peer() {
             // Each pause is a yield, which may hand a busy peer a whole
             // time slice (1.4 ms measured): the spin phase, which looks at
             // no deadline, must stay short.
@@ -504,5 +511,21 @@ impl Wait for Gate {
         } else {
             std::hint::spin_loop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_futex_side_sleeps_without_spinning_first() {
+        let futex = Gate::new(WaitMode::Futex, None);
+        assert_eq!(futex.spin_rounds(), 0);
+        assert!(futex.sleeps());
+        let spinning = Gate::new(WaitMode::SpinThenFutex, None);
+        assert!(spinning.spin_rounds() > 0);
+        assert!(spinning.sleeps());
+        assert!(!Gate::new(WaitMode::BusyPoll, None).sleeps());
     }
 }

@@ -294,7 +294,7 @@ fn an_unsealed_fd_is_refused() {
 
 #[test]
 fn timeouts_end_blocked_calls_and_lose_nothing() {
-    for mode in [WaitMode::BusyPoll, WaitMode::SpinThenFutex] {
+    for mode in [WaitMode::BusyPoll, WaitMode::SpinThenFutex, WaitMode::Futex] {
         let name = name(&format!("timeouts-{mode:?}"));
         let options = Options::new().capacity(64).wait_mode(mode);
         let mut tx = Sender::create(&name, &options).unwrap();

@@ -452,7 +452,7 @@ fn a_timed_receive_sharing_its_cpu_with_a_busy_sender_returns_near_its_deadline(
         one.set(cpu);
         rustix::thread::sched_setaffinity(None, &one).unwrap();
     };
-    for mode in [WaitMode::SpinThenFutex, WaitMode::BusyPoll] {
+    for mode in [WaitMode::SpinThenFutex, WaitMode::BusyPoll, WaitMode::Futex] {
         let name = format!("/shmlane-blk-shared-cpu-{}", support::run_id());
         let options = Options::new().wait_mode(mode);
         let stop = AtomicBool::new(false);

@@ -19,6 +19,7 @@ fn name(test: &str) -> String {
 fn mode_of(word: &str) -> WaitMode {
     match word {
         "busy" => WaitMode::BusyPoll,
+        "sleep" => WaitMode::Futex,
         _ => WaitMode::SpinThenFutex,
     }
 }
@@ -126,10 +127,9 @@ fn check_stream(rx: &mut Receiver, count: u64, seed: u64) -> String {
     }
 }
 
-fn stream_across_processes(mode: &str) {
+fn stream_across_processes(mode: &str, count: u64) {
     let _serial = serial();
     let name = name(&format!("stream-{mode}"));
-    let count = 1_000_000u64;
     let seed = 0x5eed_0000_0000_0001 ^ count;
     // A small ring: 4 KiB, messages up to 2040 bytes, so it wraps constantly.
     let options = Options::new().capacity(4096).wait_mode(mode_of(mode));
@@ -147,12 +147,19 @@ fn stream_across_processes(mode: &str) {
 
 #[test]
 fn a_million_random_messages_cross_process_busy_poll() {
-    stream_across_processes("busy");
+    stream_across_processes("busy", 1_000_000);
 }
 
 #[test]
 fn a_million_random_messages_cross_process_futex() {
-    stream_across_processes("futex");
+    stream_across_processes("futex", 1_000_000);
+}
+
+/// Every wait a sleep (no spin phase): the wake-ups alone carry the
+/// stream, in both directions (full and empty ring).
+#[test]
+fn random_messages_cross_process_sleeping_at_once() {
+    stream_across_processes("sleep", 100_000);
 }
 
 /// Generous bound for "returns instead of hanging"; the detection latency

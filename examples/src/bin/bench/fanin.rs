@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use shmlane_posix::endpoint::{Connection, EndpointOptions, Listener, connect, listen};
 use shmlane_posix::select::Ready;
-use shmlane_posix::{Error, MessageReceiver, MessageSender, Selector};
+use shmlane_posix::{Error, MessageReceiver, MessageSender, Selector, WaitMode};
 
 use crate::rounds::Summary;
 
@@ -96,16 +96,21 @@ fn serve(mut listener: Listener) -> Result<(u64, Duration), String> {
 
 /// One round over `address`: the server on a thread, `CLIENTS` client
 /// threads of `trips` round trips each.
-fn round(address: &str, trips: usize) -> Result<Round, String> {
-    let listener = listen(address, &EndpointOptions::default()).map_err(|e| e.to_string())?;
+fn round(address: &str, trips: usize, wait: WaitMode) -> Result<Round, String> {
+    let options = EndpointOptions {
+        shm: shmlane_posix::Options::new()
+            .capacity(1 << 16)
+            .wait_mode(wait),
+        ..EndpointOptions::default()
+    };
+    let listener = listen(address, &options).map_err(|e| e.to_string())?;
     let address = listener.local_address().map_err(|e| e.to_string())?;
     let server = std::thread::spawn(move || serve(listener));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let address = address.clone();
+            let (address, options) = (address.clone(), options.clone());
             std::thread::spawn(move || -> Result<Vec<Duration>, String> {
-                let mut conn =
-                    connect(&address, &EndpointOptions::default()).map_err(|e| e.to_string())?;
+                let mut conn = connect(&address, &options).map_err(|e| e.to_string())?;
                 let (msg, mut buf) = ([7u8; SIZE], [0u8; SIZE]);
                 let mut times = Vec::with_capacity(trips);
                 for _ in 0..trips {
@@ -136,7 +141,8 @@ fn round(address: &str, trips: usize) -> Result<Round, String> {
     })
 }
 
-/// What [`fanin_ratios`] measured: shm over the unix socket, per round.
+/// What [`fanin_ratios`] measured for one shm wait mode: shm over the unix
+/// socket, per round.
 pub struct FaninFigures {
     /// Messages per second at the server (higher is better).
     pub rate: Summary,
@@ -148,36 +154,63 @@ pub struct FaninFigures {
     pub medians: [(f64, f64); 3],
 }
 
-/// `rounds` interleaved rounds of the unix socket and shm fan-in.
-pub fn fanin_ratios(rounds: usize, trips: usize) -> Result<FaninFigures, String> {
+/// The figures of both shm wait modes: the default (spin, then futex) and
+/// [`WaitMode::Futex`] (no spin), each against the unix socket of its round.
+pub struct Fanin {
+    pub spinning: FaninFigures,
+    pub sleeping: FaninFigures,
+}
+
+/// `rounds` interleaved rounds of the unix socket and shm fan-in (unix,
+/// shm spinning, shm sleeping at once, unix, …).
+pub fn fanin_ratios(rounds: usize, trips: usize) -> Result<Fanin, String> {
     let id = std::process::id();
     let unix_path = std::env::temp_dir().join(format!("shmlane-bench-fanin-{id}.sock"));
     let unix = format!("unix:{}", unix_path.display());
     let shm = format!("shm:/shmlane-bench-fanin-{id}");
-    let mut columns: [Vec<f64>; 6] = Default::default();
-    let (mut rate, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut spinning, mut sleeping) = (Columns::default(), Columns::default());
     for _ in 0..rounds {
-        let u = round(&unix, trips)?;
-        let s = round(&shm, trips)?;
-        rate.push(s.rate / u.rate);
-        p50.push(s.p50 / u.p50);
-        p99.push(s.p99 / u.p99);
-        for (column, v) in columns
-            .iter_mut()
-            .zip([u.rate, s.rate, u.p50, s.p50, u.p99, s.p99])
-        {
+        let u = round(&unix, trips, WaitMode::SpinThenFutex)?;
+        spinning.push(&u, &round(&shm, trips, WaitMode::SpinThenFutex)?);
+        sleeping.push(&u, &round(&shm, trips, WaitMode::Futex)?);
+    }
+    Ok(Fanin {
+        spinning: spinning.figures(),
+        sleeping: sleeping.figures(),
+    })
+}
+
+/// Per-round values of one comparison.
+#[derive(Default)]
+struct Columns {
+    ratios: [Vec<f64>; 3],
+    values: [Vec<f64>; 6],
+}
+
+impl Columns {
+    fn push(&mut self, unix: &Round, shm: &Round) {
+        self.ratios[0].push(shm.rate / unix.rate);
+        self.ratios[1].push(shm.p50 / unix.p50);
+        self.ratios[2].push(shm.p99 / unix.p99);
+        let values = [unix.rate, shm.rate, unix.p50, shm.p50, unix.p99, shm.p99];
+        for (column, v) in self.values.iter_mut().zip(values) {
             column.push(v);
         }
     }
-    let m = |v: &[f64]| crate::rounds::median(v).unwrap_or(f64::NAN);
-    Ok(FaninFigures {
-        rate: Summary::of(rate),
-        p50: Summary::of(p50),
-        p99: Summary::of(p99),
-        medians: [
-            (m(&columns[0]), m(&columns[1])),
-            (m(&columns[2]), m(&columns[3])),
-            (m(&columns[4]), m(&columns[5])),
-        ],
-    })
+
+    fn figures(self) -> FaninFigures {
+        let m = |v: &[f64]| crate::rounds::median(v).unwrap_or(f64::NAN);
+        let [rate, p50, p99] = self.ratios;
+        let v = &self.values;
+        FaninFigures {
+            medians: [
+                (m(&v[0]), m(&v[1])),
+                (m(&v[2]), m(&v[3])),
+                (m(&v[4]), m(&v[5])),
+            ],
+            rate: Summary::of(rate),
+            p50: Summary::of(p50),
+            p99: Summary::of(p99),
+        }
+    }
 }

@@ -1324,50 +1324,13 @@ fn readiness_targets(pass: &Pass, quick: bool) -> Result<Vec<Target>, String> {
     let death = death_notice(pass)?;
     let (unix, spinning, arming) = figures.medians_ns;
     let fanin = fanin::fanin_ratios(pass.budget.rounds, if quick { 200 } else { 5_000 })?;
-    let [
-        (unix_rate, shm_rate),
-        (unix_p50, shm_p50),
-        (unix_p99, shm_p99),
-    ] = fanin.medians;
-    let clients = fanin::CLIENTS;
-    Ok(vec![
-        Target {
-            name: format!(
-                "{clients}-client server, messages/s at the server: shm ({:.0} k/s) / unix stream socket ({:.0} k/s)",
-                shm_rate / 1e3,
-                unix_rate / 1e3
-            ),
-            pass: pass.name,
-            value: fanin.rate,
-            limit: 1.0,
-            at_most: false,
-            unit: "x",
-        },
-        Target {
-            name: format!(
-                "{clients}-client server, client round trip p50: shm ({} ns) / unix stream socket ({} ns)",
-                shm_p50.round(),
-                unix_p50.round()
-            ),
-            pass: pass.name,
-            value: fanin.p50,
-            limit: 1.0,
-            at_most: true,
-            unit: "x",
-        },
-        Target {
-            name: format!(
-                "{clients}-client server, client round trip p99: shm ({} ns) / unix stream socket ({} ns)",
-                shm_p99.round(),
-                unix_p99.round()
-            ),
-            pass: pass.name,
-            value: fanin.p99,
-            limit: 1.0,
-            at_most: true,
-            unit: "x",
-        },
-        Target {
+    let mut out = fanin_targets(pass, &fanin.spinning, "");
+    out.extend(fanin_targets(
+        pass,
+        &fanin.sleeping,
+        ", WaitMode::Futex (no spin)",
+    ));
+    out.extend(vec![        Target {
             name: format!(
                 "async 64 B round trip (tokio current-thread, {} ns) / tokio over a unix stream socket ({} ns)",
                 spinning.round(),
@@ -1398,7 +1361,55 @@ fn readiness_targets(pass: &Pass, quick: bool) -> Result<Vec<Target>, String> {
             at_most: true,
             unit: "ms",
         },
-    ])
+    ]);
+    Ok(out)
+}
+
+/// The many-clients rows of one shm wait mode (`how` says which).
+fn fanin_targets(pass: &Pass, f: &fanin::FaninFigures, how: &str) -> Vec<Target> {
+    let [
+        (unix_rate, shm_rate),
+        (unix_p50, shm_p50),
+        (unix_p99, shm_p99),
+    ] = f.medians;
+    let clients = fanin::CLIENTS;
+    let row = |name: String, value: &Summary, at_most: bool| Target {
+        name,
+        pass: pass.name,
+        value: value.clone(),
+        limit: 1.0,
+        at_most,
+        unit: "x",
+    };
+    vec![
+        row(
+            format!(
+                "{clients}-client server, messages/s at the server{how}: shm ({:.0} k/s) / unix stream socket ({:.0} k/s)",
+                shm_rate / 1e3,
+                unix_rate / 1e3
+            ),
+            &f.rate,
+            false,
+        ),
+        row(
+            format!(
+                "{clients}-client server, client round trip p50{how}: shm ({} ns) / unix stream socket ({} ns)",
+                shm_p50.round(),
+                unix_p50.round()
+            ),
+            &f.p50,
+            true,
+        ),
+        row(
+            format!(
+                "{clients}-client server, client round trip p99{how}: shm ({} ns) / unix stream socket ({} ns)",
+                shm_p99.round(),
+                unix_p99.round()
+            ),
+            &f.p99,
+            true,
+        ),
+    ]
 }
 
 fn size_name(size: usize) -> String {
