@@ -89,6 +89,9 @@ pub(crate) struct Received<const N: usize> {
     pub bytes: usize,
     /// The payload was longer than the buffer (the rest is lost).
     pub truncated: bool,
+    /// Descriptors were dropped by the kernel (`MSG_CTRUNC`): more than
+    /// this side has room for, or none left to give this process.
+    pub dropped_fds: bool,
     /// The descriptors, in the order sent.
     pub fds: [Option<OwnedFd>; N],
 }
@@ -128,6 +131,7 @@ pub(crate) fn recv_fds<const N: usize>(socket: impl AsFd, buf: &mut [u8]) -> Res
     Ok(Received {
         bytes: msg.bytes,
         truncated: msg.flags.contains(rustix::net::ReturnFlags::TRUNC),
+        dropped_fds: msg.flags.contains(rustix::net::ReturnFlags::CTRUNC),
         fds: received,
     })
 }

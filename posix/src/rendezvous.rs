@@ -305,6 +305,7 @@ impl ShmListener {
                 bytes: 1,
                 truncated: false,
                 fds: [Some(tx_bell), Some(rx_bell)],
+                ..
             }) = got
             {
                 if answer[0] == ACK
@@ -398,6 +399,14 @@ pub(crate) fn connect(name: &str, options: &Options) -> Result<Joined> {
         });
     }
     let [Some(c2s), Some(s2c), Some(rx_bell), Some(tx_bell)] = got.fds else {
+        if got.dropped_fds {
+            // The kernel could not give us the descriptors (EMFILE), or a
+            // listener sent more than fit.
+            return Err(Error::io(
+                "recvmsg (descriptors dropped)",
+                rustix::io::Errno::MFILE,
+            ));
+        }
         return Err(Error::NotASegment {
             reason: "the listener's hello did not carry two rings and two doorbells",
         });

@@ -68,8 +68,84 @@ fn peer_process() {
                 Err(e) => report(&format!("refused {e:?}")),
             }
         }
+        // A listener that runs out of descriptors, then gets them back.
+        ["listen-starved", address] => {
+            let mut listener = listen(address, &EndpointOptions::default()).unwrap();
+            report("listening");
+            let limit = starve(0);
+            // No descriptor at all: the accept itself fails; the client
+            // stays queued.
+            report(&format!(
+                "starved {:?}",
+                listener.accept_timeout(HUNG).map(drop)
+            ));
+            // One: the client is taken in, its rings cannot be made.
+            starve(1);
+            report(&format!(
+                "starved {:?}",
+                listener.accept_timeout(HUNG).map(drop)
+            ));
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).unwrap();
+            let mut conn = listener.accept_timeout(HUNG).unwrap();
+            let mut buf = [0u8; 16];
+            let n = conn.recv(&mut buf).unwrap();
+            conn.send(&buf[..n]).unwrap();
+            report("served");
+            block_on_stdin();
+        }
+        // A client that runs out of descriptors, then gets them back.
+        ["connect-starved", address] => {
+            let options = EndpointOptions::default();
+            let limit = starve(0);
+            report(&format!(
+                "starved {:?}",
+                connect(address, &options).map(drop)
+            ));
+            // Enough for the socket, not for what the listener sends.
+            starve(2);
+            report(&format!(
+                "starved {:?}",
+                connect(address, &options).map(drop)
+            ));
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).unwrap();
+            let mut conn = connect(address, &options).unwrap();
+            conn.send(b"fed").unwrap();
+            report("connected");
+            block_on_stdin();
+        }
         _ => panic!("unknown peer spec {args:?}"),
     }
+}
+
+/// Lowers this process's descriptor limit so that only `free` more can be
+/// opened (descriptors are numbered lowest first: the limit is set just
+/// above the lowest free numbers); returns the old limit.
+fn starve(free: u64) -> rustix::process::Rlimit {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let old = getrlimit(Resource::Nofile);
+    // Room to probe (an earlier call may have starved us already).
+    let open_up = Rlimit {
+        current: old.maximum,
+        maximum: old.maximum,
+    };
+    setrlimit(Resource::Nofile, open_up).unwrap();
+    // The lowest free numbers, as the kernel hands them out: `free` + 1
+    // probes; the limit is the last one's number, so exactly `free` stay
+    // below it.
+    let probes: Vec<std::fs::File> = (0..=free)
+        .map(|_| std::fs::File::open("/dev/null").unwrap())
+        .collect();
+    let limit = std::os::fd::AsRawFd::as_raw_fd(probes.last().unwrap()) as u64;
+    drop(probes);
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(limit),
+            maximum: old.maximum,
+        },
+    )
+    .unwrap();
+    old
 }
 
 fn address(test: &str) -> String {
@@ -804,4 +880,74 @@ fn a_typed_listener_refuses_clients_of_another_type_at_connect() {
         }
     );
     client.join().unwrap();
+}
+
+#[test]
+fn a_listener_out_of_descriptors_gives_typed_errors_and_serves_again() {
+    let _serial = serial();
+    let address = address("starved-listener");
+    let mut peer = Peer::spawn(&format!("listen-starved {address}"));
+    assert_eq!(peer.report(), "listening");
+    let patient = EndpointOptions {
+        shm: shmlane_posix::Options::new().open_timeout(HUNG),
+        ..EndpointOptions::default()
+    };
+    let first = std::thread::spawn({
+        let (address, patient) = (address.clone(), patient.clone());
+        move || connect(&address, &patient).map(drop)
+    });
+    let report = peer.report();
+    assert!(
+        report.starts_with("starved Err(Io { op: \"accept\"") && report.contains("code: 24"),
+        "{report}"
+    );
+    let report = peer.report();
+    assert!(
+        report.starts_with("starved Err(Io {") && report.contains("code: 24"),
+        "{report}"
+    );
+    // That client was taken in and dropped: it is told so.
+    let first = first.join().unwrap();
+    assert!(matches!(first, Err(Error::Disconnected)), "{first:?}");
+    // With its descriptors back, the listener serves the next one.
+    let mut conn = connect(&address, &patient).unwrap();
+    conn.send(b"fed").unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(conn.recv(&mut buf).unwrap(), 3);
+    assert_eq!(peer.report(), "served");
+    peer.finish();
+}
+
+#[test]
+fn a_client_out_of_descriptors_gets_typed_errors_and_connects_again() {
+    let _serial = serial();
+    let address = address("starved-client");
+    let mut listener = listen(&address, &EndpointOptions::default()).unwrap();
+    let mut peer = Peer::spawn(&format!("connect-starved {address}"));
+    // No descriptor for the socket.
+    let report = peer.report();
+    assert!(
+        report.starts_with("starved Err(Io { op: \"socket\"") && report.contains("code: 24"),
+        "{report}"
+    );
+    // The socket, but no room for the rings the listener sends (its
+    // accepts make them): that client is never handed out; the next,
+    // with descriptors again, is.
+    let server = std::thread::spawn(move || listener.accept_timeout(HUNG));
+    let second = peer.report();
+    assert!(
+        second.starts_with("starved Err(Io { op: \"recvmsg (descriptors dropped)\"")
+            && second.contains("code: 24"),
+        "{second}"
+    );
+    let mut conn = server.join().unwrap().unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        conn.recv(&mut buf).unwrap(),
+        3,
+        "the client that could connect"
+    );
+    assert_eq!(&buf[..3], b"fed");
+    assert_eq!(peer.report(), "connected");
+    peer.finish();
 }
