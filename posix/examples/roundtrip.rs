@@ -20,15 +20,16 @@ const SIZE: usize = 64;
 fn mode_name(mode: WaitMode) -> &'static str {
     match mode {
         WaitMode::BusyPoll => "busy",
-        WaitMode::SpinThenFutex => "futex",
+        WaitMode::Futex => "sleep",
+        _ => "futex",
     }
 }
 
 fn parse_mode(word: &str) -> WaitMode {
-    if word == "busy" {
-        WaitMode::BusyPoll
-    } else {
-        WaitMode::SpinThenFutex
+    match word {
+        "busy" => WaitMode::BusyPoll,
+        "sleep" => WaitMode::Futex,
+        _ => WaitMode::SpinThenFutex,
     }
 }
 

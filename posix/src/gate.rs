@@ -103,6 +103,7 @@ fn confined_cpu() -> Option<u32> {
 /// # Ok::<(), shmlane_posix::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum WaitMode {
     /// Spin on the shared memory and never sleep: the lowest latency, at the
     /// price of a busy core while waiting.
