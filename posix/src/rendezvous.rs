@@ -64,7 +64,7 @@ use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 use crate::address::MAX_UNIX_PATH_LEN;
-use crate::fdpass::{Received, recv_fds, send_fds};
+use crate::fdpass::{recv_fds, send_fds};
 use crate::names::suffixed;
 use crate::ready::is_peer_waker;
 use crate::transport::{Block, PeerCredentials, wait_ready};
@@ -282,44 +282,64 @@ impl ShmListener {
         Ok(())
     }
 
-    /// The first pending client that answered [`ACK`]. Those that hung up
-    /// or answered anything else are dropped with their rings (closing the
-    /// stream also takes it out of the epoll set).
+    /// The first pending client that answered [`ACK`] (with its
+    /// doorbells). Every other that hung up or answered anything else is
+    /// dropped with its rings on the way (closing its stream also takes it
+    /// out of the epoll set), so that dead clients are freed at every
+    /// accept; later good answers stay pending for the next call.
     fn answered(&mut self) -> Option<Joined> {
+        let mut found = None;
         let mut i = 0;
         while i < self.pending.len() {
             let stream = &self.pending[i].stream;
             let readable = crate::transport::poll_now(stream.as_fd()).is_ok_and(|r| !r.is_empty());
-            if !readable {
+            if !readable || (found.is_some() && !hung_up(stream)) {
                 i += 1;
                 continue;
             }
-            let mut answer = [0u8; 1];
-            let got = recv_fds::<2>(stream, &mut answer);
             let pending = self.pending.swap_remove(i);
-            let pid = pending.joined.peer.pid;
-            // The answer, and the sending ends of the client's doorbells
-            // (its sender's, for our receiver's wakes; its receiver's, for
-            // our sender's), each a socket pair the client made.
-            if let Ok(Received {
-                bytes: 1,
-                truncated: false,
-                fds: [Some(tx_bell), Some(rx_bell)],
-                ..
-            }) = got
-            {
-                if answer[0] == ACK
-                    && is_peer_waker(tx_bell.as_fd(), pid)
-                    && is_peer_waker(rx_bell.as_fd(), pid)
-                {
-                    pending.joined.rx.set_peer_bell(tx_bell);
-                    pending.joined.tx.set_peer_bell(rx_bell);
-                    return Some(pending.joined);
-                }
+            if let Some(joined) = complete(pending) {
+                found = Some(joined);
             }
         }
-        None
+        found
     }
+}
+
+/// Whether the client at the other end of `stream` hung up (EOF next).
+fn hung_up(stream: &UnixStream) -> bool {
+    let mut byte = [0u8; 1];
+    let flags = rustix::net::RecvFlags::DONTWAIT | rustix::net::RecvFlags::PEEK;
+    match rustix::net::recv(stream, &mut byte, flags) {
+        Ok((0, _)) => true,
+        Ok(_) | Err(Errno::AGAIN | Errno::INTR) => false,
+        Err(_) => true, // reset
+    }
+}
+
+/// The connection of a pending client whose stream is readable: its
+/// answer and the sending ends of its doorbells (its sender's, for our
+/// receiver's wakes; its receiver's, for our sender's), each a socket pair
+/// the client made. `None` (the client and its rings dropped) for anything
+/// else.
+fn complete(pending: Pending) -> Option<Joined> {
+    let mut answer = [0u8; 1];
+    let got = recv_fds::<2>(&pending.stream, &mut answer).ok()?;
+    let pid = pending.joined.peer.pid;
+    let [Some(tx_bell), Some(rx_bell)] = got.fds else {
+        return None;
+    };
+    let good = got.bytes == 1
+        && !got.truncated
+        && answer[0] == ACK
+        && is_peer_waker(tx_bell.as_fd(), pid)
+        && is_peer_waker(rx_bell.as_fd(), pid);
+    if !good {
+        return None;
+    }
+    pending.joined.rx.set_peer_bell(tx_bell);
+    pending.joined.tx.set_peer_bell(rx_bell);
+    Some(pending.joined)
 }
 
 /// Adds `fd` to the listener's epoll set (for input).
