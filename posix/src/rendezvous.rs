@@ -233,17 +233,11 @@ impl ShmListener {
         let full = self.pending.len() >= MAX_PENDING;
         if full == self.socket_watched {
             let socket = self.socket.as_fd();
-            let changed = if full {
-                epoll::delete(&self.epoll, socket)
+            if full {
+                epoll::delete(&self.epoll, socket).map_err(|e| Error::io("epoll_ctl", e))?;
             } else {
-                epoll::add(
-                    &self.epoll,
-                    socket,
-                    epoll::EventData::new_u64(0),
-                    epoll::EventFlags::IN,
-                )
-            };
-            changed.map_err(|e| Error::io("epoll_ctl", e))?;
+                watch(&self.epoll, socket)?;
+            }
             self.socket_watched = !full;
         }
         taken

@@ -951,3 +951,48 @@ fn a_client_out_of_descriptors_gets_typed_errors_and_connects_again() {
     assert_eq!(peer.report(), "connected");
     peer.finish();
 }
+
+#[test]
+fn a_listener_with_every_handshake_slot_taken_sleeps_and_serves_once_they_go() {
+    let _serial = serial();
+    let address = address("full");
+    let path = socket_of(&address);
+    let before = mapped_rings();
+    let mut listener = listen(&address, &EndpointOptions::default()).unwrap();
+    // 70 clients that connect and say nothing: 64 handshakes run (each
+    // holding its rings), 6 wait in the backlog.
+    let silent: Vec<UnixStream> = (0..70)
+        .map(|_| UnixStream::connect(&path).unwrap())
+        .collect();
+    let blocked = support::blocked_in(move || {
+        let accepted = listener.accept_timeout(HUNG);
+        (accepted, listener)
+    });
+    // It sleeps (until the first handshake's deadline), rather than
+    // spinning on a backlog it has no slot for.
+    let tid = blocked.tid;
+    support::must_return("the full listener to sleep", move || {
+        support::wait_until_asleep_in(tid, libc::SYS_ppoll)
+    });
+    assert_eq!(mapped_rings(), before + 2 * 64);
+    // A real client; the silent ones hang up: their slots free, it is served.
+    let client = std::thread::spawn({
+        let address = address.clone();
+        move || {
+            let patient = EndpointOptions {
+                shm: shmlane_posix::Options::new().open_timeout(HUNG),
+                ..EndpointOptions::default()
+            };
+            let mut conn = connect(&address, &patient).unwrap();
+            conn.send(b"real").unwrap();
+            conn
+        }
+    });
+    drop(silent);
+    let (accepted, listener) = blocked.result();
+    let mut conn = accepted.unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(conn.recv(&mut buf).unwrap(), 4);
+    drop((conn, client.join().unwrap(), listener));
+    assert_eq!(mapped_rings(), before);
+}
