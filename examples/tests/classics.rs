@@ -432,10 +432,11 @@ fn socket_programs_refuse_bad_input() {
 #[test]
 fn async_echo_serves_many_clients_at_once_and_ends_when_they_do() {
     let name = ShmName::new("async-echo");
-    let mut server = Program::start("async_echo", &["serve", &name.0, "4"]);
+    let address = format!("shm:{}", name.0);
+    let mut server = Program::start("async_echo", &["serve", &address, "4"]);
     assert_eq!(server.line(), "ready");
     let clients: Vec<Program> = (0..4)
-        .map(|i| Program::start("async_echo", &["client", &name.0, &i.to_string(), "500"]))
+        .map(|_| Program::start("async_echo", &["client", &address, "500"]))
         .collect();
     for client in clients {
         let out = client.finish();
@@ -445,24 +446,32 @@ fn async_echo_serves_many_clients_at_once_and_ends_when_they_do() {
     let out = server.finish();
     out.assert_success();
     assert_eq!(out.stdout, "echoed 2000 messages from 4 clients\n");
+    // Nothing is left in /dev/shm: the rings were never named.
+    let left: Vec<_> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&name.0[1..]))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
 fn async_echo_outlives_a_killed_client_and_refuses_bad_input() {
     let name = ShmName::new("async-echo-kill");
-    let mut server = Program::start("async_echo", &["serve", &name.0, "2"]);
+    let address = format!("shm:{}", name.0);
+    let mut server = Program::start("async_echo", &["serve", &address, "2"]);
     assert_eq!(server.line(), "ready");
-    let mut victim = Program::start("async_echo", &["client", &name.0, "0", "100000000"]);
+    let mut victim = Program::start("async_echo", &["client", &address, "100000000"]);
     assert_eq!(victim.line(), "connected");
     victim.kill();
-    let out = Program::run("async_echo", &["client", &name.0, "1", "10"]);
+    let out = Program::run("async_echo", &["client", &address, "10"]);
     out.assert_success();
     let out = server.finish();
     out.assert_success();
     assert!(out.stdout.ends_with("from 2 clients\n"), "{}", out.stdout);
-    Program::run("async_echo", &["serve", &name.0, "0"])
+    Program::run("async_echo", &["serve", &address, "0"])
         .assert_failure("CLIENTS must be at least 1");
     Program::run("async_echo", &["client"]).assert_failure("usage: async_echo");
-    Program::run("async_echo", &["client", "/shmlane-no-such-echo", "0", "1"])
+    Program::run("async_echo", &["client", "shm:/shmlane-no-such-echo", "1"])
         .assert_failure("start the server first");
 }
