@@ -144,11 +144,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Makes `bell` readable (adds 1 to its count; a full count is readable
 /// already), then says so.
 fn ring_bell(bell: &Bell) {
-    let _ = rustix::io::write(&bell.fd, &1u64.to_ne_bytes());
-    // SeqCst, after the write: a `clear` that takes the flag finds the
-    // count to read. (One that looks before this store leaves the count,
-    // a stale readiness the next `clear` takes.)
+    // SeqCst, before the write: a `clear` that sees the fd readable (the
+    // write done) finds the flag and reads the count; one that takes the
+    // flag before the write lands puts it back (see `Doorbell::clear`).
     bell.rung.store(true, SeqCst);
+    let _ = rustix::io::write(&bell.fd, &1u64.to_ne_bytes());
 }
 
 impl Bridge {
@@ -305,10 +305,15 @@ impl Doorbell {
             }
             return;
         }
-        // SeqCst: pairs with `ring_bell`'s store after its write.
+        // SeqCst: pairs with `ring_bell`'s store before its write.
         if self.efd.rung.swap(false, SeqCst) {
             let mut count = [0; 8];
-            let _ = rustix::io::read(&self.efd.fd, &mut count);
+            if rustix::io::read(&self.efd.fd, &mut count).is_err() {
+                // Rung, but the write has not landed yet: the next clear
+                // reads it. (Until then the fd may be readable for nothing,
+                // which readiness allows.)
+                self.efd.rung.store(true, SeqCst);
+            }
         }
     }
 
