@@ -55,21 +55,62 @@ fn every_transport_completes_and_reports_percentiles() {
 
 #[test]
 fn bad_arguments_are_refused_with_a_usage_message() {
+    // Command-line mistakes: exit code 2 and a usage line.
     for args in [
         &[][..],
         &["--addr"],
-        &["--addr", "bogus:x"],
         &["--addr", "pipe", "--mode", "fast"],
         &["--addr", "pipe", "--count", "0"],
+        &["--addr", "pipe", "--size", "-1"],
+        &["--addr", "pipe", "--colour"],
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_pingpong"))
             .args(args)
             .output()
             .unwrap();
-        assert!(!output.status.success(), "{args:?}");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
-            String::from_utf8_lossy(&output.stderr).starts_with("pingpong: "),
-            "{args:?}"
+            stderr.starts_with("error: ")
+                && (stderr.contains("Usage: pingpong") || stderr.contains("try '--help'")),
+            "{args:?}: {stderr}"
         );
     }
+    // A well-formed address nobody can use: the program's own error.
+    let output = Command::new(env!("CARGO_BIN_EXE_pingpong"))
+        .args(["--addr", "bogus:x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).starts_with("pingpong: "));
+}
+
+#[test]
+fn help_and_version_answer_and_succeed() {
+    let help = Command::new(env!("CARGO_BIN_EXE_pingpong"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for needle in [
+        "Usage: pingpong",
+        "--addr <ADDR>",
+        "--mode",
+        "spin",
+        "block",
+        "--count",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    assert!(!text.contains("--peer"), "the internal flag is hidden");
+    let version = Command::new(env!("CARGO_BIN_EXE_pingpong"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(version.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("pingpong {}", env!("CARGO_PKG_VERSION"))
+    );
 }

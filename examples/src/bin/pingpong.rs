@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p shmlane-examples --bin pingpong -- --addr ADDR [--size N] [--count N] [--mode spin|block]
+//! cargo run --release -p shmlane-examples --bin pingpong -- --help
 //! ```
 //!
 //! `ADDR` is any endpoint address: `shm:/name`, `fifo:path`, `mq:/name`,
@@ -25,59 +26,59 @@ use shmlane_posix::Framed;
 use shmlane_posix::endpoint::{Connection, EndpointOptions, connect, listen};
 use shmlane_posix::{Options, WaitMode};
 
+/// Round-trip latency over any transport, named by its address: listens,
+/// starts its own peer process on the same address, sends COUNT messages
+/// of SIZE bytes one at a time, each echoed back, and prints the median,
+/// p99 and p99.9 round-trip times.
+#[derive(clap::Parser, Debug)]
+#[command(name = "pingpong", version)]
 struct Args {
+    /// The endpoint: shm:/name, fifo:path, mq:/name, unix:path,
+    /// unix-dgram:path, tcp:host:port (tcp:127.0.0.1:0 picks a free port)
+    /// or pipe.
+    #[arg(long, value_name = "ADDR")]
     addr: String,
+    /// Bytes per message.
+    #[arg(long, default_value_t = 64, value_name = "N")]
     size: usize,
+    /// Round trips to measure (at least 1).
+    #[arg(long, default_value_t = 100_000, value_name = "N", value_parser = at_least_one)]
     count: usize,
-    spin: bool,
+    /// spin: busy-poll (the ring never sleeps; other transports poll with
+    /// non-blocking calls); block: wait in the kernel (futex, poll,
+    /// mq_receive).
+    #[arg(long, value_enum, default_value_t = Mode::Block)]
+    mode: Mode,
+    /// Run as the echoing peer (started by pingpong itself).
+    #[arg(long, hide = true)]
     peer: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        addr: String::new(),
-        size: 64,
-        count: 100_000,
-        spin: false,
-        peer: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "--addr" => args.addr = value("--addr")?,
-            "--size" => {
-                args.size = value("--size")?
-                    .parse()
-                    .map_err(|e| format!("--size: {e}"))?
-            }
-            "--count" => {
-                args.count = value("--count")?
-                    .parse()
-                    .map_err(|e| format!("--count: {e}"))?
-            }
-            "--mode" => {
-                args.spin = match value("--mode")?.as_str() {
-                    "spin" => true,
-                    "block" => false,
-                    other => return Err(format!("--mode must be spin or block, not {other:?}")),
-                }
-            }
-            "--peer" => args.peer = true,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+/// How the two ends wait.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Busy-poll.
+    Spin,
+    /// Wait in the kernel.
+    Block,
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
-    if args.addr.is_empty() {
-        return Err("--addr ADDR is required".to_owned());
+}
+
+impl Args {
+    fn spin(&self) -> bool {
+        self.mode == Mode::Spin
     }
-    if args.count == 0 {
-        return Err("--count must be at least 1".to_owned());
-    }
-    Ok(args)
 }
 
 fn options(args: &Args) -> EndpointOptions {
-    let mode = if args.spin {
+    let mode = if args.spin() {
         WaitMode::BusyPoll
     } else {
         WaitMode::SpinThenFutex
@@ -95,7 +96,7 @@ fn options(args: &Args) -> EndpointOptions {
 
 fn run(args: &Args) -> Result<(), String> {
     let max = options(args).max_message;
-    let mode = if args.spin { "spin" } else { "block" };
+    let mode = if args.spin() { "spin" } else { "block" };
     let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
     let peer_args = |addr: &str| {
         let mut command = Command::new(&exe);
@@ -128,7 +129,7 @@ fn run(args: &Args) -> Result<(), String> {
         };
         // (`to_child` and `from_child` were the parent's ends; the child's
         // ends were moved into the Command and are closed here.)
-        let rtts = round_trips(&mut pair, args.size, args.spin, Plan::count(args.count));
+        let rtts = round_trips(&mut pair, args.size, args.spin(), Plan::count(args.count));
         (rtts, "pipe", child)
     } else {
         let mut listener =
@@ -173,7 +174,7 @@ fn peer(args: &Args) -> Result<(), String> {
             tx: framed(dup(std::io::stdout().as_fd())?)?,
             rx: framed(dup(std::io::stdin().as_fd())?)?,
         };
-        return echo(&mut pair, args.spin).map_err(|e| e.to_string());
+        return echo(&mut pair, args.spin()).map_err(|e| e.to_string());
     }
     let mut conn =
         connect(&args.addr, &options(args)).map_err(|e| format!("{}: {e}", args.addr))?;
@@ -185,7 +186,7 @@ fn peer(args: &Args) -> Result<(), String> {
 /// itself (`WaitMode::BusyPoll`, which also knows whether its peer shares
 /// its CPU and gives that CPU up if so).
 fn poll_here(args: &Args) -> bool {
-    args.spin && !args.addr.starts_with("shm:")
+    args.spin() && !args.addr.starts_with("shm:")
 }
 
 /// Our own descriptor for a standard stream (fd 0 or 1).
@@ -194,15 +195,8 @@ fn dup(fd: std::os::fd::BorrowedFd<'_>) -> Result<std::os::fd::OwnedFd, String> 
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!(
-                "pingpong: {e}\nusage: pingpong --addr ADDR [--size N] [--count N] [--mode spin|block]"
-            );
-            return ExitCode::from(2);
-        }
-    };
+    // Bad arguments: a usage message and exit code 2 (clap's).
+    let args = <Args as clap::Parser>::parse();
     let result = if args.peer { peer(&args) } else { run(&args) };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -75,52 +75,40 @@ const SHM_SMALL_SIZES: [usize; 3] = [8, 64, 1024];
 const SHM_LARGE_SIZES: [usize; 2] = [65536, 1 << 20];
 const STREAM_SIZES: [usize; 3] = [64, 4096, 1 << 20];
 
+/// shmlane's bench: every transport against its floor, in interleaved
+/// rounds (a ratio per round; median and spread), in a pinned, an unpinned
+/// and a one-CPU pass, then the targets table.
+#[derive(clap::Parser, Debug)]
+#[command(name = "bench", version)]
 struct Args {
+    /// Short rounds (a smoke run: every figure, little time).
+    #[arg(long)]
     quick: bool,
-    /// `--only`: the transports to measure (all when empty).
-    only: Vec<String>,
+    /// The report as JSON on stdout (the fields the README documents).
+    #[arg(long)]
     json: bool,
+    /// Also draw the charts into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// Measure only these transports (comma-separated; all when absent):
+    /// shm, pipe, fifo, mqueue, unix-stream, unix-dgram, tcp.
+    #[arg(long, value_name = "TRANSPORT,...", value_delimiter = ',', value_parser = transport)]
+    only: Vec<String>,
 }
 
-const USAGE: &str = "usage: bench [--quick] [--json] [--plot FILE.svg] [--only TRANSPORT,...]";
+/// A transport name `--only` knows.
+fn transport(name: &str) -> Result<String, String> {
+    if name == "shm" || FALLBACKS.contains(&name) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!("unknown transport (shm, {})", FALLBACKS.join(", ")))
+    }
+}
 
 impl Args {
     fn wants(&self, transport: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|t| t == transport)
     }
-}
-
-fn parse_args(words: Vec<String>) -> Result<Args, String> {
-    let mut args = Args {
-        quick: false,
-        only: Vec::new(),
-        json: false,
-        plot: None,
-    };
-    let mut it = words.into_iter();
-    while let Some(word) = it.next() {
-        match word.as_str() {
-            "--quick" => args.quick = true,
-            "--json" => args.json = true,
-            "--only" => {
-                let list = it.next().ok_or("--only needs a list of transports")?;
-                for t in list.split(',') {
-                    if t != "shm" && !FALLBACKS.contains(&t) {
-                        return Err(format!(
-                            "--only: unknown transport {t:?} (shm, {})",
-                            FALLBACKS.join(", ")
-                        ));
-                    }
-                    args.only.push(t.to_owned());
-                }
-            }
-            "--plot" => args.plot = Some(it.next().ok_or("--plot needs a file name")?.into()),
-            "--help" | "-h" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(args)
 }
 
 /// How long each measurement of a round runs, and how many rounds.
@@ -1609,17 +1597,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    let args = match parse_args(words.collect()) {
-        Ok(args) => args,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("bench: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // Bad arguments: a usage message and exit code 2 (clap's).
+    let args = <Args as clap::Parser>::parse();
     shmlane_examples::run("bench", || main_run(args).map_err(Into::into))
 }
 
