@@ -19,6 +19,13 @@ use shmlane_posix::framing::HEADER_LEN;
 use shmlane_posix::{Framed, MessageReceiver, MessageSender};
 use support::{blocked_in, must_not_wait};
 
+/// Taken for writing by the test that pins two threads to one CPU and
+/// bounds how long a timed receive takes there, for reading by the others:
+/// their threads would otherwise share that CPU too (a failure detector's
+/// bound, not a speed test, but one that load from the rest of this file
+/// once pushed past).
+static CPU: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 fn message(seq: usize, len: usize) -> Vec<u8> {
     (0..len).map(|i| (seq * 31 + i * 7) as u8).collect()
 }
@@ -53,6 +60,7 @@ impl Feeder {
 
 #[test]
 fn a_blocking_recv_gets_messages_written_whole_or_in_fragments() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
     const MAX: usize = 100_000;
     let (read, write) = rustix::pipe::pipe().unwrap();
     let mut rx = Framed::new(read, MAX).unwrap();
@@ -112,6 +120,7 @@ fn a_blocking_recv_gets_messages_written_whole_or_in_fragments() {
 
 #[test]
 fn a_blocking_recv_into_a_small_buffer_keeps_a_large_message() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
     const MAX: usize = 64 * 1024;
     let (read, write) = rustix::pipe::pipe().unwrap();
     let mut rx = Framed::new(read, MAX).unwrap();
@@ -145,6 +154,7 @@ fn a_blocking_recv_into_a_small_buffer_keeps_a_large_message() {
 
 #[test]
 fn non_blocking_and_timed_calls_on_a_pipe_never_wait_after_blocking_ones() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
     let (mut tx, mut rx) = Framed::pipe(64).unwrap();
     tx.send(b"first").unwrap();
     let mut buf = [0; 64];
@@ -175,6 +185,7 @@ fn non_blocking_and_timed_calls_on_a_pipe_never_wait_after_blocking_ones() {
 
 #[test]
 fn try_send_on_a_full_pipe_after_blocking_sends_is_full_and_sends_nothing() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
     const LEN: usize = 1000;
     let (mut tx, mut rx) = Framed::pipe(LEN).unwrap();
     let mut accepted = 0;
@@ -228,6 +239,7 @@ fn try_send_on_a_full_pipe_after_blocking_sends_is_full_and_sends_nothing() {
 
 #[test]
 fn the_halves_of_a_split_pipe_end_still_work() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
     let (tx, rx) = Framed::pipe(64).unwrap();
     let (mut tx_a, mut tx_b) = tx.split().unwrap();
     let (_rx_other, mut rx) = rx.split().unwrap();
@@ -249,6 +261,7 @@ fn the_halves_of_a_split_pipe_end_still_work() {
 
 #[test]
 fn a_split_socket_half_blocked_in_recv_does_not_stop_the_other_from_try_send() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
     for (a, b) in socket_pairs() {
         let (mut a_tx, mut a_rx) = Framed::new(a, 1024).unwrap().split().unwrap();
         let mut b = Framed::new(b, 1024).unwrap();
@@ -300,6 +313,7 @@ fn socket_pairs() -> Vec<(OwnedFd, OwnedFd)> {
 
 #[test]
 fn a_blocked_socket_recv_ends_when_the_peer_closes() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
     for (a, b) in socket_pairs() {
         let mut a = Framed::new(a, 64).unwrap();
         let b = Framed::new(b, 64).unwrap();
@@ -311,6 +325,7 @@ fn a_blocked_socket_recv_ends_when_the_peer_closes() {
 
 #[test]
 fn a_blocked_pipe_send_ends_when_the_reader_closes() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
     // More than a pipe holds (a pipe grows to hold a frame, but to 1 MiB at
     // most): waits for a reader that never reads.
     let (mut tx, rx) = Framed::pipe(2 << 20).unwrap();
@@ -346,6 +361,7 @@ fn fill(tx: &mut Datagram) -> usize {
 
 #[test]
 fn datagram_calls_of_every_kind_mix() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
     for max in [128, 8192] {
         let (mut a, mut b, _) = datagram_pair(&format!("mix-{max}"), max);
         let mut buf = vec![0; max];
@@ -388,6 +404,7 @@ fn datagram_calls_of_every_kind_mix() {
 
 #[test]
 fn a_blocked_datagram_send_ends_when_the_peer_drops_its_receiving_half() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
     let (mut a, b, _) = datagram_pair("rx-drop", 256);
     // The peer keeps a sending half (so its socket stays open) and drops
     // the receiving one, which shuts its socket for receiving.
@@ -406,6 +423,7 @@ fn a_blocked_datagram_send_ends_when_the_peer_drops_its_receiving_half() {
 
 #[test]
 fn a_blocked_datagram_send_ends_when_the_peer_closes() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
     let (mut a, b, _) = datagram_pair("close", 256);
     fill(&mut a);
     let sender = blocked_in(move || a.send(b"waits for room that never comes"));
@@ -415,6 +433,7 @@ fn a_blocked_datagram_send_ends_when_the_peer_closes() {
 
 #[test]
 fn a_datagram_socket_bound_again_at_the_peers_path_is_not_the_peer() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
     let (mut a, b, b_path) = datagram_pair("rebind", 64);
     a.send(b"to the first").unwrap();
     drop(b); // nothing read: gone with its socket and path
@@ -439,6 +458,8 @@ fn a_datagram_socket_bound_again_at_the_peers_path_is_not_the_peer() {
 /// deadline.
 #[test]
 fn a_timed_receive_sharing_its_cpu_with_a_busy_sender_returns_near_its_deadline() {
+    // Alone: the other tests of this file would share the pinned CPU.
+    let _alone = CPU.write().unwrap_or_else(|e| e.into_inner());
     use shmlane_posix::{Options, Receiver, Sender, WaitMode};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Instant;
