@@ -68,6 +68,20 @@ fn peer_process() {
                 Err(e) => report(&format!("refused {e:?}")),
             }
         }
+        // Accepts and echoes one message per client, forever (until killed).
+        ["listen-loop", address] => {
+            let mut listener = listen(address, &EndpointOptions::default()).unwrap();
+            report("listening");
+            let mut buf = [0u8; 64];
+            loop {
+                let Ok(mut conn) = listener.accept() else {
+                    continue;
+                };
+                if let Ok(n) = conn.recv(&mut buf) {
+                    let _ = conn.send(&buf[..n]);
+                }
+            }
+        }
         // A listener that runs out of descriptors, then gets them back.
         ["listen-starved", address] => {
             let mut listener = listen(address, &EndpointOptions::default()).unwrap();
@@ -995,4 +1009,71 @@ fn a_listener_with_every_handshake_slot_taken_sleeps_and_serves_once_they_go() {
     assert_eq!(conn.recv(&mut buf).unwrap(), 4);
     drop((conn, client.join().unwrap(), listener));
     assert_eq!(mapped_rings(), before);
+}
+
+#[test]
+fn a_listener_killed_at_random_points_of_its_handshakes_fails_its_clients_cleanly() {
+    let _serial = serial();
+    let address = address("killed-listener");
+    let mut state = std::process::id() as u64 | 1;
+    eprintln!("kill points seed {state}");
+    for _ in 0..3 {
+        let mut peer = Peer::spawn(&format!("listen-loop {address}"));
+        assert_eq!(peer.report(), "listening");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients: Vec<_> = (0..2)
+            .map(|_| {
+                let (address, stop) = (address.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let (mut served, mut failed) = (0u32, Vec::new());
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let trip =
+                            connect(&address, &EndpointOptions::default()).and_then(|mut c| {
+                                c.send(b"ping")?;
+                                let mut buf = [0u8; 8];
+                                c.recv(&mut buf)
+                            });
+                        match trip {
+                            Ok(4) => served += 1,
+                            Ok(n) => panic!("an echo of {n} bytes"),
+                            Err(e) => failed.push(e),
+                        }
+                    }
+                    (served, failed)
+                })
+            })
+            .collect();
+        // Some round trips, then the kill, wherever the listener is.
+        for _ in 0..1 + support::next(&mut state) % 200 {
+            std::thread::yield_now();
+        }
+        peer.kill9();
+        // Every client call in flight at the kill, or after it, ends with a
+        // typed error (no listener: NotFound; mid-handshake or holding
+        // rings: Disconnected), never a hang.
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for client in clients {
+            let (_served, failed) =
+                support::must_return("a client of a killed listener", move || {
+                    client.join().unwrap()
+                });
+            for e in &failed {
+                assert!(
+                    matches!(
+                        e,
+                        Error::NotFound { .. } | Error::Disconnected | Error::TimedOut
+                    ),
+                    "{e:?}"
+                );
+            }
+        }
+    }
+    // The dead listener's socket is taken over by the next one.
+    let mut listener = listen(&address, &EndpointOptions::default()).unwrap();
+    let client = std::thread::spawn({
+        let address = address.clone();
+        move || connect(&address, &EndpointOptions::default()).map(drop)
+    });
+    listener.accept_timeout(HUNG).unwrap();
+    client.join().unwrap().unwrap();
 }
