@@ -135,7 +135,7 @@ pub const WAITS_CONSUMER_SHIFT: u32 = 4;
 pub const WAITS_ALL: u32 = 0x77;
 
 /// Low bit of a wait word: a peer announced that it is (about to be) asleep.
-pub(crate) const SLEEPING: u32 = 1;
+pub const SLEEPING: u32 = 1;
 
 /// Bytes of one line of the header: its alignment and size on every target.
 pub const LINE_SIZE: usize = 128;
@@ -396,6 +396,73 @@ impl<const N: usize> Default for Region<N> {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Byte offsets of the header's fields from the start of the region: the
+/// ABI that a program in another language reads and writes. The C header
+/// `core/include/shmlane.h` states the same values (`SHMLANE_OFF_*`), and a
+/// test compiles it and compares them with these.
+///
+/// # Examples
+///
+/// ```
+/// use shmlane_core::layout::offsets;
+///
+/// assert_eq!(offsets::MESSAGE_TYPE, 64);
+/// assert_eq!(offsets::WRITE_POSITION, 128); // the producer's line
+/// assert_eq!(offsets::DATA, shmlane_core::HEADER_SIZE);
+/// ```
+#[cfg(not(loom))]
+pub mod offsets {
+    use super::{HEADER_SIZE, Header, Identity, Line};
+    use core::mem::offset_of;
+
+    /// `magic`, u64.
+    pub const MAGIC: usize = offset_of!(Header, identity) + offset_of!(Identity, magic);
+    /// `version`, u32.
+    pub const VERSION: usize = offset_of!(Header, identity) + offset_of!(Identity, version);
+    /// `header_size`, u32.
+    pub const HEADER_SIZE_FIELD: usize =
+        offset_of!(Header, identity) + offset_of!(Identity, header_size);
+    /// `capacity`, u64.
+    pub const CAPACITY: usize = offset_of!(Header, identity) + offset_of!(Identity, capacity);
+    /// `max_message`, u64.
+    pub const MAX_MESSAGE: usize = offset_of!(Header, identity) + offset_of!(Identity, max_message);
+    /// `producer_state`, u32.
+    pub const PRODUCER_STATE: usize =
+        offset_of!(Header, identity) + offset_of!(Identity, producer_state);
+    /// `consumer_state`, u32.
+    pub const CONSUMER_STATE: usize =
+        offset_of!(Header, identity) + offset_of!(Identity, consumer_state);
+    /// `init`, u32.
+    pub const INIT: usize = offset_of!(Header, identity) + offset_of!(Identity, init);
+    /// `waits`, u32.
+    pub const WAITS: usize = offset_of!(Header, identity) + offset_of!(Identity, waits);
+    /// `producer_cpu`, u32.
+    pub const PRODUCER_CPU: usize =
+        offset_of!(Header, identity) + offset_of!(Identity, producer_cpu);
+    /// `consumer_cpu`, u32.
+    pub const CONSUMER_CPU: usize =
+        offset_of!(Header, identity) + offset_of!(Identity, consumer_cpu);
+    /// `producer_pid`, u32.
+    pub const PRODUCER_PID: usize =
+        offset_of!(Header, identity) + offset_of!(Identity, producer_pid);
+    /// `consumer_pid`, u32.
+    pub const CONSUMER_PID: usize =
+        offset_of!(Header, identity) + offset_of!(Identity, consumer_pid);
+    /// `message_type`, u64.
+    pub const MESSAGE_TYPE: usize =
+        offset_of!(Header, identity) + offset_of!(Identity, message_type);
+    /// The producer line's position (bytes written and published), u64.
+    pub const WRITE_POSITION: usize = offset_of!(Header, producer) + offset_of!(Line, position);
+    /// The producer line's `peer_wait`: where the consumer sleeps, u32.
+    pub const CONSUMER_WAIT: usize = offset_of!(Header, producer) + offset_of!(Line, peer_wait);
+    /// The consumer line's position (bytes consumed and released), u64.
+    pub const READ_POSITION: usize = offset_of!(Header, consumer) + offset_of!(Line, position);
+    /// The consumer line's `peer_wait`: where the producer sleeps, u32.
+    pub const PRODUCER_WAIT: usize = offset_of!(Header, consumer) + offset_of!(Line, peer_wait);
+    /// The data area.
+    pub const DATA: usize = HEADER_SIZE;
 }
 
 // The layout is an ABI: pin it. (loom's atomics are larger, so not under loom.)
