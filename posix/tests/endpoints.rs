@@ -285,6 +285,7 @@ fn unix_listeners_name_their_peers_and_can_refuse_other_uids() {
                 matches!(refused, Err(Error::PeerRefused { uid: NOBODY, .. })),
                 "{scheme}: {refused:?}"
             );
+            assert_eq!(listener.refused(), 1, "{scheme}: the refusal is counted");
         }
         // (The client stays connected until it is accepted: a datagram
         // client gone before its hello is read is no client any more.)

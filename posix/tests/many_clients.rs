@@ -12,6 +12,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::Duration;
 
 use shmlane_posix::endpoint::{Connection, EndpointOptions, Listener, connect, listen};
+use shmlane_posix::rendezvous::HELLO;
 use shmlane_posix::select::Ready;
 use shmlane_posix::{Error, MessageReceiver, MessageSender, Selector};
 use support::{HUNG, NOBODY, Peer, block_on_stdin, report, serial};
@@ -413,7 +414,7 @@ fn a_listener_restricted_to_a_uid_refuses_and_counts_others_and_clients_check_th
 fn what_squats_at_the_socket_name_is_refused_and_left_alone() {
     let _serial = serial();
     let address = address("squat");
-    let path = format!("/dev/shm{}.sock", address.strip_prefix("shm:").unwrap());
+    let path = socket_of(&address);
     let options = EndpointOptions::default();
 
     // A symbolic link, a regular file, a FIFO: never followed or removed.
@@ -474,7 +475,7 @@ fn what_squats_at_the_socket_name_is_refused_and_left_alone() {
 
 /// A fake listener at `address` that answers one client with `answer`.
 fn fake_listener(address: &str, answer: impl FnOnce(&UnixStream) + Send + 'static) -> UnixListener {
-    let path = format!("/dev/shm{}.sock", address.strip_prefix("shm:").unwrap());
+    let path = socket_of(address);
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).unwrap();
     let accepting = listener.try_clone().unwrap();
@@ -491,9 +492,7 @@ fn fake_listener(address: &str, answer: impl FnOnce(&UnixStream) + Send + 'stati
 fn a_hostile_listener_gets_typed_errors_at_connect() {
     let _serial = serial();
     let address = address("hostile-listener");
-    let path = format!("/dev/shm{}.sock", address.strip_prefix("shm:").unwrap());
     let options = EndpointOptions::default();
-    let tag = b"SHMLRDV\x01";
     let sealed = || {
         let seg = shmlane_posix::Segment::anonymous(1 << 16).unwrap();
         seg.seal().unwrap();
@@ -526,89 +525,91 @@ fn a_hostile_listener_gets_typed_errors_at_connect() {
         .unwrap()
     };
 
+    // What a connect to a fake listener that answers with `answer` gives.
+    let answered = |answer: Box<dyn FnOnce(&UnixStream) + Send>, options: &EndpointOptions| {
+        let _listener = fake_listener(&address, answer);
+        connect(&address, options).map(drop)
+    };
+    let refused = |result: shmlane_posix::Result<()>, expected: fn(&Error) -> bool| {
+        assert!(result.as_ref().is_err_and(expected), "{result:?}");
+    };
+
     // Rings that are not sealed: the listener could shrink them under us.
-    let _l = fake_listener(&address, move |s| {
+    let unsealed = Box::new(move |s: &UnixStream| {
         let unsealed = rustix::fs::memfd_create("fake", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&unsealed, 1 << 16).unwrap();
         let other = sealed();
         let ((a, _), (b, _)) = (bells(), bells());
         send(
             s,
-            tag,
+            HELLO,
             &[unsealed.as_fd(), other.fd(), a.as_fd(), b.as_fd()],
         );
     });
-    let result = connect(&address, &options);
-    assert!(matches!(result, Err(Error::NotSealed)), "{result:?}");
+    refused(answered(unsealed, &options), |e| {
+        matches!(e, Error::NotSealed)
+    });
 
     // Doorbells that are not datagram socket pairs (a pipe, a stream pair):
     // refused before anything is mapped.
-    let _l = fake_listener(&address, move |s| {
+    let odd_bells = Box::new(move |s: &UnixStream| {
         let (a, b) = (sealed(), sealed());
         let (pipe, _w) = rustix::pipe::pipe().unwrap();
         let (stream, _) = UnixStream::pair().unwrap();
-        send(s, tag, &[a.fd(), b.fd(), pipe.as_fd(), stream.as_fd()]);
+        send(s, HELLO, &[a.fd(), b.fd(), pipe.as_fd(), stream.as_fd()]);
     });
-    let result = connect(&address, &options);
-    assert!(
-        matches!(result, Err(Error::NotASegment { .. })),
-        "{result:?}"
-    );
+    refused(answered(odd_bells, &options), |e| {
+        matches!(e, Error::NotASegment { .. })
+    });
 
     // Sealed, but zeroes: not a ring.
-    let _l = fake_listener(&address, move |s| {
+    let zeroes = Box::new(move |s: &UnixStream| {
         let (a, b) = (sealed(), sealed());
         let ((c, _), (d, _)) = (bells(), bells());
-        send(s, tag, &[a.fd(), b.fd(), c.as_fd(), d.as_fd()]);
+        send(s, HELLO, &[a.fd(), b.fd(), c.as_fd(), d.as_fd()]);
     });
-    let result = connect(&address, &options);
-    assert!(
-        matches!(result, Err(Error::NotASegment { .. } | Error::NotReady)),
-        "{result:?}"
-    );
+    refused(answered(zeroes, &options), |e| {
+        matches!(e, Error::NotASegment { .. } | Error::NotReady)
+    });
 
-    // One descriptor, or another protocol's tag.
-    let _l = fake_listener(&address, move |s| {
-        let a = sealed();
-        send(s, tag, &[a.fd()]);
+    // One descriptor, or another protocol version's tag.
+    let one = Box::new(move |s: &UnixStream| send(s, HELLO, &[sealed().fd()]));
+    refused(answered(one, &options), |e| {
+        matches!(e, Error::NotASegment { .. })
     });
-    let result = connect(&address, &options);
-    assert!(
-        matches!(result, Err(Error::NotASegment { .. })),
-        "{result:?}"
-    );
-    let _l = fake_listener(&address, move |s| {
+    let other_version = Box::new(move |s: &UnixStream| {
         let (a, b) = (sealed(), sealed());
         let ((c, _), (d, _)) = (bells(), bells());
-        send(s, b"SHMLRDV\x09", &[a.fd(), b.fd(), c.as_fd(), d.as_fd()]);
+        let mut tag = *HELLO;
+        tag[7] += 1;
+        send(s, &tag, &[a.fd(), b.fd(), c.as_fd(), d.as_fd()]);
     });
-    let result = connect(&address, &options);
-    assert!(
-        matches!(result, Err(Error::NotASegment { .. })),
-        "{result:?}"
-    );
+    refused(answered(other_version, &options), |e| {
+        matches!(e, Error::NotASegment { .. })
+    });
 
     // Closed at once (a listener that refuses us), or silent.
-    let _l = fake_listener(&address, |s| {
+    let closed = Box::new(|s: &UnixStream| {
         let _ = s.shutdown(std::net::Shutdown::Both);
     });
-    let result = connect(&address, &options);
-    assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
-    let _l = fake_listener(&address, |_| {});
+    refused(answered(closed, &options), |e| {
+        matches!(e, Error::Disconnected)
+    });
     let hasty = EndpointOptions {
         shm: shmlane_posix::Options::new().open_timeout(Duration::from_millis(50)),
         ..EndpointOptions::default()
     };
-    let result = connect(&address, &hasty);
-    assert!(matches!(result, Err(Error::TimedOut)), "{result:?}");
-    let _ = std::fs::remove_file(&path);
+    refused(answered(Box::new(|_: &UnixStream| {}), &hasty), |e| {
+        matches!(e, Error::TimedOut)
+    });
+    let _ = std::fs::remove_file(socket_of(&address));
 }
 
 #[test]
 fn hostile_clients_are_dropped_and_the_next_client_is_served() {
     let _serial = serial();
     let address = address("hostile-client");
-    let path = format!("/dev/shm{}.sock", address.strip_prefix("shm:").unwrap());
+    let path = socket_of(&address);
     let before = mapped_rings();
     let mut listener = listen(&address, &EndpointOptions::default()).unwrap();
     // One that answers the rings with garbage, one that keeps them and
