@@ -1,5 +1,5 @@
 /*
- * shmlane.h: the shared-memory layout of a shmlane ring (layout version 5),
+ * shmlane.h: the shared-memory layout of a shmlane ring (layout version 6),
  * for programs in other languages that map a ring a Rust peer made.
  *
  * This file describes; the Rust crate shmlane-core defines. A test
@@ -63,6 +63,16 @@
  *    announcement back.
  *  - Closing: store CLOSED into the role's state word (release), fetch_add 2
  *    (acq_rel) to the peer's wait word and futex-wake it.
+ *  - Counting (statistics for tools such as `shmlane stat`; nothing depends
+ *    on them): each side keeps four uint64_t counters on its own line
+ *    (struct shmlane_counters at SHMLANE_OFF_*_COUNTERS), and only it writes
+ *    them, with relaxed stores: the messages it published or consumed
+ *    (stored, relaxed, just before each store of its position, which is
+ *    the count of ring bytes it moved),
+ *    the calls that found the ring full or empty (once per call), the
+ *    waits in which it slept (once per call) and the wake-ups it sent
+ *    (after each futex-wake of the peer). A side that does not count leaves
+ *    them 0; a reader loads them relaxed and trusts them for nothing.
  * Every value read from the header may have been written by a buggy or
  * hostile peer: check it before use, and treat a bad one as an error.
  */
@@ -74,7 +84,7 @@
 
 /* Identity. */
 #define SHMLANE_MAGIC UINT64_C(0x00454E414C4D4853) /* "SHMLANE\0" in memory order (little-endian) */
-#define SHMLANE_LAYOUT_VERSION 5u
+#define SHMLANE_LAYOUT_VERSION 6u
 #define SHMLANE_INIT_READY 0x52445952u
 #define SHMLANE_HEADER_SIZE 384u
 #define SHMLANE_LINE_SIZE 128u
@@ -105,6 +115,12 @@
 /* The low bit of a wait word: its side announced that it is (about to be) asleep. */
 #define SHMLANE_SLEEPING 1u
 
+/* Offsets within a struct shmlane_counters (each a uint64_t). */
+#define SHMLANE_COUNTER_MESSAGES 0u /* messages published (producer) or consumed (consumer) */
+#define SHMLANE_COUNTER_STALLS 8u   /* calls that found the ring full (producer) or empty (consumer) */
+#define SHMLANE_COUNTER_SLEEPS 16u  /* waits in which the side slept */
+#define SHMLANE_COUNTER_WAKES 24u   /* wake-ups it sent its sleeping peer */
+
 /* Offsets in the header (bytes from the start of the region). */
 #define SHMLANE_OFF_MAGIC 0u
 #define SHMLANE_OFF_VERSION 8u
@@ -124,6 +140,8 @@
 #define SHMLANE_OFF_CONSUMER_WAIT 136u  /* producer line's peer_wait: the consumer sleeps here */
 #define SHMLANE_OFF_READ_POSITION 256u  /* consumer line */
 #define SHMLANE_OFF_PRODUCER_WAIT 264u  /* consumer line's peer_wait: the producer sleeps here */
+#define SHMLANE_OFF_PRODUCER_COUNTERS 144u /* producer line: struct shmlane_counters */
+#define SHMLANE_OFF_CONSUMER_COUNTERS 272u /* consumer line: struct shmlane_counters */
 #define SHMLANE_OFF_DATA 384u
 
 /* The header as a C struct (plain integers: access each field through
@@ -147,11 +165,19 @@ struct shmlane_identity {
     uint8_t reserved[SHMLANE_LINE_SIZE - 72];
 };
 
+struct shmlane_counters {
+    uint64_t messages;
+    uint64_t stalls;
+    uint64_t sleeps;
+    uint64_t wakes;
+};
+
 struct shmlane_line {
     uint64_t position;
     uint32_t peer_wait;
     uint32_t reserved0;
-    uint8_t reserved[SHMLANE_LINE_SIZE - 16];
+    struct shmlane_counters counters;
+    uint8_t reserved[SHMLANE_LINE_SIZE - 48];
 };
 
 struct shmlane_header {
@@ -179,6 +205,12 @@ _Static_assert(offsetof(struct shmlane_header, producer.position) == SHMLANE_OFF
 _Static_assert(offsetof(struct shmlane_header, producer.peer_wait) == SHMLANE_OFF_CONSUMER_WAIT, "consumer wait");
 _Static_assert(offsetof(struct shmlane_header, consumer.position) == SHMLANE_OFF_READ_POSITION, "read position");
 _Static_assert(offsetof(struct shmlane_header, consumer.peer_wait) == SHMLANE_OFF_PRODUCER_WAIT, "producer wait");
+_Static_assert(offsetof(struct shmlane_header, producer.counters) == SHMLANE_OFF_PRODUCER_COUNTERS, "producer counters");
+_Static_assert(offsetof(struct shmlane_header, consumer.counters) == SHMLANE_OFF_CONSUMER_COUNTERS, "consumer counters");
+_Static_assert(offsetof(struct shmlane_counters, messages) == SHMLANE_COUNTER_MESSAGES, "messages");
+_Static_assert(offsetof(struct shmlane_counters, stalls) == SHMLANE_COUNTER_STALLS, "stalls");
+_Static_assert(offsetof(struct shmlane_counters, sleeps) == SHMLANE_COUNTER_SLEEPS, "sleeps");
+_Static_assert(offsetof(struct shmlane_counters, wakes) == SHMLANE_COUNTER_WAKES, "wakes");
 
 /* The kind of a record of kind `base` whose header is at ring position
  * `position`, in a ring of capacity 1 << capacity_shift. */

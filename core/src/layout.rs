@@ -17,8 +17,10 @@
 //!                56  producer_pid   u32  the producer's holder id (shmlane-posix: its pid; 0: none)
 //!                60  consumer_pid   u32  the same for the consumer
 //!                64  message_type   u64  fingerprint of the message type (0: untyped)
-//!    128   128  producer line: write position u64 @0, peer_wait word u32 @8
-//!    256   128  consumer line: read position u64 @0, peer_wait word u32 @8
+//!    128   128  producer line: write position u64 @0, peer_wait word u32 @8,
+//!                 counters u64 @16..48 (see below)
+//!    256   128  consumer line: read position u64 @0, peer_wait word u32 @8,
+//!                 counters u64 @16..48
 //!    384     …  data area, `capacity` bytes of 8-byte aligned records
 //! ```
 //!
@@ -61,6 +63,20 @@
 //! lap's tag) by the header alone. The producer still publishes its position
 //! (Release, after the header), for `len` and for the end of a closed ring.
 //!
+//! Each side counts what it does in its own line, after its position
+//! ([`crate::Counters`]): at 16 the messages it published (producer) or
+//! consumed (consumer), at 24 the calls that found the ring full (producer)
+//! or empty (consumer), at 32 the waits in which it went to sleep, at 40
+//! the wake-ups it sent its sleeping peer. (The bytes it moved through the
+//! ring are its position.) Only the line's owner writes them (plain Relaxed
+//! stores, no read-modify-write): the message count is kept in the side's
+//! handle and stored next to each store of its position, whose line the
+//! side owns anyway, so the counts add no traffic between the cores and
+//! three instructions per message per side; the others change only on slow
+//! paths (full, empty, sleep, wake). A third process reads them at any time
+//! (a copy of the header: [`crate::Snapshot`]); they are statistics, never
+//! trusted for anything.
+//!
 //! The role states live in the identity line, not next to the positions:
 //! they are written only when a side claims or closes, so each side can check
 //! the other's state on every operation without pulling the peer's hot line
@@ -77,8 +93,9 @@ pub const MAGIC: u64 = u64::from_ne_bytes(*b"SHMLANE\0");
 /// carry their lap, and the consumer polls them; 4: a claim records its
 /// holder's id and wakes a waiting peer, which may then watch the holder;
 /// 5: the identity line records the fingerprint of the message type at
-/// offset 64, see [`crate::message_type_of`]).
-pub const LAYOUT_VERSION: u32 = 5;
+/// offset 64, see [`crate::message_type_of`]; 6: each side keeps its
+/// [`crate::Counters`] in its line, from offset 16).
+pub const LAYOUT_VERSION: u32 = 6;
 /// Value of the init word once the creator has finished initialising.
 pub const INIT_READY: u32 = 0x5244_5952; // "RYDR"
 /// Record kind of a message, in lap 0 (see [`record_kind`]).
@@ -203,6 +220,34 @@ pub(crate) struct Line {
     /// line's owner bumps it after moving `position` while the bit is set.
     pub peer_wait: AtomicU32,
     pub reserved: AtomicU32,
+    /// What this line's owner did ([`crate::Counters`]), written only by it.
+    /// Statistics, not synchronisation: `core`'s atomics even under loom,
+    /// so that a model explores only the protocol's operations.
+    pub counters: LineCounters,
+}
+
+/// The counters of one side, in its line (see the module doc).
+#[repr(C)]
+pub(crate) struct LineCounters {
+    /// Messages published (producer) or consumed (consumer).
+    pub messages: core::sync::atomic::AtomicU64,
+    /// Calls that found the ring full (producer) or empty (consumer).
+    pub stalls: core::sync::atomic::AtomicU64,
+    /// Waits in which this side went to sleep.
+    pub sleeps: core::sync::atomic::AtomicU64,
+    /// Wake-ups this side sent its sleeping peer.
+    pub wakes: core::sync::atomic::AtomicU64,
+}
+
+impl LineCounters {
+    /// Adds one to `counter`, which only this line's owner writes: a load
+    /// and a store, no read-modify-write (nothing else writes it).
+    #[inline(always)]
+    pub(crate) fn bump(counter: &core::sync::atomic::AtomicU64) {
+        use core::sync::atomic::Ordering::Relaxed;
+        // Relaxed: a statistic; nothing is published or read through it.
+        counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
+    }
 }
 
 /// The shared header at the start of every ring region.
@@ -238,6 +283,12 @@ impl Header {
                 position: AtomicU64::new(0),
                 peer_wait: AtomicU32::new(0),
                 reserved: AtomicU32::new(0),
+                counters: LineCounters {
+                    messages: 0.into(),
+                    stalls: 0.into(),
+                    sleeps: 0.into(),
+                    wakes: 0.into(),
+                },
             })
         };
         Header {
@@ -414,7 +465,7 @@ impl<const N: usize> Default for Region<N> {
 /// ```
 #[cfg(not(loom))]
 pub mod offsets {
-    use super::{HEADER_SIZE, Header, Identity, Line};
+    use super::{HEADER_SIZE, Header, Identity, Line, LineCounters};
     use core::mem::offset_of;
 
     /// `magic`, u64.
@@ -461,6 +512,20 @@ pub mod offsets {
     pub const READ_POSITION: usize = offset_of!(Header, consumer) + offset_of!(Line, position);
     /// The consumer line's `peer_wait`: where the producer sleeps, u32.
     pub const PRODUCER_WAIT: usize = offset_of!(Header, consumer) + offset_of!(Line, peer_wait);
+    /// The producer's counters ([`crate::Counters`] but `bytes`, which is
+    /// the position: four u64, `COUNTER_*` apart), on its line.
+    pub const PRODUCER_COUNTERS: usize = offset_of!(Header, producer) + offset_of!(Line, counters);
+    /// The consumer's counters, on its line.
+    pub const CONSUMER_COUNTERS: usize = offset_of!(Header, consumer) + offset_of!(Line, counters);
+    /// Within a side's counters: messages published or consumed, u64.
+    pub const COUNTER_MESSAGES: usize = offset_of!(LineCounters, messages);
+    /// Within a side's counters: calls that found the ring full (producer)
+    /// or empty (consumer), u64.
+    pub const COUNTER_STALLS: usize = offset_of!(LineCounters, stalls);
+    /// Within a side's counters: waits that went to sleep, u64.
+    pub const COUNTER_SLEEPS: usize = offset_of!(LineCounters, sleeps);
+    /// Within a side's counters: wake-ups sent to the sleeping peer, u64.
+    pub const COUNTER_WAKES: usize = offset_of!(LineCounters, wakes);
     /// The data area.
     pub const DATA: usize = HEADER_SIZE;
 }
@@ -488,9 +553,16 @@ mod pinned {
     const_assert_eq!(offset_of!(Identity, consumer_pid), 60);
     const_assert_eq!(offset_of!(Identity, message_type), 64);
 
-    const_assert_eq!(size_of::<Line>(), 16);
+    const_assert_eq!(size_of::<Line>(), 48);
     const_assert_eq!(offset_of!(Line, position), 0);
     const_assert_eq!(offset_of!(Line, peer_wait), 8);
+    const_assert_eq!(offset_of!(Line, counters), 16);
+    const_assert_eq!(size_of::<LineCounters>(), 32);
+    const_assert_eq!(offset_of!(LineCounters, messages), 0);
+    const_assert_eq!(offset_of!(LineCounters, stalls), 8);
+    const_assert_eq!(offset_of!(LineCounters, sleeps), 16);
+    const_assert_eq!(offset_of!(LineCounters, wakes), 24);
+    const_assert!(size_of::<Line>() <= LINE_SIZE);
 
     // Same-size atomics have the same layout as the plain integers, so the
     // header is readable from any language as u64/u32 fields.

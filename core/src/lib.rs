@@ -77,6 +77,7 @@ extern crate std;
 mod error;
 pub mod layout;
 mod ring;
+pub mod stats;
 mod sync;
 pub mod typed;
 mod wait;
@@ -90,6 +91,9 @@ pub use ring::{
     Armed, BatchReadGrant, BatchWriteGrant, Config, Consumer, Producer, ReadGrant, RecvBatch, Ring,
     RoleState, SendBatch, WriteGrant,
 };
+#[cfg(not(loom))]
+pub use stats::Snapshot;
+pub use stats::{Counters, Side};
 pub use sync::AtomicU32;
 pub use typed::{ValueReadGrant, ValueWriteGrant, message_type_of, schema_id};
 pub use wait::{Spin, Wait};

@@ -31,6 +31,7 @@ use core::ptr::NonNull;
 
 use crate::error::{Corruption, Error, Role};
 use crate::layout::*;
+use crate::stats::{Counters, IdentityFields};
 use crate::sync::{AtomicU32, AtomicU64, Ordering::*, fence};
 use crate::wait::{Spin, Wait};
 
@@ -139,14 +140,9 @@ impl Config {
     /// Checks the config: `(capacity, max_message)`.
     fn validate(&self) -> Result<(usize, usize), Error> {
         let capacity = self.capacity;
-        let loom_limit = if cfg!(loom) {
-            capacity <= 8 * loom_cells()
-        } else {
-            true
-        };
         if !capacity.is_power_of_two()
-            || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity)
-            || !loom_limit
+            || capacity < MIN_CAPACITY
+            || capacity as u64 > crate::stats::max_capacity()
         {
             return Err(Error::InvalidCapacity { capacity });
         }
@@ -159,19 +155,10 @@ impl Config {
     }
 }
 
-#[cfg(loom)]
-const fn loom_cells() -> usize {
-    LOOM_CELLS
-}
-#[cfg(not(loom))]
-const fn loom_cells() -> usize {
-    usize::MAX / 8
-}
-
 /// Used bytes between a write and a read position, if they form a valid
 /// window (`read ≤ write ≤ read + capacity`, both record-aligned).
 #[inline(always)]
-fn window(write: u64, read: u64, capacity: u64) -> Option<u64> {
+pub(crate) fn window(write: u64, read: u64, capacity: u64) -> Option<u64> {
     let used = write.wrapping_sub(read);
     (used <= capacity && (write | read) & 7 == 0).then_some(used)
 }
@@ -349,60 +336,25 @@ impl<'a> Ring<'a> {
         let h = unsafe { region.cast::<Header>().as_ref() };
         let id = &*h.identity;
 
-        // Acquire: pairs with the creator's Release store of INIT_READY.
-        if id.init.load(Acquire) != INIT_READY {
-            let magic = id.magic.load(Relaxed);
-            return Err(if magic == MAGIC || magic == 0 {
-                Error::Uninitialised
-            } else {
-                Error::BadMagic
-            });
-        }
-        if id.magic.load(Relaxed) != MAGIC {
-            return Err(Error::BadMagic);
-        }
-        let version = id.version.load(Relaxed);
-        if version != LAYOUT_VERSION || id.header_size.load(Relaxed) as usize != HEADER_SIZE {
-            return Err(Error::VersionMismatch {
-                found: version,
-                expected: LAYOUT_VERSION,
-            });
-        }
-        let capacity = id.capacity.load(Relaxed);
-        if !capacity.is_power_of_two()
-            || capacity < MIN_CAPACITY as u64
-            || capacity > MAX_CAPACITY as u64
-            || capacity > 8 * loom_cells() as u64
-        {
-            return Err(Error::Corrupt(Corruption::Capacity));
-        }
-        let needed = region_size(capacity as usize);
-        if len < needed {
-            return Err(Error::RegionTooSmall {
-                needed,
-                available: len,
-            });
-        }
-        let max_message = id.max_message.load(Relaxed);
-        if max_message > max_message_limit(capacity as usize) as u64 {
-            return Err(Error::Corrupt(Corruption::MaxMessage));
-        }
-        for state in [&id.producer_state, &id.consumer_state] {
-            if state.load(Relaxed) > STATE_CLOSED {
-                return Err(Error::Corrupt(Corruption::State));
-            }
-        }
-        if id.waits.load(Relaxed) & !WAITS_ALL != 0 {
-            return Err(Error::Corrupt(Corruption::State));
-        }
-        let write = h.producer.position.load(Acquire);
-        let read = h.consumer.position.load(Acquire);
-        if read & 7 != 0 {
-            return Err(Error::Corrupt(Corruption::ReadPosition));
-        }
-        if window(write, read, capacity).is_none() {
-            return Err(Error::Corrupt(Corruption::WritePosition));
-        }
+        // Acquire: pairs with the creator's Release store of INIT_READY
+        // (loaded first: the other fields are read after it).
+        let init = id.init.load(Acquire);
+        // Relaxed: written before INIT_READY; the positions Acquire, as a
+        // side that claims a role uses them (see `Ring::producer`).
+        let fields = IdentityFields {
+            init,
+            magic: id.magic.load(Relaxed),
+            version: id.version.load(Relaxed),
+            header_size: id.header_size.load(Relaxed),
+            capacity: id.capacity.load(Relaxed),
+            max_message: id.max_message.load(Relaxed),
+            producer_state: id.producer_state.load(Relaxed),
+            consumer_state: id.consumer_state.load(Relaxed),
+            waits: id.waits.load(Relaxed),
+            write: h.producer.position.load(Acquire),
+            read: h.consumer.position.load(Acquire),
+        };
+        let (capacity, max_message) = fields.check(len)?;
         // SAFETY: header checked; the caller guarantees validity for 'a.
         Ok(unsafe { Self::from_parts(region, capacity, max_message) })
     }
@@ -509,12 +461,20 @@ impl<'a> Ring<'a> {
             Role::Producer => &id.producer_state,
             Role::Consumer => &id.consumer_state,
         };
-        match word.load(Acquire) {
-            STATE_IDLE => Ok(RoleState::Idle),
-            STATE_ACTIVE => Ok(RoleState::Active),
-            STATE_CLOSED => Ok(RoleState::Closed),
-            _ => Err(Error::Corrupt(Corruption::State)),
-        }
+        crate::stats::role_state(word.load(Acquire))
+    }
+
+    /// What the side holding `role` has done (see [`Counters`]), as its
+    /// line of the header says now: read without synchronisation, so the
+    /// fields may be a message or two apart while the side runs.
+    pub fn counters(&self, role: Role) -> Counters {
+        let h = self.header();
+        let line = match role {
+            Role::Producer => &h.producer,
+            Role::Consumer => &h.consumer,
+        };
+        // Relaxed: only numbers are read.
+        Counters::load(&line.counters, line.position.load(Relaxed))
     }
 
     /// The CPU the holder of `role` said it is confined to (see
@@ -620,6 +580,8 @@ impl<'a> Ring<'a> {
             kind: 0,
             peer,
             poisoned: None,
+            // Relaxed: a statistic (see `crate::layout`).
+            messages: h.producer.counters.messages.load(Relaxed),
         };
         producer.set_limit();
         Ok(producer)
@@ -648,6 +610,9 @@ impl<'a> Ring<'a> {
             expect: (self.kind_at(KIND_MESSAGE, read) as u64) << 32,
             peer,
             poisoned: None,
+            // Relaxed: statistics (see `crate::layout`).
+            messages: h.consumer.counters.messages.load(Relaxed),
+            waiting: false,
         })
     }
 
@@ -880,7 +845,7 @@ fn unclaim(id: &Identity, role: Role) {
 /// bit before its re-check of our position the same way. So either we see
 /// the bit, or the sleeper's re-check sees our position: no lost wake-up.
 #[inline(always)]
-fn wake_sleeper<W: Wait>(wait: &W, word: &AtomicU32) {
+fn wake_sleeper<W: Wait>(wait: &W, word: &AtomicU32, counters: &LineCounters) {
     fence(SeqCst);
     if word.load(Relaxed) & SLEEPING != 0 {
         // Only the sleeper sets the bit and only we clear it, so adding one
@@ -888,6 +853,7 @@ fn wake_sleeper<W: Wait>(wait: &W, word: &AtomicU32) {
         // sees the new value (Acquire) also sees our position.
         word.fetch_add(1, AcqRel);
         wait.wake(word);
+        LineCounters::bump(&counters.wakes);
     }
 }
 
@@ -962,6 +928,9 @@ pub struct Producer<'a, W: Wait = Spin> {
     /// The first corruption this side saw: from then on every call fails
     /// with it (see [`Error::Corrupt`]).
     poisoned: Option<Corruption>,
+    /// Messages committed (published or staged): stored to this side's
+    /// counters with each publication.
+    messages: u64,
 }
 
 // SAFETY: the producer owns its role (claimed once); the ring handle is
@@ -993,6 +962,12 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// The wait implementation this side uses.
     pub fn waiter(&self) -> &W {
         &self.wait
+    }
+
+    /// What this side has done (see [`Counters`]): what its peer and any
+    /// third process see in its line of the header.
+    pub fn counters(&self) -> Counters {
+        self.ring.counters(Role::Producer)
     }
 
     /// Whether the consumer has closed its side.
@@ -1110,6 +1085,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         let room = self.has_room(needed)?;
         self.set_limit();
         if !room {
+            LineCounters::bump(&self.ring.header().producer.counters.stalls);
             return Err(Error::Full);
         }
         Ok((pad, needed))
@@ -1268,16 +1244,22 @@ impl<'a, W: Wait> Producer<'a, W> {
         deadline: Option<W::Deadline>,
     ) -> Result<(), Error> {
         self.check_len(len)?;
+        let counters = &self.ring.header().producer.counters;
         // Spin only before the first sleep, as in `wait_for_message`.
         let mut spin = true;
+        // Counted once per call: a full ring, a sleep.
+        let mut slept = false;
         loop {
             self.check_peer()?;
             let (_, needed) = self.placement(len as u64);
             if self.has_room(needed)? {
                 return Ok(());
             }
-            if core::mem::take(&mut spin) && self.spin_for_room(needed)? {
-                return Ok(());
+            if core::mem::take(&mut spin) {
+                LineCounters::bump(&counters.stalls);
+                if self.spin_for_room(needed)? {
+                    return Ok(());
+                }
             }
             let word = &self.ring.header().consumer.peer_wait;
             if !self.wait.sleeps() {
@@ -1293,6 +1275,9 @@ impl<'a, W: Wait> Producer<'a, W> {
             if self.has_room(needed)? {
                 withdraw_sleep(word, ticket);
                 return Ok(());
+            }
+            if !core::mem::replace(&mut slept, true) {
+                LineCounters::bump(&counters.sleeps);
             }
             self.wait.wait(word, ticket, deadline)?;
         }
@@ -1342,6 +1327,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             withdraw_sleep(word, ticket);
             return Ok(Armed::Ready);
         }
+        LineCounters::bump(&self.ring.header().producer.counters.sleeps);
         Ok(Armed::Waiting(ticket))
     }
 
@@ -1451,6 +1437,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     #[inline(always)]
     fn advance(&mut self, pad: u64, bytes: u64) {
         self.write = self.write.wrapping_add(bytes);
+        self.messages = self.messages.wrapping_add(1);
         if pad != 0 {
             // Into the next lap: a new limit and kind.
             self.set_limit();
@@ -1479,12 +1466,16 @@ impl<'a, W: Wait> Producer<'a, W> {
             self.ring.store_record(self.write & mask, 0, 0);
         }
         self.ring.publish_record(self.published & mask, first);
+        // Relaxed: statistics, on the line the position store below owns
+        // anyway (before it: a reader that loads the position with Acquire
+        // sees counts at least this high).
+        h.producer.counters.messages.store(self.messages, Relaxed);
         // Release: for `Consumer::len` and the end of a closed ring, the
         // records are visible to a consumer that loads this position.
         h.producer.position.store(self.write, Release);
         self.published = self.write;
         if self.peer != PeerSleep::NeverSleeps {
-            wake_sleeper(&self.wait, &h.producer.peer_wait);
+            wake_sleeper(&self.wait, &h.producer.peer_wait, &h.producer.counters);
         }
     }
 
@@ -1708,6 +1699,11 @@ pub struct Consumer<'a, W: Wait = Spin> {
     peer: PeerSleep,
     /// The first corruption this side saw (see [`Producer`]'s field).
     poisoned: Option<Corruption>,
+    /// Messages consumed: stored to this side's counters with each release.
+    messages: u64,
+    /// Inside a wait (or an arm) that already counted the empty ring: the
+    /// slow path's "nothing yet" is not counted again for each re-check.
+    waiting: bool,
 }
 
 // SAFETY: the consumer owns its role (claimed once); the ring handle is
@@ -1738,6 +1734,12 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// The wait implementation this side uses.
     pub fn waiter(&self) -> &W {
         &self.wait
+    }
+
+    /// What this side has done (see [`Counters`]), as its line of the
+    /// header says.
+    pub fn counters(&self) -> Counters {
+        self.ring.counters(Role::Consumer)
     }
 
     /// Records a corruption (see the free [`poison`]); every later call
@@ -1818,7 +1820,13 @@ impl<'a, W: Wait> Consumer<'a, W> {
                 // Acquire: a producer publishes before it closes; seeing
                 // CLOSED we see its last header (so look once more).
                 match id.producer_state.load(Acquire) {
-                    STATE_IDLE | STATE_ACTIVE => return Err(Error::Empty),
+                    STATE_IDLE | STATE_ACTIVE => {
+                        if !self.waiting {
+                            let counters = &self.ring.header().consumer.counters;
+                            LineCounters::bump(&counters.stalls);
+                        }
+                        return Err(Error::Empty);
+                    }
                     STATE_CLOSED if seen_closed => return self.end_of_messages(),
                     STATE_CLOSED => seen_closed = true,
                     _ => return Err(self.poison(Corruption::State)),
@@ -2047,6 +2055,18 @@ impl<'a, W: Wait> Consumer<'a, W> {
         if !self.wait.sleeps() {
             return Err(Error::IncompatibleWait);
         }
+        // Arming is not a receive: it counts a sleep, not an empty ring.
+        self.waiting = true;
+        let armed = self.arm_quietly();
+        self.waiting = false;
+        if let Ok(Armed::Waiting(_)) = armed {
+            LineCounters::bump(&self.ring.header().consumer.counters.sleeps);
+        }
+        armed
+    }
+
+    /// [`Consumer::arm`] without the counting.
+    fn arm_quietly(&mut self) -> Result<Armed, Error> {
         if !matches!(self.next_message(), Err(Error::Empty)) {
             return Ok(Armed::Ready);
         }
@@ -2066,6 +2086,23 @@ impl<'a, W: Wait> Consumer<'a, W> {
     }
 
     pub(crate) fn wait_for_message(&mut self, deadline: Option<W::Deadline>) -> Result<(), Error> {
+        // The first look counts an empty ring; the re-checks of the wait
+        // do not (see `waiting`).
+        let first = self.next_message();
+        if !matches!(first, Err(Error::Empty)) {
+            return first.map(drop);
+        }
+        self.waiting = true;
+        let waited = self.wait_while_empty(deadline);
+        self.waiting = false;
+        waited
+    }
+
+    /// [`Consumer::wait_for_message`] once the ring was found empty.
+    fn wait_while_empty(&mut self, deadline: Option<W::Deadline>) -> Result<(), Error> {
+        let counters = &self.ring.header().consumer.counters;
+        // Counted once per wait.
+        let mut slept = false;
         // Spin first, unannounced, but only before the first sleep: a sleep
         // that ends without a message (a time slice of the wait ran out)
         // goes straight back to sleep, so an idle side costs no CPU.
@@ -2095,6 +2132,9 @@ impl<'a, W: Wait> Consumer<'a, W> {
                         withdraw_sleep(word, ticket);
                         return other.map(drop);
                     }
+                }
+                if !core::mem::replace(&mut slept, true) {
+                    LineCounters::bump(&counters.sleeps);
                 }
                 self.wait.wait(word, ticket, deadline)
             } else {
@@ -2150,6 +2190,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     #[inline(always)]
     fn advance(&mut self, record: u64) {
         self.read = self.read.wrapping_add(record);
+        self.messages = self.messages.wrapping_add(1);
         if self.read & self.ring.mask() == 0 {
             // A new lap: the header here from the lap before (a record
             // already read) must not match `expect`.
@@ -2177,12 +2218,14 @@ impl<'a, W: Wait> Consumer<'a, W> {
     #[inline(always)]
     fn release_consumed(&mut self) {
         let h = self.ring.header();
+        // Relaxed: statistics, on the line the position store owns anyway.
+        h.consumer.counters.messages.store(self.messages, Relaxed);
         // Release: our reads of the records happen before a producer that
         // loads this position (Acquire) overwrites them.
         h.consumer.position.store(self.read, Release);
         self.released = self.read;
         if self.peer != PeerSleep::NeverSleeps {
-            wake_sleeper(&self.wait, &h.consumer.peer_wait);
+            wake_sleeper(&self.wait, &h.consumer.peer_wait, &h.consumer.counters);
         }
     }
 

@@ -1504,3 +1504,175 @@ fn an_armed_producer_is_woken_by_the_next_release() {
     // A message that never fits is refused, not armed for.
     assert_eq!(tx.arm(1000), Err(Error::TooLarge { len: 1000, max: 24 }));
 }
+
+// ---------------------------------------------------------------------------
+// Counters
+
+/// A wait that "sleeps" (so its side announces itself) but returns at once,
+/// as a futex wait whose time slice ran out would: `slices` times without a
+/// word, then [`Error::TimedOut`]. Counts its `wake` calls.
+#[derive(Default)]
+struct Slices {
+    slices: core::cell::Cell<u32>,
+    wakes: core::cell::Cell<u64>,
+}
+
+impl crate::Wait for Slices {
+    type Deadline = u32;
+    fn wait(&self, _: &crate::AtomicU32, _: u32, slices: Option<u32>) -> Result<(), Error> {
+        if self.slices.get() >= slices.unwrap_or(u32::MAX) {
+            self.slices.set(0);
+            return Err(Error::TimedOut);
+        }
+        self.slices.set(self.slices.get() + 1);
+        Ok(())
+    }
+    fn wake(&self, _: &crate::AtomicU32) {
+        self.wakes.set(self.wakes.get() + 1);
+    }
+    fn spin_rounds(&self) -> u32 {
+        3
+    }
+}
+
+/// (messages, bytes, stalls, sleeps, wakes) of `role`.
+fn counted(ring: &Ring<'_>, role: Role) -> (u64, u64, u64, u64, u64) {
+    let c = ring.counters(role);
+    (c.messages, c.bytes, c.stalls, c.sleeps, c.wakes)
+}
+
+#[test]
+fn each_side_counts_its_messages_stalls_sleeps_and_wakes_once_per_call() {
+    let mut buf = Buf::for_capacity(64);
+    let r = ring(&mut buf, 64);
+    let mut tx = r.producer(Slices::default()).unwrap();
+    let mut rx = r.consumer(Slices::default()).unwrap();
+    assert_eq!(counted(&r, Role::Producer), (0, 0, 0, 0, 0));
+    // A timed receive on an empty ring that sleeps five slices, then
+    // times out: one empty ring, one sleep.
+    assert_eq!(rx.read_timeout(5).err(), Some(Error::TimedOut));
+    assert_eq!(counted(&r, Role::Consumer), (0, 0, 1, 1, 0));
+    // Its announcement is still up: the next send wakes it, once, and the
+    // claim's wake-up was not counted.
+    tx.try_send(&[1; 20]).unwrap();
+    tx.try_send(&[2; 4]).unwrap();
+    // Bytes: the records, 8 + 24 and 8 + 8.
+    assert_eq!(counted(&r, Role::Producer), (2, 48, 0, 0, 1));
+    assert_eq!(tx.waiter().wakes.get(), 2); // the claim's and that one
+    // Full: a try_send counts each failure, a timed send one per call
+    // however many slices it sleeps.
+    assert_eq!(tx.try_send(&[3; 24]), Err(Error::Full));
+    assert_eq!(tx.send_timeout(&[3; 24], 4), Err(Error::TimedOut));
+    assert_eq!(counted(&r, Role::Producer), (2, 48, 2, 1, 1));
+    // Refusals that are not a full ring count nothing.
+    assert!(matches!(tx.try_send(&[0; 25]), Err(Error::TooLarge { .. })));
+    assert_eq!(counted(&r, Role::Producer).2, 2);
+    // The consumer counts what it consumed once it is released; its
+    // release wakes the announced producer.
+    let mut out = [0; 24];
+    assert_eq!(rx.try_recv(&mut out), Ok(20));
+    assert_eq!(counted(&r, Role::Consumer), (1, 32, 1, 1, 1));
+    let mut batch = rx.batch();
+    assert_eq!(batch.try_recv(&mut out), Ok(4));
+    assert_eq!(counted(&r, Role::Consumer).0, 1); // not released yet
+    assert_eq!(batch.try_recv(&mut out), Err(Error::Empty));
+    batch.release();
+    assert_eq!(counted(&r, Role::Consumer), (2, 48, 2, 1, 1));
+    // Arming is a sleep, not an empty ring; a ready arm is neither.
+    assert!(matches!(rx.arm(), Ok(crate::Armed::Waiting(_))));
+    assert_eq!(counted(&r, Role::Consumer), (2, 48, 2, 2, 1));
+    // A grant committed shorter moves the ring by what was committed; a
+    // batch counts at its publication.
+    tx.try_reserve(16).unwrap().commit(3);
+    assert_eq!(rx.arm(), Ok(crate::Armed::Ready));
+    let mut batch = tx.batch();
+    batch.try_send(&[5; 7]).unwrap();
+    assert_eq!(counted(&r, Role::Producer).0, 3);
+    assert_eq!(batch.publish(), 1);
+    // 48, 16 of padding (the 16-byte reservation did not fit before the
+    // end), 16 (3 bytes), 16 (7 bytes); the ready arm woke nobody.
+    assert_eq!(counted(&r, Role::Producer), (4, 96, 2, 1, 2));
+    assert_eq!(counted(&r, Role::Consumer), (2, 48, 2, 2, 1));
+}
+
+#[test]
+fn a_snapshot_of_the_header_bytes_says_what_the_ring_says() {
+    use crate::{RoleState, Snapshot};
+    let mut buf = Buf::for_capacity(256);
+    let len = region_size(256);
+    let base = buf.bytes().as_mut_ptr();
+    // SAFETY: `buf` outlives the ring and both sides (dropped at the end,
+    // after `rx`); the region is accessed only through pointers derived
+    // from `base`, on this thread.
+    let r = unsafe {
+        Ring::create(
+            core::ptr::NonNull::new(base).unwrap(),
+            len,
+            Config::new(256),
+        )
+    };
+    let r = r.unwrap();
+    r.set_cpu_hint(Role::Consumer, Some(2));
+    let (mut tx, mut rx) = pair(&r);
+    for i in 0..3u8 {
+        tx.try_send(&[i; 10]).unwrap();
+    }
+    rx.try_recv(&mut [0; 16]).unwrap();
+    drop(tx);
+    // What a third process copies out of the region, the consumer live.
+    // SAFETY: as above; a read of initialised bytes no one writes now.
+    let bytes = unsafe { core::slice::from_raw_parts(base, HEADER_SIZE) }.to_vec();
+    let s = Snapshot::parse(&bytes, len).unwrap();
+    assert_eq!(
+        (s.capacity, s.max_message, s.message_type),
+        (256, 120, None)
+    );
+    assert_eq!(s.used, 2 * 24);
+    assert_eq!(s.producer.state, RoleState::Closed);
+    assert_eq!(s.consumer.state, RoleState::Active);
+    assert_eq!((s.producer.position, s.consumer.position), (72, 24));
+    assert_eq!(
+        (s.producer.counters.messages, s.producer.counters.bytes),
+        (3, 72)
+    );
+    assert_eq!(
+        (s.consumer.counters.messages, s.consumer.counters.bytes),
+        (1, 24)
+    );
+    assert_eq!((s.consumer.cpu_hint, s.producer.cpu_hint), (Some(2), None));
+    assert!(!s.producer.asleep && !s.consumer.asleep);
+    // Too few bytes, a region too small for the capacity, a bad field:
+    // the errors attach gives.
+    let short = Snapshot::parse(&bytes[..HEADER_SIZE - 1], len);
+    assert!(matches!(short, Err(Error::RegionTooSmall { .. })));
+    let small = Snapshot::parse(&bytes, len - 1);
+    assert!(matches!(small, Err(Error::RegionTooSmall { .. })));
+    let mut bad = bytes.clone();
+    bad[offsets::CAPACITY] = 3;
+    assert_eq!(
+        Snapshot::parse(&bad, len),
+        Err(Error::Corrupt(Corruption::Capacity))
+    );
+    let mut bad = bytes.clone();
+    bad[offsets::CONSUMER_STATE] = 7;
+    assert_eq!(
+        Snapshot::parse(&bad, len),
+        Err(Error::Corrupt(Corruption::State))
+    );
+    // Any single byte changed anywhere in the header: a snapshot or the
+    // error attach gives for the same bytes, never a panic.
+    let values: &[u8] = if cfg!(miri) { &[0, 0xff] } else { &[0, 1, 0x80, 0xff] };
+    for at in 0..HEADER_SIZE {
+        for &value in values {
+            let mut region = Buf::for_capacity(256);
+            region.bytes()[..HEADER_SIZE].copy_from_slice(&bytes);
+            region.bytes()[at] = value;
+            let copy = region.bytes()[..HEADER_SIZE].to_vec();
+            let parsed = Snapshot::parse(&copy, len).map(|s| (s.capacity, s.max_message));
+            let attached = Ring::attach_in(&mut region.bytes()[..len])
+                .map(|r| (r.capacity(), r.max_message()));
+            assert_eq!(parsed, attached, "byte {at} = {value:#x}");
+        }
+    }
+    drop(rx);
+}

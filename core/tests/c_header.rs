@@ -79,6 +79,12 @@ fn every_value_the_c_header_defines_is_the_rust_layouts() {
         ("OFF_CONSUMER_WAIT", offsets::CONSUMER_WAIT as u64),
         ("OFF_READ_POSITION", offsets::READ_POSITION as u64),
         ("OFF_PRODUCER_WAIT", offsets::PRODUCER_WAIT as u64),
+        ("OFF_PRODUCER_COUNTERS", offsets::PRODUCER_COUNTERS as u64),
+        ("OFF_CONSUMER_COUNTERS", offsets::CONSUMER_COUNTERS as u64),
+        ("COUNTER_MESSAGES", offsets::COUNTER_MESSAGES as u64),
+        ("COUNTER_STALLS", offsets::COUNTER_STALLS as u64),
+        ("COUNTER_SLEEPS", offsets::COUNTER_SLEEPS as u64),
+        ("COUNTER_WAKES", offsets::COUNTER_WAKES as u64),
         ("OFF_DATA", offsets::DATA as u64),
     ]
     .into_iter()

@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use arbitrary::{Arbitrary, Unstructured};
 
 use shmlane_core::layout::{HEADER_SIZE, RECORD_HEADER, max_message_limit, region_size};
-use shmlane_core::{Config, Error, Ring, Spin};
+use shmlane_core::{Config, Error, Ring, Role, Spin};
 
 /// A zeroed heap region aligned for a ring header.
 #[derive(Debug)]
@@ -166,6 +166,14 @@ struct Model {
     /// (padding skipped before the record, payload)
     queue: VecDeque<(u64, Vec<u8>)>,
     seq: u64,
+    /// What the producer's counters must say: (messages, full).
+    sent: (u64, u64),
+    /// Messages staged by the running batch, not counted yet.
+    staged: u64,
+    /// What the consumer's counters must say: (messages, empty).
+    received: (u64, u64),
+    /// Messages consumed but not released, not counted yet.
+    unreleased: u64,
 }
 
 impl Model {
@@ -189,13 +197,27 @@ impl Model {
     fn push_reserved(&mut self, reserved: usize, payload: Vec<u8>) {
         let (pad, _) = self.place(reserved);
         self.write += pad + record_size(payload.len() as u64);
+        self.staged += 1;
         self.queue.push_back((pad, payload));
+    }
+    /// The producer published what it staged (counted now).
+    fn publish(&mut self) {
+        self.sent.0 += core::mem::take(&mut self.staged);
     }
     /// Consumes the front message (freed at the next release).
     fn pop(&mut self) -> Vec<u8> {
         let (pad, payload) = self.queue.pop_front().unwrap();
         self.consumed += pad + record_size(payload.len() as u64);
+        self.unreleased += 1;
         payload
+    }
+    /// A call's result: a `Full` or `Empty` is counted by the side that got it.
+    fn count<T>(&mut self, result: &Result<T, Error>) {
+        match result {
+            Err(Error::Full) => self.sent.1 += 1,
+            Err(Error::Empty) => self.received.1 += 1,
+            _ => {}
+        }
     }
     /// The consumer looked at the front message without taking it: a
     /// padding record before it is consumed (freed at the next release).
@@ -204,9 +226,10 @@ impl Model {
             self.consumed += core::mem::take(pad);
         }
     }
-    /// The consumer published its position.
+    /// The consumer published its position (and its counts).
     fn release(&mut self) {
         self.read = self.consumed;
+        self.received.0 += core::mem::take(&mut self.unreleased);
     }
 }
 
@@ -240,6 +263,10 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
         consumed: 0,
         queue: VecDeque::new(),
         seq: 0,
+        sent: (0, 0),
+        staged: 0,
+        received: (0, 0),
+        unreleased: 0,
     };
     let expect_send = |m: &Model, rx_alive: bool, len: usize| -> Result<(), Error> {
         if len > m.max {
@@ -269,9 +296,11 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
                 let msg = payload(m.seq, len);
                 let want = expect_send(&m, rx_alive, len);
                 assert_eq!(tx.try_send(&msg), want, "{op:?}");
+                m.count(&want);
                 if want.is_ok() {
                     m.seq += 1;
                     m.push(msg);
+                    m.publish();
                 }
             }
             Op::ReserveCommit(len, commit) => {
@@ -286,14 +315,17 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
                         g.commit(commit);
                         m.seq += 1;
                         m.push_reserved(len, msg);
+                        m.publish();
                     }
                     Err(e) => assert_eq!(Err(e), want, "{op:?}"),
                 }
+                m.count(&want);
             }
             Op::ReserveAbort(len) => {
                 let Some(tx) = tx.as_mut() else { continue };
                 let want = expect_send(&m, rx_alive, len);
                 assert_eq!(tx.try_reserve(len).map(drop), want, "{op:?}");
+                m.count(&want);
             }
             Op::BatchSend(lens) => {
                 let Some(tx) = tx.as_mut() else { continue };
@@ -303,6 +335,7 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
                     let msg = payload(m.seq, len);
                     let want = expect_send(&m, rx_alive, len);
                     assert_eq!(batch.try_send(&msg), want, "{op:?}");
+                    m.count(&want);
                     if want.is_ok() {
                         m.seq += 1;
                         pending.push(m.queue.len());
@@ -310,6 +343,7 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
                     }
                 }
                 assert_eq!(batch.publish(), pending.len());
+                m.publish();
             }
             Op::TryRecv(buf_len) => {
                 let Some(rx) = rx.as_mut() else { continue };
@@ -333,7 +367,10 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
                             m.release();
                         }
                     }
-                    Err(e) => assert_eq!(rx.try_recv(&mut out), Err(e)),
+                    Err(e) => {
+                        assert_eq!(rx.try_recv(&mut out), Err(e));
+                        m.count::<()>(&Err(e));
+                    }
                 }
             }
             Op::Read => {
@@ -343,7 +380,10 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
                         assert_eq!(&*rx.try_read().unwrap(), &m.pop()[..]);
                         m.release();
                     }
-                    Err(e) => assert_eq!(rx.try_read().err(), Some(e)),
+                    Err(e) => {
+                        assert_eq!(rx.try_read().err(), Some(e));
+                        m.count::<()>(&Err(e));
+                    }
                 }
             }
             Op::BatchRecv(n) => {
@@ -352,7 +392,10 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
                 for _ in 0..n {
                     match expect_recv(&m, tx.is_some()) {
                         Ok(()) => assert_eq!(&*batch.try_read().unwrap(), &m.pop()[..]),
-                        Err(e) => assert_eq!(batch.try_read().err(), Some(e)),
+                        Err(e) => {
+                            assert_eq!(batch.try_read().err(), Some(e));
+                            m.count::<()>(&Err(e));
+                        }
                     }
                 }
                 // The producer sees the room only after this release.
@@ -371,6 +414,20 @@ pub fn run_ops(capacity: usize, ops: &[Op]) {
         assert_eq!(write, m.write);
         if rx.is_some() {
             assert_eq!(read, m.read);
+        }
+        // And so do the counters each side keeps (its bytes are its
+        // position; a Spin side never sleeps or wakes).
+        for (role, (messages, stalls), position) in [
+            (Role::Producer, m.sent, m.write),
+            (Role::Consumer, m.received, read),
+        ] {
+            let c = r.counters(role);
+            let found = (c.messages, c.bytes, c.stalls, c.sleeps, c.wakes);
+            assert_eq!(
+                found,
+                (messages, position, stalls, 0, 0),
+                "{role:?} after {op:?}"
+            );
         }
     }
 }
@@ -414,7 +471,8 @@ fn check_message(msg: &[u8], data: core::ops::Range<usize>, max: usize) {
 }
 
 /// Fuzz target `attach`: arbitrary bytes (at most a header and 4 KiB) as a
-/// region, handed to attach and then to a consumer (typed and untyped
+/// region, read as a [`Snapshot`](shmlane_core::Snapshot) (which must agree with attach) and
+/// handed to attach and then to a consumer (typed and untyped
 /// reads) and a producer (typed and untyped writes). Only
 /// typed errors or messages inside the region may come out, and every call
 /// returns.
@@ -424,7 +482,31 @@ pub fn attach(data: &[u8]) {
     let region = &mut buf.bytes()[..len];
     region.copy_from_slice(&data[..len]);
     let base = region.as_ptr() as usize;
-    let Ok(ring) = Ring::attach_in(region) else {
+    // A third process's copy of the header reads as attach sees it: the
+    // same refusal, or the same capacity, limit and type. (Not under loom,
+    // whose atomics change the layout the byte offsets describe.)
+    #[cfg(not(loom))]
+    let snapshot = shmlane_core::Snapshot::parse(region, len)
+        .map(|s| (s.capacity, s.max_message, s.message_type, s.used));
+    let attached = Ring::attach_in(region);
+    #[cfg(not(loom))]
+    assert_eq!(
+        snapshot,
+        attached
+            .as_ref()
+            .map(|ring| {
+                let (write, read) = (ring.counters(Role::Producer), ring.counters(Role::Consumer));
+                let used = write.bytes.wrapping_sub(read.bytes);
+                (
+                    ring.capacity(),
+                    ring.max_message(),
+                    ring.message_type(),
+                    used,
+                )
+            })
+            .map_err(|e| *e)
+    );
+    let Ok(ring) = attached else {
         return;
     };
     let area = base + HEADER_SIZE..base + HEADER_SIZE + ring.capacity();
