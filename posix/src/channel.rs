@@ -35,7 +35,9 @@ use std::fmt;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use shmlane_core::{Armed, AtomicU32, Config, Consumer, Producer, Ring, Role, region_size};
+use shmlane_core::{
+    Armed, AtomicU32, Config, Consumer, Counters, Producer, Ring, Role, region_size,
+};
 
 use crate::gate::{Gate, PeerWatch, WaitMode};
 use crate::names::Expect;
@@ -852,6 +854,25 @@ impl Sender {
         self.producer.max_message()
     }
 
+    /// What this side has done: messages sent, ring bytes, full rings met,
+    /// sleeps, wake-ups sent ([`Counters`]), as any
+    /// process sees them in the header (`shmlane stat`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmlane_posix::{Options, Sender};
+    ///
+    /// let mut tx = Sender::create("/doc-sender-counters", &Options::new())?;
+    /// tx.send(b"12345")?;
+    /// let c = tx.counters();
+    /// assert_eq!((c.messages, c.bytes), (1, 16)); // a record: 8 + 5, padded to 8
+    /// # Ok::<(), shmlane_posix::Error>(())
+    /// ```
+    pub fn counters(&self) -> Counters {
+        self.producer.counters()
+    }
+
     /// The segment the channel lives in.
     pub fn segment(&self) -> &Segment {
         &self.segment
@@ -1265,6 +1286,12 @@ impl Receiver {
     /// Longest message the channel carries.
     pub fn max_message(&self) -> usize {
         self.consumer.max_message()
+    }
+
+    /// What this side has done: messages received, ring bytes, empty
+    /// rings met, sleeps, wake-ups sent ([`Counters`]).
+    pub fn counters(&self) -> Counters {
+        self.consumer.counters()
     }
 
     /// The segment the channel lives in.

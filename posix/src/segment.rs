@@ -120,7 +120,7 @@ fn is_ring(fd: BorrowedFd<'_>) -> Result<bool> {
 /// ours that no process holds. `Ok(true)` when the name may be free now,
 /// `Ok(false)` when it is live (or not a ring: never removed); another
 /// user's object or one of another type is an error, untouched.
-fn reclaim_if_stale(name: &str) -> Result<bool> {
+pub(crate) fn reclaim_if_stale(name: &str) -> Result<bool> {
     let path = shm_path(name);
     // Any mode will do here: nothing is read from it but the magic, and
     // only if it is ours.

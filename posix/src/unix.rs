@@ -59,7 +59,7 @@ pub(crate) fn bind_unix_path<T>(
 
 /// Removes the socket file at `path` if it is ours and nobody serves it
 /// (see [`bind_unix_path`]); `Ok` also if it is gone already.
-fn remove_stale_socket(
+pub(crate) fn remove_stale_socket(
     path: &std::path::Path,
     probe: impl Fn(&std::path::Path) -> std::io::Result<()>,
 ) -> Result<()> {

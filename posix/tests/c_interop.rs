@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use shmlane_posix::{Error, Options, Receiver, Sender};
+use shmlane_posix::{Error, Options, Receiver, Segment, Sender};
 
 /// The C program `tests/c/<name>.c`, built once per test process.
 fn c_program(name: &'static str) -> PathBuf {
@@ -66,7 +66,9 @@ fn a_c_consumer_receives_every_message_of_a_rust_sender() {
     let name = format!("/shmlane-c-interop-{}", support::run_id());
     // 4 KiB: messages up to 2040 bytes wrap it constantly, and the sender
     // fills it and sleeps over and over.
-    let mut tx = Sender::create(&name, &Options::new().capacity(4096)).unwrap();
+    // Kept after the sender's drop, for a look at the counters.
+    let options = Options::new().capacity(4096).unlink_on_drop(false);
+    let mut tx = Sender::create(&name, &options).unwrap();
     let child = Command::new(consumer())
         .arg(&name)
         .stdout(Stdio::piped())
@@ -88,6 +90,23 @@ fn a_c_consumer_receives_every_message_of_a_rust_sender() {
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("messages {messages} bytes {bytes} sum {sum}")
     );
+    // The C side kept its count where a Rust reader finds it.
+    let (consumer, producer) = counters_of(&name);
+    assert_eq!((consumer.messages, producer.messages), (20_000, 20_000));
+    assert_eq!(consumer.bytes, producer.bytes);
+    Segment::unlink(&name).unwrap();
+}
+
+/// The (consumer, producer) counters of the channel `name`, as a third
+/// process sees them.
+fn counters_of(name: &str) -> (shmlane_posix::Counters, shmlane_posix::Counters) {
+    let entry = shmlane_posix::inspect::inspect(name).unwrap();
+    match entry.kind {
+        shmlane_posix::inspect::Kind::Segment { channel: Ok(c), .. } => {
+            (c.snapshot.consumer.counters, c.snapshot.producer.counters)
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -126,6 +145,10 @@ fn a_rust_receiver_receives_every_message_of_a_c_producer() {
     // Then its close: every message was read, and no more comes.
     assert!(matches!(rx.recv_vec(), Err(Error::Disconnected)));
     assert!(child.wait().unwrap().success());
+    // The C side kept its count where a Rust reader finds it.
+    let (consumer, producer) = counters_of(&name);
+    assert_eq!((producer.messages, consumer.messages), (20_000, 20_000));
+    assert_eq!(rx.counters(), consumer);
 }
 
 #[test]
