@@ -1,10 +1,19 @@
-//! `shmlane`: talk to any shmlane address from the shell.
+//! `shmlane`: look inside the channels in /dev/shm, and talk to any
+//! shmlane address from the shell.
 //!
 //! ```text
+//! shmlane ls                               # every name in /dev/shm: channels, their sides, pids, counts
+//! shmlane stat /quotes --watch             # one channel; rates per second while watching
+//! shmlane rm-stale --dry-run               # what nobody holds any more (then without --dry-run)
 //! shmlane recv shm:/quotes --count 3 &     # listens; says "listening on ADDR" on stderr
 //! shmlane send shm:/quotes hello world !   # connects; one message per argument
 //! printf 'a\nb\n' | shmlane send shm:/quotes   # or one per line of stdin
 //! ```
+//!
+//! `ls`, `stat` and `rm-stale` read copies of the ring headers and probe
+//! the kernel's locks (`shmlane_posix::inspect`): they never map, claim or
+//! follow anything, and never block on what they find. `--json` gives
+//! every listing as JSON (`stat --watch --json`: one object per line).
 //!
 //! `recv` listens at the address (start it first), takes one client and
 //! prints each message it receives on a line of its own (`--hex`: as hex;
@@ -12,9 +21,8 @@
 //! client's close. `send` connects and sends its arguments (or stdin's
 //! lines), `--hex` taking them as hex. Exit status: 0 done, 1 an error
 //! (`shmlane: message` on stderr), 2 a usage mistake.
-//!
-//! (Still to come: `ls`, `stat`, `rm-stale`, which read the counters a
-//! later layout records.)
+
+mod inspect;
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -23,8 +31,9 @@ use clap::{Parser, Subcommand};
 use shmlane_posix::endpoint::{EndpointOptions, connect, listen};
 use shmlane_posix::{Error, MessageReceiver, MessageSender};
 
-/// Talk to any shmlane address (shm:/name, fifo:path, mq:/name, unix:path,
-/// unix-dgram:path, tcp:host:port) from the shell.
+/// Look inside the shmlane channels in /dev/shm (ls, stat, rm-stale), and
+/// talk to any shmlane address (shm:/name, fifo:path, mq:/name, unix:path,
+/// unix-dgram:path, tcp:host:port) from the shell (send, recv).
 #[derive(Parser, Debug)]
 #[command(name = "shmlane", version)]
 struct Cli {
@@ -34,6 +43,48 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// List every name in /dev/shm: shmlane channels (capacity, bytes
+    /// queued, each side's state and pid, messages), listeners' sockets,
+    /// and what is not shmlane's.
+    Ls {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one channel (NAME, /NAME or shm:/NAME): its header, each side's
+    /// state, pid and counters; with --watch, rates per second.
+    Stat {
+        /// The channel's name.
+        name: String,
+        /// Print a line of rates every interval.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between samples (with --watch).
+        #[arg(
+            long,
+            default_value_t = 1.0,
+            value_name = "SECONDS",
+            requires = "watch"
+        )]
+        interval: f64,
+        /// Stop after this many samples (with --watch; default: never).
+        #[arg(long, value_name = "N", requires = "watch")]
+        count: Option<u64>,
+        /// Print JSON (with --watch: one object per sample and line).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the channels no process holds and the listeners' sockets
+    /// nobody listens at, of this user only, with the checks a create makes
+    /// before it reclaims a name.
+    RmStale {
+        /// Say what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print a JSON array of what was (or would be) done.
+        #[arg(long)]
+        json: bool,
+    },
     /// Connect to a listener at ADDR and send each MSG (or each line of
     /// stdin when there is none) as one message.
     Send {
@@ -65,6 +116,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Ls { json } => inspect::ls(json),
+        Command::Stat {
+            name,
+            watch,
+            interval,
+            count,
+            json,
+        } => inspect::stat(&name, watch, interval, count, json),
+        Command::RmStale { dry_run, json } => inspect::rm_stale(dry_run, json),
         Command::Send { addr, msgs, hex } => send(&addr, msgs, hex),
         Command::Recv {
             addr,
