@@ -15,7 +15,7 @@ pub fn ls(json_out: bool) -> Result<(), String> {
         let list: Vec<Value> = entries.iter().map(entry_json).collect();
         return print_line(&Value::Array(list).to_string());
     }
-    let header = "NAME KIND OWNER MODE CAPACITY USED SENDER RECEIVER SENT RECEIVED";
+    let header = "NAME KIND OWNER MODE CAPACITY MAX USED SENDER RECEIVER SENT RECEIVED";
     let mut rows = vec![header.split(' ').map(str::to_owned).collect::<Vec<_>>()];
     for entry in &entries {
         let mut row = vec![
@@ -28,6 +28,7 @@ pub fn ls(json_out: bool) -> Result<(), String> {
         match &entry.kind {
             Kind::Segment { channel: Ok(c), .. } => row.extend([
                 c.snapshot.capacity.to_string(),
+                c.snapshot.max_message.to_string(),
                 c.snapshot.used.to_string(),
                 holder_word(&c.producer),
                 holder_word(&c.consumer),

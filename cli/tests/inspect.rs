@@ -360,6 +360,70 @@ fn a_scribbled_header_is_reported_not_trusted() {
     let out = run(&["stat", &name]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8(out.stderr).unwrap().contains("corrupt"));
+
+    // A pid written into a live channel's header is checked, not
+    // believed: this process holds a lock on the segment (the receiver's)
+    // but not the sender's, so it is not the sender.
+    let held = unique("scribbled-pid");
+    let sender = HolderProcess::start(&held, 1);
+    let _rx = Receiver::open(&held, &Options::new()).unwrap();
+    assert_eq!(listed(&held).unwrap()["sender"]["pid_verified"], true);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(shm_path(&held))
+        .unwrap();
+    let at = shmlane_core::layout::offsets::PRODUCER_PID as u64;
+    let me = std::process::id().to_ne_bytes();
+    std::os::unix::fs::FileExt::write_at(&file, &me, at).unwrap();
+    let e = listed(&held).unwrap();
+    assert_eq!(e["sender"]["status"], "active"); // its lock is held
+    assert_eq!(e["sender"]["pid"], std::process::id());
+    assert_eq!(e["sender"]["pid_verified"], false);
+    assert_eq!(e["receiver"]["pid_verified"], true);
+    drop(sender);
+}
+
+#[test]
+fn out_of_descriptors_is_an_error_not_a_panic() {
+    let name = unique("nofile");
+    let _tx = Sender::create(&name, &Options::new()).unwrap();
+    // Every limit from too few for the dynamic loader (exit 127, before
+    // any of our code runs) up to enough: each run fails with a typed
+    // error (exit 1, EMFILE said), never a panic, until one succeeds.
+    // (How many descriptors the child inherits depends on who runs the
+    // tests, so the limits are swept, not chosen.)
+    let (mut ours, mut succeeded) = (0, false);
+    for limit in 3..64 {
+        let child = Command::new("prlimit")
+            .arg(format!("--nofile={limit}"))
+            .arg(env!("CARGO_BIN_EXE_shmlane"))
+            .args(["ls", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = finish(child, &["ls", "--json", "out of descriptors"]);
+        if out.status.success() {
+            succeeded = true;
+            break;
+        }
+        let err = String::from_utf8(out.stderr).unwrap();
+        match out.status.code() {
+            Some(127) => assert_eq!(ours, 0, "{limit}: the loader failed after we ran: {err}"),
+            Some(1) => {
+                assert!(
+                    err.starts_with("shmlane: ") && err.contains("os error 24"),
+                    "{limit}: {err}"
+                );
+                ours += 1;
+            }
+            _ => panic!("{limit}: {:?} {err}", out.status),
+        }
+    }
+    assert!(
+        succeeded && ours > 0,
+        "{ours} typed failures, success: {succeeded}"
+    );
 }
 
 #[test]

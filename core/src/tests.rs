@@ -1661,7 +1661,11 @@ fn a_snapshot_of_the_header_bytes_says_what_the_ring_says() {
     );
     // Any single byte changed anywhere in the header: a snapshot or the
     // error attach gives for the same bytes, never a panic.
-    let values: &[u8] = if cfg!(miri) { &[0, 0xff] } else { &[0, 1, 0x80, 0xff] };
+    let values: &[u8] = if cfg!(miri) {
+        &[0, 0xff]
+    } else {
+        &[0, 1, 0x80, 0xff]
+    };
     for at in 0..HEADER_SIZE {
         for &value in values {
             let mut region = Buf::for_capacity(256);

@@ -252,7 +252,7 @@ fn look_at(file: &OsStr, listening: &[Vec<u8>]) -> Result<Entry> {
     entry.kind = match FileType::from_raw_mode(stat.st_mode) {
         FileType::RegularFile => {
             entry.size = stat.st_size as u64;
-            read_segment(at.as_fd(), entry.size, &entry.name)
+            read_segment(at.as_fd(), entry.size, &entry.name)?
         }
         FileType::Socket if file.as_bytes().ends_with(b".sock") => Kind::Listener {
             listening: listening.iter().any(|p| p.as_slice() == path.as_bytes()),
@@ -272,41 +272,37 @@ fn look_at(file: &OsStr, listening: &[Vec<u8>]) -> Result<Entry> {
     Ok(entry)
 }
 
-/// Reads the segment open (`O_PATH`) as `at`, `size` bytes long.
-fn read_segment(at: BorrowedFd<'_>, size: u64, name: &str) -> Kind {
+/// Reads the segment open (`O_PATH`) as `at`, `size` bytes long. Only
+/// running out of descriptors is an error: it says nothing of the file.
+fn read_segment(at: BorrowedFd<'_>, size: u64, name: &str) -> Result<Kind> {
+    let unreadable = |error| Ok(Kind::Unreadable { error });
     // The same file, whatever its name refers to by now.
     let fd = match names::reopen(at, OFlags::RDONLY | OFlags::NONBLOCK) {
         Ok(fd) => fd,
+        Err(e @ (Errno::MFILE | Errno::NFILE)) => return Err(Error::io("open", e)),
         Err(Errno::ACCESS | Errno::PERM) => {
-            return Kind::Unreadable {
-                error: Error::PermissionDenied {
-                    object: Object::Segment,
-                    name: name.to_owned(),
-                },
-            };
+            return unreadable(Error::PermissionDenied {
+                object: Object::Segment,
+                name: name.to_owned(),
+            });
         }
-        Err(e) => {
-            return Kind::Unreadable {
-                error: Error::io("open", e),
-            };
-        }
+        Err(e) => return unreadable(Error::io("open", e)),
     };
     let mut header = [0u8; HEADER_SIZE];
     let read = match pread_all(fd.as_fd(), &mut header) {
         Ok(n) => n,
-        Err(error) => return Kind::Unreadable { error },
+        Err(error) => return unreadable(error),
     };
-    if read < 8
-        || u64::from_ne_bytes(header[..8].try_into().unwrap()) != shmlane_core::layout::MAGIC
-    {
-        return Kind::Foreign {
+    let magic = u64::from_ne_bytes(header[..8].try_into().unwrap_or([0; 8]));
+    if read < 8 || magic != shmlane_core::layout::MAGIC {
+        return Ok(Kind::Foreign {
             what: "file without shmlane's magic bytes",
-        };
+        });
     }
     let held = |byte| lock::held_by_other(fd.as_fd(), byte).map_err(|e| Error::io("fcntl", e));
     let in_use = match held(lock::PRESENCE) {
         Ok(in_use) => in_use,
-        Err(error) => return Kind::Unreadable { error },
+        Err(error) => return unreadable(error),
     };
     let region_len = usize::try_from(size).unwrap_or(usize::MAX);
     let channel = Snapshot::parse(&header[..read], region_len)
@@ -330,7 +326,7 @@ fn read_segment(at: BorrowedFd<'_>, size: u64, name: &str) -> Kind {
                 )?,
             })
         });
-    Kind::Segment { in_use, channel }
+    Ok(Kind::Segment { in_use, channel })
 }
 
 /// `pread` of up to `buf.len()` bytes at offset 0: how many were read.
