@@ -18,6 +18,8 @@ use shmlane_posix::{Error, Options, Receiver, Segment, Sender};
 /// Env var that makes `holder_process` a sender holding a channel.
 const HOLDER_ENV: &str = "SHMLANE_CLI_HOLDER";
 const NOBODY: u32 = 65534;
+/// A uid that owns nothing else here.
+const OTHER_USER: u32 = 4242;
 
 fn shmlane() -> Command {
     Command::new(env!("CARGO_BIN_EXE_shmlane"))
@@ -437,7 +439,8 @@ fn rm_stale_removes_only_what_nobody_holds_and_only_ours() {
     let socket = format!("{}.sock", unique("rm-socket"));
     HolderProcess::start(&stale, 1).kill();
     HolderProcess::start(&theirs, 1).kill();
-    std::os::unix::fs::chown(shm_path(&theirs), Some(NOBODY), Some(NOBODY)).unwrap();
+    // Another user's: not `nobody`, whom another test runs rm-stale as.
+    std::os::unix::fs::chown(shm_path(&theirs), Some(OTHER_USER), Some(OTHER_USER)).unwrap();
     let _live = Sender::create(&live, &Options::new()).unwrap();
     std::fs::write(shm_path(&plain), b"mine, not a ring").unwrap();
     drop(std::os::unix::net::UnixListener::bind(shm_path(&socket)).unwrap());
