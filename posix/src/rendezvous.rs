@@ -201,8 +201,16 @@ impl ShmListener {
             // Silent past their time: dropped with their rings.
             self.pending.retain(|p| p.deadline > now);
             self.take_in()?;
+            let held = self.pending.len();
             if let Some(joined) = self.answered() {
                 return Ok(joined);
+            }
+            if self.pending.len() < held {
+                // Clients that hung up freed their slots: take in the ones
+                // waiting in the backlog (and watch the socket again, if a
+                // full house had taken it out of the set) before sleeping,
+                // or nothing would wake us for them.
+                continue;
             }
             let deadline = match block {
                 Block::No => return Err(Error::Empty),
