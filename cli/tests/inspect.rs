@@ -7,6 +7,7 @@
 //! is meant to: not only the tests'. Stale means no process holds it.)
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
@@ -45,16 +46,17 @@ fn run(args: &[&str]) -> Output {
     finish(child, args)
 }
 
-fn finish(mut child: Child, what: &[&str]) -> Output {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
+fn finish(child: Child, what: &[&str]) -> Output {
+    let pid = child.id();
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    match ended.recv_timeout(Duration::from_secs(60)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             panic!("shmlane {what:?} did not finish");
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    child.wait_with_output().unwrap()
 }
 
 /// `shmlane ARGS… --json`, parsed; it must succeed.
@@ -445,6 +447,19 @@ fn rm_stale_removes_only_what_nobody_holds_and_only_ours() {
     std::fs::write(shm_path(&plain), b"mine, not a ring").unwrap();
     drop(std::os::unix::net::UnixListener::bind(shm_path(&socket)).unwrap());
 
+    // A copy of the stale ring under a name that is not UTF-8: shown,
+    // never taken for a channel (nor removed under a lossy name).
+    let odd_name = format!("/shmlane-cli-odd-{}-", std::process::id());
+    let mut odd = format!("/dev/shm{odd_name}").into_bytes();
+    odd.push(0xff);
+    let odd = std::path::PathBuf::from(std::ffi::OsString::from_vec(odd));
+    std::fs::copy(shm_path(&stale), &odd).unwrap();
+    let e = listed(&format!("{odd_name}\u{fffd}")).unwrap();
+    assert_eq!(
+        (e["kind"].clone(), e["what"].clone()),
+        ("foreign".into(), "name that is not UTF-8".into())
+    );
+
     assert_eq!(listed(&stale).unwrap()["stale"], true);
     assert_eq!(listed(&socket).unwrap()["stale"], true);
     assert_eq!(listed(&theirs).unwrap()["stale"], false); // not ours
@@ -495,6 +510,8 @@ fn rm_stale_removes_only_what_nobody_holds_and_only_ours() {
             "{name} was removed"
         );
     }
+    assert!(odd.exists(), "the oddly named copy was removed");
+    std::fs::remove_file(&odd).unwrap();
     std::fs::remove_file(shm_path(&plain)).unwrap();
     Segment::unlink(&theirs).unwrap();
 }

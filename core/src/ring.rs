@@ -2098,7 +2098,8 @@ impl<'a, W: Wait> Consumer<'a, W> {
         waited
     }
 
-    /// [`Consumer::wait_for_message`] once the ring was found empty.
+    /// [`Consumer::wait_for_message`] once the ring was found empty (so
+    /// the first look is not repeated).
     fn wait_while_empty(&mut self, deadline: Option<W::Deadline>) -> Result<(), Error> {
         let counters = &self.ring.header().consumer.counters;
         // Counted once per wait.
@@ -2108,10 +2109,6 @@ impl<'a, W: Wait> Consumer<'a, W> {
         // goes straight back to sleep, so an idle side costs no CPU.
         let mut spin = true;
         loop {
-            match self.next_message() {
-                Err(Error::Empty) => {}
-                other => return other.map(drop),
-            }
             if core::mem::take(&mut spin) {
                 for _ in 0..self.wait.spin_rounds() {
                     self.wait.pause();
@@ -2144,7 +2141,11 @@ impl<'a, W: Wait> Consumer<'a, W> {
                 self.wait.wait(word, 0, deadline)
             };
             match waited {
-                Ok(()) => {}
+                // Woken (or a time slice ended): look again.
+                Ok(()) => match self.next_message() {
+                    Err(Error::Empty) => {}
+                    other => return other.map(drop),
+                },
                 // The frontend saw the producer die: deliver what it
                 // committed before reporting it.
                 Err(Error::Disconnected) => {

@@ -279,14 +279,25 @@ impl Snapshot {
             read: u64_at(at::READ_POSITION),
         };
         let (capacity, max_message) = fields.check(region_len)?;
-        let counters = |base: usize, position: u64| Counters {
-            messages: u64_at(base + at::COUNTER_MESSAGES),
-            bytes: position,
-            stalls: u64_at(base + at::COUNTER_STALLS),
-            sleeps: u64_at(base + at::COUNTER_SLEEPS),
-            wakes: u64_at(base + at::COUNTER_WAKES),
-        };
         let nonzero = |word: u32| (word != 0).then_some(word);
+        // A side from its state word, its position and the offsets of its
+        // pid, of the word it sleeps on, of its CPU hint, of its counters.
+        let side = |state, position, [pid, wait, cpu, counts]: [usize; 4]| -> Result<Side, Error> {
+            Ok(Side {
+                state: role_state(state)?,
+                holder_id: nonzero(u32_at(pid)),
+                position,
+                asleep: u32_at(wait) & SLEEPING != 0,
+                cpu_hint: u32_at(cpu).checked_sub(1),
+                counters: Counters {
+                    messages: u64_at(counts + at::COUNTER_MESSAGES),
+                    bytes: position,
+                    stalls: u64_at(counts + at::COUNTER_STALLS),
+                    sleeps: u64_at(counts + at::COUNTER_SLEEPS),
+                    wakes: u64_at(counts + at::COUNTER_WAKES),
+                },
+            })
+        };
         Ok(Snapshot {
             capacity: capacity as usize,
             max_message: max_message as usize,
@@ -295,22 +306,26 @@ impl Snapshot {
                 fingerprint => Some(fingerprint),
             },
             used: fields.write.wrapping_sub(fields.read),
-            producer: Side {
-                state: role_state(fields.producer_state)?,
-                holder_id: nonzero(u32_at(at::PRODUCER_PID)),
-                position: fields.write,
-                asleep: u32_at(at::PRODUCER_WAIT) & SLEEPING != 0,
-                cpu_hint: u32_at(at::PRODUCER_CPU).checked_sub(1),
-                counters: counters(at::PRODUCER_COUNTERS, fields.write),
-            },
-            consumer: Side {
-                state: role_state(fields.consumer_state)?,
-                holder_id: nonzero(u32_at(at::CONSUMER_PID)),
-                position: fields.read,
-                asleep: u32_at(at::CONSUMER_WAIT) & SLEEPING != 0,
-                cpu_hint: u32_at(at::CONSUMER_CPU).checked_sub(1),
-                counters: counters(at::CONSUMER_COUNTERS, fields.read),
-            },
+            producer: side(
+                fields.producer_state,
+                fields.write,
+                [
+                    at::PRODUCER_PID,
+                    at::PRODUCER_WAIT,
+                    at::PRODUCER_CPU,
+                    at::PRODUCER_COUNTERS,
+                ],
+            )?,
+            consumer: side(
+                fields.consumer_state,
+                fields.read,
+                [
+                    at::CONSUMER_PID,
+                    at::CONSUMER_WAIT,
+                    at::CONSUMER_CPU,
+                    at::CONSUMER_COUNTERS,
+                ],
+            )?,
         })
     }
 }

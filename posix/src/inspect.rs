@@ -250,6 +250,10 @@ fn look_at(file: &OsStr, listening: &[Vec<u8>]) -> Result<Entry> {
         kind: Kind::Foreign { what: "" },
     };
     entry.kind = match FileType::from_raw_mode(stat.st_mode) {
+        // Not a name shmlane can give (nor `remove_stale` name exactly).
+        _ if file.to_str().is_none() => Kind::Foreign {
+            what: "name that is not UTF-8",
+        },
         FileType::RegularFile => {
             entry.size = stat.st_size as u64;
             read_segment(at.as_fd(), entry.size, &entry.name)?
