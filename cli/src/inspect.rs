@@ -163,8 +163,9 @@ pub fn rm_stale(dry_run: bool, json_out: bool) -> Result<(), String> {
             "would remove"
         } else {
             match inspect::remove_stale(entry) {
-                Ok(true) => "removed",
-                Ok(false) => "kept (in use again)",
+                Ok(inspect::Removal::Removed) => "removed",
+                Ok(inspect::Removal::Gone) => "gone already",
+                Ok(inspect::Removal::Kept) => "kept (in use again)",
                 Err(e) => return Err(format!("{}: {e}", entry.name)),
             }
         };

@@ -19,6 +19,10 @@ use shmlane_posix::{Error, Options, Receiver, Segment, Sender};
 /// Env var that makes `holder_process` a sender holding a channel.
 const HOLDER_ENV: &str = "SHMLANE_CLI_HOLDER";
 const NOBODY: u32 = 65534;
+/// Held by the tests that run `rm-stale` as this user: it removes every
+/// stale segment of ours, the fixtures of a test running beside it too.
+static RM_STALE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A uid that owns nothing else here.
 const OTHER_USER: u32 = 4242;
 
@@ -432,6 +436,7 @@ fn out_of_descriptors_is_an_error_not_a_panic() {
 
 #[test]
 fn rm_stale_removes_only_what_nobody_holds_and_only_ours() {
+    let _one_at_a_time = RM_STALE.lock().unwrap_or_else(|e| e.into_inner());
     let (stale, live, plain, theirs) = (
         unique("rm-stale"),
         unique("rm-live"),
@@ -565,4 +570,44 @@ fn another_users_listing_shows_what_it_cannot_read_and_touches_nothing() {
     assert!(out.status.success(), "{out:?}");
     assert!(std::fs::metadata(shm_path(&name)).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn rm_stale_racing_live_channels_never_removes_one() {
+    let _one_at_a_time = RM_STALE.lock().unwrap_or_else(|e| e.into_inner());
+    // One thread makes, uses and drops channel after channel (each is
+    // held from before its name appears until after it is gone); rm-stale
+    // runs over and over meanwhile. It must never remove one of them (one
+    // that closed between the listing and the removal is "gone already"),
+    // and each open by name must find its channel.
+    let prefix = unique("race");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = std::thread::spawn({
+        let (prefix, stop) = (prefix.clone(), stop.clone());
+        move || {
+            let mut made = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || made < 20 {
+                let name = format!("{prefix}-{made}");
+                let mut tx = Sender::create(&name, &Options::new()).unwrap();
+                let mut rx = Receiver::open(&name, &Options::new()).unwrap();
+                tx.send(b"still here").unwrap();
+                assert_eq!(rx.recv(&mut [0; 16]).unwrap(), 10);
+                made += 1;
+            }
+            made
+        }
+    });
+    for _ in 0..10 {
+        let done = json(&["rm-stale"]);
+        let removed: Vec<_> = done
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["name"].as_str().unwrap().starts_with(&prefix))
+            .filter(|e| e["action"] != "gone already")
+            .collect();
+        assert!(removed.is_empty(), "live channels removed: {removed:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(churn.join().unwrap() >= 20);
 }

@@ -198,26 +198,42 @@ pub fn inspect(name: &str) -> Result<Entry> {
 /// Removes `entry` if it is stale ([`Entry::is_stale`]), with the checks
 /// creating a channel makes before it reclaims a name: a segment only if,
 /// under the reclaim lock, no handle holds it and the name still refers to
-/// the same file; a socket only if connecting to it is refused. `Ok(true)`
-/// if it was removed (or vanished), `Ok(false)` if it was kept (live by
-/// now, or not stale).
-pub fn remove_stale(entry: &Entry) -> Result<bool> {
+/// the same file; a socket only if connecting to it is refused.
+pub fn remove_stale(entry: &Entry) -> Result<Removal> {
+    use crate::segment::Reclaimed;
     if !entry.is_stale() {
-        return Ok(false);
+        return Ok(Removal::Kept);
     }
     match entry.kind {
-        Kind::Segment { .. } => crate::segment::reclaim_if_stale(&entry.name),
+        Kind::Segment { .. } => Ok(match crate::segment::reclaim_stale(&entry.name)? {
+            Reclaimed::Removed => Removal::Removed,
+            Reclaimed::Gone => Removal::Gone,
+            Reclaimed::Kept => Removal::Kept,
+        }),
         Kind::Listener { .. } => {
             let path = std::path::PathBuf::from(format!("{SHM_DIR}{}", entry.name));
             let probe = |p: &std::path::Path| std::os::unix::net::UnixStream::connect(p).map(drop);
             match crate::unix::remove_stale_socket(&path, probe) {
-                Ok(()) => Ok(true),
-                Err(Error::AlreadyExists { .. }) => Ok(false),
+                Ok(true) => Ok(Removal::Removed),
+                Ok(false) => Ok(Removal::Gone),
+                Err(Error::AlreadyExists { .. }) => Ok(Removal::Kept),
                 Err(e) => Err(e),
             }
         }
-        Kind::Foreign { .. } | Kind::Unreadable { .. } => Ok(false),
+        Kind::Foreign { .. } | Kind::Unreadable { .. } => Ok(Removal::Kept),
     }
+}
+
+/// What [`remove_stale`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Removal {
+    /// It was stale, and this call removed it.
+    Removed,
+    /// It was gone by the time of the removal (its last holder removed
+    /// it as it closed, say): nothing was removed.
+    Gone,
+    /// It is live (again), or not stale: kept.
+    Kept,
 }
 
 /// Looks at `/dev/shm/<file>`.

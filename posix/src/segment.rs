@@ -116,32 +116,59 @@ fn is_ring(fd: BorrowedFd<'_>) -> Result<bool> {
     Ok(n == 8 && u64::from_ne_bytes(magic) == shmlane_core::layout::MAGIC)
 }
 
+/// What [`reclaim_stale`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reclaimed {
+    /// The name referred to a stale segment of ours: it is removed.
+    Removed,
+    /// Nothing (or another object, since) was there to remove: the name
+    /// may be free, but this call removed nothing.
+    Gone,
+    /// Live, being created or reclaimed by another process, or not a ring:
+    /// kept.
+    Kept,
+}
+
 /// Removes the segment called `name` if it is stale: a shmlane segment of
-/// ours that no process holds. `Ok(true)` when the name may be free now,
-/// `Ok(false)` when it is live (or not a ring: never removed); another
-/// user's object or one of another type is an error, untouched.
-pub(crate) fn reclaim_if_stale(name: &str) -> Result<bool> {
+/// ours that no process holds. Another user's object or one of another
+/// type is an error, untouched.
+pub(crate) fn reclaim_stale(name: &str) -> Result<Reclaimed> {
     let path = shm_path(name);
     // Any mode will do here: nothing is read from it but the magic, and
     // only if it is ours.
     let anything = Expect::new(None, 0o777);
     let fd = match names::open_checked(CWD, &path, OFlags::RDWR, Object::Segment, anything, name) {
         Ok(fd) => fd,
-        Err(Error::NotFound { .. }) => return Ok(true),
-        Err(Error::PermissionDenied { .. }) => return Ok(false),
+        Err(Error::NotFound { .. }) => return Ok(Reclaimed::Gone),
+        Err(Error::PermissionDenied { .. }) => return Ok(Reclaimed::Kept),
         Err(e) => return Err(e),
     };
     if !is_ring(fd.as_fd())? {
-        return Ok(false);
+        return Ok(Reclaimed::Kept);
     }
-    names::reclaim_if_stale(
+    let removed = std::cell::Cell::new(false);
+    let free = names::reclaim_if_stale(
         fd.as_fd(),
         || names::still_names(CWD, &path, fd.as_fd()),
         || match rustix::fs::unlink(path.as_str()) {
-            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Ok(()) => {
+                removed.set(true);
+                Ok(())
+            }
+            Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(names::open_err(Object::Segment, name, "unlink", e)),
         },
-    )
+    )?;
+    Ok(match (free, removed.get()) {
+        (false, _) => Reclaimed::Kept,
+        (true, true) => Reclaimed::Removed,
+        (true, false) => Reclaimed::Gone,
+    })
+}
+
+/// [`reclaim_stale`] for a creator: whether the name may be free now.
+fn reclaim_if_stale(name: &str) -> Result<bool> {
+    Ok(reclaim_stale(name)? != Reclaimed::Kept)
 }
 
 /// Gives the nameless object `fd` the name `path`: `linkat`, which fails

@@ -58,11 +58,12 @@ pub(crate) fn bind_unix_path<T>(
 }
 
 /// Removes the socket file at `path` if it is ours and nobody serves it
-/// (see [`bind_unix_path`]); `Ok` also if it is gone already.
+/// (see [`bind_unix_path`]): `Ok(true)` if this call removed it,
+/// `Ok(false)` if it was gone already.
 pub(crate) fn remove_stale_socket(
     path: &std::path::Path,
     probe: impl Fn(&std::path::Path) -> std::io::Result<()>,
-) -> Result<()> {
+) -> Result<bool> {
     use std::os::fd::AsRawFd;
     let name = path.display().to_string();
     let Some(p) = path.to_str() else {
@@ -82,7 +83,7 @@ pub(crate) fn remove_stale_socket(
         &name,
     ) {
         Ok(at) => at,
-        Err(Error::NotFound { .. }) => return Ok(()),
+        Err(Error::NotFound { .. }) => return Ok(false),
         Err(e) => return Err(e),
     };
     let inode = format!("/proc/self/fd/{}", at.as_raw_fd());
@@ -94,13 +95,14 @@ pub(crate) fn remove_stale_socket(
             name,
         });
     }
-    if crate::names::still_names(rustix::fs::CWD, p, at.as_fd()) {
-        match rustix::fs::unlinkat(rustix::fs::CWD, p, rustix::fs::AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(e) => return Err(Error::io("unlink", e)),
-        }
+    if !crate::names::still_names(rustix::fs::CWD, p, at.as_fd()) {
+        return Ok(false);
     }
-    Ok(())
+    match rustix::fs::unlinkat(rustix::fs::CWD, p, rustix::fs::AtFlags::empty()) {
+        Ok(()) => Ok(true),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(Error::io("unlink", e)),
+    }
 }
 
 impl Framed {
